@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmark scripts: machine description, results writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from scdnn.runs import provenance, write_json  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """fp32 matmul FLOP/s of this machine right now (best of ``repeats``), in GFLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def save(name: str, results: dict, markdown: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    results = {**results, "machine": machine(), "provenance": provenance()}
+    write_json(RESULTS / f"{name}.json", results)
+    (RESULTS / f"{name}.md").write_text(markdown + "\n\nMachine: " + json.dumps(results["machine"])
+                                        + f"\n\nCommit: {results['provenance']['git_commit']}, "
+                                        f"{results['provenance']['created']}\n")

@@ -1,0 +1,230 @@
+"""The ``scdnn`` command line.
+
+Every user mistake ends with exit status 2 and one line on stderr naming the file and the
+problem (:class:`scdnn.errors.UserError`, or a bad option caught by argparse); no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import UserError
+
+MODEL_CHOICES_HELP = "scdnn, sssn, segnet, deeplabv3plus-resnet50, deeplabv3plus-mobilenetv2"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (no usage dump) with exit status 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got '{text}'") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got '{text}'") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
+    return value
+
+
+def _progress(description: str):
+    """A rich progress bar over an iterable, for anything that takes more than a few seconds."""
+    from rich.progress import track
+
+    return lambda items: track(list(items), description=description, transient=True,
+                               console=_stderr_console())
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scdnn", description="Landslide boundary segmentation with SCDnn "
+                     "(Li et al. 2024) and its comparison networks.")
+    parser.add_argument("--version", action="version", version=f"scdnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("models", help="list the networks with parameters and GFLOPs")
+    p.add_argument("--size", type=_positive_int, default=256, help="input size for GFLOPs (256)")
+    p.add_argument("--in-channels", type=_positive_int, default=3)
+
+    p = sub.add_parser("train", help="train a network on a landslide dataset",
+                       description="Train a network on DATA (images/ + masks/ folders, or the "
+                       "Bijie layout). Writes RUN_DIR/weights.safetensors (best by validation "
+                       "MIoU), model.json, split.json, config.json, log.csv and checkpoints/.")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder (must be new or empty)")
+    p.add_argument("--model", default="scdnn", help=f"network: {MODEL_CHOICES_HELP} (scdnn)")
+    p.add_argument("--epochs", type=_positive_int, default=50, help="epochs (50)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="batch size (8)")
+    p.add_argument("--image-size", type=_positive_int, default=256,
+                   help="training crop size in pixels (256); evaluation uses native sizes")
+    p.add_argument("--crops-per-image", type=_positive_int, default=1,
+                   help="random crops per training image per epoch (1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for split, weights, sampling (0)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001, paper)")
+    p.add_argument("--class-weights", type=float, nargs=2, metavar=("BG", "LS"),
+                   help="cross-entropy weights for background and landslide")
+    p.add_argument("--test-fraction", type=_fraction, default=0.3, help="test share (0.3)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="validation share, taken from the training part (0.1)")
+    p.add_argument("--split", help="reuse a split.json instead of drawing one")
+    p.add_argument("--use-dem", action="store_true", help="Bijie layout: add the DEM as a channel")
+    p.add_argument("--include-non-landslide", action="store_true",
+                   help="Bijie layout: add non-landslide images as all-background samples")
+    p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (auto)")
+    p.add_argument("--devices", default="auto", help="number of devices, or auto; >1 uses DDP")
+    p.add_argument("--precision", default="32-true",
+                   help="32-true, bf16-mixed (also on CPU), 16-mixed (GPU) (32-true)")
+    p.add_argument("--workers", type=_non_negative_int, default=None,
+                   help="data-loading workers (0 on ≤ 2 cores, else 2)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the killed run in --out to its final epoch")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+
+    p = sub.add_parser("evaluate", help="score a model or existing masks against the truth",
+                       description="Score a model (--weights) or mask files of any tool "
+                       "(--predictions, paired by file stem) against DATA's masks. Writes "
+                       "OUT/metrics.json and OUT/per_image.csv and prints the table. With "
+                       "--weights, the test part of the model's own split is scored when its "
+                       "names are in DATA; --split or --all choose otherwise.")
+    p.add_argument("data", help="dataset folder with the true masks")
+    p.add_argument("--out", required=True, help="evaluation folder (must be new or empty)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--weights", help="weights.safetensors of a run")
+    group.add_argument("--predictions", help="folder of predicted masks (0/255 or 0/1)")
+    p.add_argument("--split", help="score the test part of this split.json")
+    p.add_argument("--all", action="store_true", dest="use_all", help="score every image")
+    p.add_argument("--tolerance", type=_non_negative_int, default=2,
+                   help="boundary F1 tolerance in pixels (2)")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+
+    p = sub.add_parser("predict", help="write landslide masks and probabilities for images",
+                       description="Write OUT/masks/<stem>.png (0/255) and "
+                       "OUT/probabilities/<stem>.png (landslide probability × 255).")
+    p.add_argument("images", help="folder of images (or a dataset folder with images/)")
+    p.add_argument("--weights", required=True, help="weights.safetensors")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    p.add_argument("--threshold", type=_probability, default=0.5, help="mask threshold (0.5)")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+
+    p = sub.add_parser("demo", help="the main job on a bundled default, offline",
+                       description="Train SCDnn briefly and score it: on ../shared/data/"
+                       "sichuan-aerial when present, else on a small generated dataset.")
+    p.add_argument("--data", help="dataset folder to use instead of the default")
+    p.add_argument("--out", default="demo-output", help="output folder (demo-output, replaced)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
+    return parser
+
+
+def _cmd_models(args: argparse.Namespace) -> None:
+    from .models import MODEL_NAMES, count_parameters, create_model, gflops
+
+    print(f"{'model':<28}{'parameters':>14}{'GFLOPs @' + str(args.size):>16}")
+    for name in MODEL_NAMES:
+        model = create_model(name, in_channels=args.in_channels)
+        print(f"{name:<28}{count_parameters(model):>14,}"
+              f"{gflops(model, in_channels=args.in_channels, size=args.size):>16.2f}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .trainers.fit import TrainConfig, env_workers, train
+
+    config = TrainConfig(
+        data=args.data, out=args.out, model=args.model, epochs=args.epochs,
+        batch_size=args.batch_size, image_size=args.image_size,
+        crops_per_image=args.crops_per_image, seed=args.seed, lr=args.lr,
+        class_weights=list(args.class_weights) if args.class_weights else None,
+        test_fraction=args.test_fraction, val_fraction=args.val_fraction, split=args.split,
+        use_dem=args.use_dem, include_non_landslide=args.include_non_landslide,
+        accelerator=args.accelerator, devices=args.devices, precision=args.precision,
+        workers=env_workers() if args.workers is None else args.workers,
+    )
+    weights = train(config, resume=args.resume, overwrite=args.overwrite)
+    print(f"weights: {weights}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .inference import evaluate
+    from .metrics import format_table
+
+    metrics = evaluate(args.data, args.out, weights=args.weights, predictions=args.predictions,
+                       split=args.split, use_all=args.use_all, tolerance=args.tolerance,
+                       overwrite=args.overwrite, progress=_progress("scoring"))
+    print(f"scored {metrics['images']} images ({metrics['scored']})")
+    print(format_table(metrics))
+    print(f"metrics: {args.out}/metrics.json")
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from .inference import predict_folder
+
+    out = predict_folder(args.images, args.weights, args.out, threshold=args.threshold,
+                         overwrite=args.overwrite, progress=_progress("predicting"))
+    print(f"masks: {out}/masks  probabilities: {out}/probabilities")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(data=args.data, out=args.out, epochs=args.epochs)
+
+
+COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"scdnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"scdnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Per-band normalisation and the training augmentation pipeline.
+
+Seeding: albumentations 2.x transforms draw from their own random generators and ignore
+the global ``random``/``numpy`` seeds, and ``Compose(seed=s)`` gives every transform an
+identically seeded generator (so, e.g., the horizontal and vertical flips would always fire
+together). :func:`train_transform` therefore gives the whole pipeline one shared generator
+(:func:`seed_transform`); its seed is the ``seed`` argument, or, when that is ``None``, a
+number drawn from Python's global :mod:`random` state, so a run seeded with
+``lightning.seed_everything`` / ``random.seed`` is reproducible. Inside DataLoader worker
+processes, :class:`~scdnn.datasets.SegmentationDataset` reseeds the pipeline from the
+worker's torch seed, so workers do not repeat each other's augmentations.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from .io import IGNORE_INDEX
+
+__all__ = ["Normalization", "compute_normalization", "train_transform", "seed_transform",
+           "RGBBrightnessContrast"]
+
+
+@dataclass
+class Normalization:
+    """Per-band mean and standard deviation, in 0-255 pixel units.
+
+    ``apply`` maps an ``H x W x C`` uint8 image to a float32 ``C x H x W`` array
+    ``(pixel - mean) / std``.
+    """
+
+    mean: list[float]
+    std: list[float]
+
+    def __post_init__(self) -> None:
+        self.mean = [float(m) for m in self.mean]
+        self.std = [float(s) for s in self.std]
+        if not self.mean or len(self.mean) != len(self.std):
+            raise UserError(f"normalization needs one mean and one std per band, got "
+                            f"{len(self.mean)} mean(s) and {len(self.std)} std(s)")
+        if not all(np.isfinite(self.mean)) or not all(np.isfinite(s) and s > 0 for s in self.std):
+            raise UserError(f"normalization needs finite means and positive stds, got "
+                            f"mean={self.mean} std={self.std}")
+
+    @property
+    def channels(self) -> int:
+        """Number of bands this normalisation applies to."""
+        return len(self.mean)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """``{"mean": [...], "std": [...]}``, JSON-ready."""
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Normalization:
+        """Inverse of :meth:`to_dict` (UserError if ``data`` is malformed)."""
+        try:
+            return cls(mean=list(data["mean"]), std=list(data["std"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"malformed normalization record {data!r}: {exc}") from None
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """Normalise an ``H x W x C`` (or ``H x W``) image to float32 ``C x H x W``.
+
+        Raises
+        ------
+        UserError
+            The image's band count differs from this normalisation's (e.g. a model trained
+            with DEM given RGB images).
+        """
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3:
+            raise ValueError(f"expected an H x W x C image, got shape {image.shape}")
+        if image.shape[2] != self.channels:
+            raise UserError(f"image has {image.shape[2]} band(s) but the model was trained on "
+                            f"{self.channels}-band images")
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        out = (image.astype(np.float32) - mean) / std
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int = 2_000_000,
+                          seed: int = 0) -> Normalization:
+    """Per-band mean and std over the training images (a sample of their pixels).
+
+    Each image contributes all its pixels or, when the images together hold more than
+    ``max_pixels``, about ``max_pixels / len(indices)`` pixels drawn at random (seeded).
+    Stds below 1.0 (a constant band) are raised to 1.0 so that normalising never divides
+    by almost zero.
+
+    Parameters
+    ----------
+    dataset : a reader with ``load_image(i)`` or ``dataset[i]["image"]`` (H x W x C uint8)
+    indices : training positions in ``dataset`` (duplicates are counted once)
+
+    Raises
+    ------
+    UserError
+        No indices, or images with different band counts.
+    """
+    order = list(dict.fromkeys(int(i) for i in indices))
+    if not order:
+        raise UserError("cannot compute the normalization: no training images")
+    per_image = max(1, int(max_pixels) // len(order))
+    rng = np.random.default_rng(seed)
+    load = getattr(dataset, "load_image", None)
+    total = 0
+    sums = squares = np.zeros(0)
+    for i in order:
+        image = load(i) if load is not None else dataset[i]["image"]
+        if image.ndim == 2:
+            image = image[:, :, None]
+        pixels = image.reshape(-1, image.shape[2])
+        if pixels.shape[0] > per_image:
+            pixels = pixels[rng.integers(0, pixels.shape[0], size=per_image)]
+        pixels = pixels.astype(np.float64)
+        if total == 0:
+            sums = np.zeros(pixels.shape[1])
+            squares = np.zeros(pixels.shape[1])
+        elif pixels.shape[1] != sums.shape[0]:
+            samples = getattr(dataset, "samples", None)
+            where = samples[i].image_path if samples is not None else None
+            raise UserError(f"image has {pixels.shape[1]} band(s) but the first training image has "
+                            f"{sums.shape[0]}", where)
+        sums += pixels.sum(axis=0)
+        squares += np.square(pixels).sum(axis=0)
+        total += pixels.shape[0]
+    mean = sums / total
+    std = np.sqrt(np.maximum(squares / total - mean**2, 0.0))
+    return Normalization(mean=mean.tolist(), std=np.maximum(std, 1.0).tolist())
+
+
+class RGBBrightnessContrast(A.ImageOnlyTransform):
+    """Random brightness and contrast on the first ``bands`` bands only.
+
+    ``out = clip(pixel * alpha + beta * 255)`` with ``alpha`` uniform in
+    ``[1 - contrast, 1 + contrast]`` and ``beta`` uniform in ``[-brightness, brightness]``,
+    applied to bands ``0 .. bands - 1`` (the RGB part); further bands (a DEM) are left
+    untouched. Works for any band count.
+    """
+
+    def __init__(self, brightness: float = 0.1, contrast: float = 0.1, bands: int = 3, p: float = 0.5):
+        super().__init__(p=p)
+        self.brightness = float(brightness)
+        self.contrast = float(contrast)
+        self.bands = int(bands)
+
+    def get_params(self) -> dict[str, float]:
+        return {"alpha": self.py_random.uniform(1.0 - self.contrast, 1.0 + self.contrast),
+                "beta": self.py_random.uniform(-self.brightness, self.brightness)}
+
+    def apply(self, img: np.ndarray, alpha: float = 1.0, beta: float = 0.0, **params: Any) -> np.ndarray:
+        squeeze = img.ndim == 2
+        out = img[:, :, None].copy() if squeeze else img.copy()
+        k = min(self.bands, out.shape[2])
+        if out.dtype == np.uint8:  # a lookup table: cheap even on large images
+            lut = np.clip(np.rint(np.arange(256, dtype=np.float64) * alpha + beta * 255.0), 0, 255)
+            out[:, :, :k] = cv2.LUT(np.ascontiguousarray(out[:, :, :k]), lut.astype(np.uint8)).reshape(
+                out.shape[0], out.shape[1], k)
+        else:  # float images in 0..1
+            out[:, :, :k] = np.clip(out[:, :, :k] * alpha + beta, 0.0, 1.0)
+        return out[:, :, 0] if squeeze else out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("brightness", "contrast", "bands")
+
+
+def seed_transform(transform: A.BaseCompose, seed: int) -> A.BaseCompose:
+    """Give ``transform`` and all its children one shared generator seeded with ``seed``."""
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    return transform
+
+
+def train_transform(image_size: int, seed: int | None = None) -> A.Compose:
+    """Random ``image_size`` crops with flips, 90-degree rotations and mild colour jitter.
+
+    Pipeline: brightness/contrast +-0.1 on the first 3 bands (p = 0.5; a DEM band is not
+    touched; first, so that padding stays exactly 0) -> ``PadIfNeeded`` to at least
+    ``image_size`` (image padded with 0, mask with :data:`IGNORE_INDEX` so the padding is
+    ignored by the loss; the image is placed at a random position) ->
+    ``RandomCrop(image_size)`` -> horizontal flip, vertical flip, random 90-degree
+    rotation (p = 0.5 each). Works for any band count.
+
+    Call it as ``t(image=HxWxC uint8, mask=HxW uint8)``. Seeding: see the module docstring;
+    ``seed=None`` draws the seed from Python's global :mod:`random` state.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise UserError(f"image size must be a positive integer, got {image_size!r}")
+    size = int(image_size)
+    pipeline = A.Compose([
+        RGBBrightnessContrast(brightness=0.1, contrast=0.1, bands=3, p=0.5),
+        A.PadIfNeeded(min_height=size, min_width=size, position="random", border_mode=cv2.BORDER_CONSTANT,
+                      fill=0, fill_mask=IGNORE_INDEX),
+        A.RandomCrop(height=size, width=size),
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+    ])
+    return seed_transform(pipeline, random.getrandbits(63) if seed is None else int(seed))
+

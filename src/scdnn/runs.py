@@ -1,0 +1,122 @@
+"""Run folders: output-folder checks, atomic writes and provenance.
+
+Every file the package writes goes through :func:`atomic_write` (or the helpers built on it):
+the content lands under a temporary name in the same folder and is renamed over the final name
+only when complete, so a killed run never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import __version__
+from .errors import UserError
+
+
+def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Create ``path`` for a run's outputs.
+
+    A folder that exists and holds anything is refused unless ``overwrite`` is set (its files
+    are then replaced one by one as the run writes them; nothing is deleted up front).
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError("output path exists and is not a folder", out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError("output folder exists and is not empty (use --overwrite)", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder: {exc.strerror}", out) from None
+    return out
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A hidden temporary name beside ``path`` for writers that need a file name (rasterio, PIL)."""
+    final = Path(path)
+    return final.with_name(f".{final.name}.{os.getpid()}.part{final.suffix}")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
+        handle.write("\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise UserError("file does not exist", path) from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read JSON: {exc}", path) from None
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here, capture_output=True, text=True, timeout=5,
+    ).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def provenance() -> dict[str, Any]:
+    """What made a result: package version, git commit, time, machine and command line."""
+    import torch
+
+    return {
+        "scdnn_version": __version__,
+        "git_commit": git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["scdnn", *sys.argv[1:]]),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }

@@ -1,0 +1,48 @@
+"""Lightning data module over any scdnn dataset reader and a train/val/test split."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from ..datasets import Normalization, SegmentationDataset, train_transform
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Random ``image_size`` crops (with augmentation) for training; whole native-size images
+    (batch size 1, since sizes vary) for validation.
+
+    Parameters
+    ----------
+    dataset : a reader from :mod:`scdnn.datasets` (``ImageMaskFolder``, ``BijieLandslide``)
+    train_indices, val_indices : positions in ``dataset``
+    crops_per_image : random crops drawn from each training image per epoch (an epoch is
+        ``len(train_indices) * crops_per_image`` samples)
+    """
+
+    def __init__(self, dataset, train_indices: list[int], val_indices: list[int],
+                 normalization: Normalization, image_size: int = 256, batch_size: int = 8,
+                 crops_per_image: int = 1, workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.train_indices = list(train_indices) * crops_per_image
+        self.val_indices = list(val_indices)
+        self.normalization = normalization
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.workers = workers
+        self.seed = seed
+
+    def train_dataloader(self) -> DataLoader:
+        data = SegmentationDataset(self.dataset, self.train_indices, self.normalization,
+                                   transform=train_transform(self.image_size))
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          num_workers=self.workers, persistent_workers=self.workers > 0,
+                          drop_last=len(data) > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        data = SegmentationDataset(self.dataset, self.val_indices, self.normalization)
+        return DataLoader(data, batch_size=1, num_workers=self.workers,
+                          persistent_workers=self.workers > 0)

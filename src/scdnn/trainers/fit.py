@@ -1,0 +1,186 @@
+"""``scdnn train``: from a dataset folder to a run folder with the best weights.
+
+The order matters for users: every check that can fail on their input (dataset, split file,
+options, resume checkpoint) runs before anything is written; everything written is atomic.
+
+Run folder layout::
+
+    RUN_DIR/
+      config.json            options, normalisation, provenance (used by --resume)
+      split.json             the train/val/test names (reusable with --split)
+      log.csv                one row per epoch: losses and validation metrics
+      checkpoints/best.ckpt  Lightning checkpoints: best by validation MIoU, and last
+      checkpoints/last.ckpt
+      weights.safetensors    the best weights, with the model card embedded
+      model.json             the model card, readable
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+from ..datasets import compute_normalization, load_split, make_split, open_dataset, save_split
+from ..datasets import Normalization
+from ..errors import UserError
+from ..metrics import CLASS_NAMES
+from ..models import create_model
+from ..runs import prepare_out_dir, provenance, read_json, write_json
+from ..weights import save_weights
+from .callbacks import EpochCSVLog
+from .data import SegmentationDataModule
+from .task import SegmentationTask
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in config.json and the model card)."""
+
+    data: str
+    out: str
+    model: str = "scdnn"
+    epochs: int = 50
+    batch_size: int = 8
+    image_size: int = 256
+    crops_per_image: int = 1
+    seed: int = 0
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    class_weights: list[float] | None = None
+    test_fraction: float = 0.3
+    val_fraction: float = 0.1
+    split: str | None = None
+    use_dem: bool = False
+    include_non_landslide: bool = False
+    accelerator: str = "auto"
+    devices: str = "auto"
+    precision: str = "32-true"
+    workers: int = 0
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*predict_dataloader.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train ``config.model`` and return the path of the best weights file."""
+    _quiet_lightning()
+    out = Path(config.out)
+    last_ckpt = out / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last_ckpt.is_file():
+            raise UserError("--resume: no checkpoint to resume from (checkpoints/last.ckpt)", out)
+        saved = read_json(out / "config.json")["config"]
+        config = TrainConfig(**saved)
+    create_model(config.model)  # an unknown name fails here, before any work
+
+    dataset = open_dataset(config.data, use_dem=config.use_dem,
+                           include_non_landslide=config.include_non_landslide)
+    dataset.validate()
+    names = [s.name for s in dataset.samples]
+    if resume:
+        split = load_split(out / "split.json", names)
+    elif config.split:
+        split = load_split(config.split, names)
+    else:
+        split = make_split(names, test_fraction=config.test_fraction,
+                           val_fraction=config.val_fraction, seed=config.seed)
+    index = {name: i for i, name in enumerate(names)}
+    train_idx = [index[n] for n in split["train"]]
+    val_idx = [index[n] for n in split["val"]] or train_idx  # too few images: validate on train
+    if not train_idx:
+        raise UserError("the split leaves no training images", config.split or config.data)
+
+    if not resume:
+        prepare_out_dir(out, overwrite=overwrite)
+        save_split(split, out / "split.json")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if resume:
+        normalization = Normalization.from_dict(read_json(out / "config.json")["normalization"])
+    else:
+        normalization = compute_normalization(dataset, train_idx)
+        write_json(out / "config.json", {"config": config.to_dict(),
+                                         "normalization": normalization.to_dict(),
+                                         "provenance": provenance()})
+
+    in_channels = int(dataset[train_idx[0]]["image"].shape[-1])
+    task = SegmentationTask(model=config.model, in_channels=in_channels, num_classes=2,
+                            lr=config.lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
+                            class_weights=config.class_weights, model_kwargs=config.model_kwargs)
+    datamodule = SegmentationDataModule(dataset, train_idx, val_idx, normalization,
+                                        image_size=config.image_size,
+                                        batch_size=config.batch_size,
+                                        crops_per_image=config.crops_per_image,
+                                        workers=config.workers, seed=config.seed)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
+                                 monitor="val_miou", mode="max", save_top_k=1, save_last=True,
+                                 enable_version_counter=False)
+    devices: Any = config.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    trainer = L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
+        precision=config.precision, callbacks=[checkpoint, EpochCSVLog(out / "log.csv"),
+                                               TQDMProgressBar()],
+        logger=False, default_root_dir=out, num_sanity_val_steps=0, log_every_n_steps=1,
+        enable_model_summary=False,
+    )
+    trainer.fit(task, datamodule=datamodule, ckpt_path=last_ckpt if resume else None,
+                weights_only=True)
+
+    if trainer.is_global_zero:
+        best_path = checkpoint.best_model_path or str(last_ckpt)
+        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        state = {k[len("model."):]: v for k, v in best["state_dict"].items()
+                 if k.startswith("model.")}
+        task.model.load_state_dict(state)
+        best_score = checkpoint.best_model_score
+        card = {
+            "model": config.model,
+            "in_channels": in_channels,
+            "num_classes": 2,
+            "model_kwargs": config.model_kwargs,
+            "classes": list(CLASS_NAMES),
+            "inputs": dataset_inputs(in_channels, config.use_dem),
+            "normalization": normalization.to_dict(),
+            "best_epoch": int(best.get("epoch", -1)) + 1,
+            "best_val_miou": None if best_score is None else float(best_score),
+            "config": config.to_dict(),
+            "split": split,
+            "provenance": provenance(),
+        }
+        save_weights(task.model, out / "weights.safetensors", card)
+    return out / "weights.safetensors"
+
+
+def dataset_inputs(in_channels: int, use_dem: bool) -> list[str]:
+    """Names of the input channels, recorded in the model card."""
+    if use_dem:
+        return [*("red", "green", "blue")[: in_channels - 1], "dem"]
+    if in_channels == 3:
+        return ["red", "green", "blue"]
+    return [f"band{i + 1}" for i in range(in_channels)]
+
+
+def env_workers() -> int:
+    """Default data-loading workers: 0 on 1–2 cores (loading in the main process is faster
+    there than competing with the model for the cores), else 2."""
+    return 0 if (os.cpu_count() or 1) <= 2 else 2

@@ -1,0 +1,83 @@
+"""Weights files: safetensors with the model card (``model.json``) embedded.
+
+A weights file carries everything needed to rebuild its network: the card travels in the
+safetensors metadata under the key ``scdnn``, and is also written beside it as ``model.json``
+for people to read. Loading never executes code: safetensors holds tensors and strings only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import UserError
+from .models import create_model
+from .runs import temporary_path, write_json
+
+METADATA_KEY = "scdnn"
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: dict[str, Any]) -> None:
+    """Write ``model``'s state as safetensors at ``path`` and ``card`` as model.json beside it."""
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = temporary_path(path)
+    try:
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(card, default=str)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json(path.with_name("model.json"), card)
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """The model card embedded in a weights file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("weights file does not exist", path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"not a safetensors weights file ({exc})", path) from None
+    if METADATA_KEY not in metadata:
+        raise UserError("safetensors file has no scdnn model card (not written by scdnn)", path)
+    try:
+        return json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise UserError("the model card in the weights file is not valid JSON", path) from None
+
+
+def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the network a weights file describes and load its tensors (eval mode)."""
+    card = read_card(path)
+    try:
+        model = create_model(
+            card["model"],
+            in_channels=int(card["in_channels"]),
+            num_classes=int(card.get("num_classes", 2)),
+            **card.get("model_kwargs", {}),
+        )
+    except KeyError as exc:
+        raise UserError(f"model card lacks {exc}", path) from None
+    except UserError as exc:
+        raise UserError(str(exc), path) from None
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"cannot read weights ({exc})", path) from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise UserError(f"weights do not match model '{card['model']}': {first}", path) from None
+    model.eval()
+    return model, card

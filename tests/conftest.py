@@ -1,0 +1,98 @@
+"""Shared pytest fixtures: tiny datasets written to ``tmp_path`` and the real data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+#: ``../shared/data`` seen from the repository root (real datasets; never copied into the repo).
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data folder ``../shared/data``; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA.resolve()} does not exist")
+    return SHARED_DATA.resolve()
+
+
+def write_image(path: Path, array: np.ndarray, **save_kw) -> Path:
+    """Write a uint8 array (H x W, or H x W x C with C in 1, 3, 4) with Pillow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    Image.fromarray(np.ascontiguousarray(array)).save(path, **save_kw)
+    return path
+
+
+def random_rgb(height: int, width: int, seed: int) -> np.ndarray:
+    """A reproducible random RGB uint8 image."""
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def box_mask(height: int, width: int, top: int, left: int, bottom: int, right: int,
+             value: int = 255) -> np.ndarray:
+    """A background mask with ``[top:bottom, left:right] = value``."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[top:bottom, left:right] = value
+    return mask
+
+
+#: The pairs of :func:`folder_dataset`: stem -> (image file, mask file, mask box, mask value).
+#: Every image is 40 x 48 (H x W); box = (top, left, bottom, right).
+FOLDER_PAIRS = {
+    "a": ("a.png", "a.png", (5, 10, 15, 20), 255),   # 100 landslide pixels
+    "b": ("b.jpg", "b.png", (0, 0, 40, 5), 255),     # 200
+    "c": ("c.png", "c.TIF", (10, 10, 12, 13), 255),  # 6
+    "d": ("d.tiff", "d.png", (0, 0, 0, 0), 255),     # 0: all background
+    "e": ("e.JPEG", "e.png", (20, 30, 30, 48), 1),   # 180, stored as 0/1
+}
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    """An ``images/`` + ``masks/`` dataset of 5 pairs (see ``FOLDER_PAIRS``), mixed extensions."""
+    root = tmp_path / "folder-ds"
+    for k, (stem, (image_name, mask_name, box, value)) in enumerate(FOLDER_PAIRS.items()):
+        write_image(root / "images" / image_name, random_rgb(40, 48, seed=k))
+        write_image(root / "masks" / mask_name, box_mask(40, 48, *box, value=value))
+    return root
+
+
+#: Landslide samples of :func:`bijie_dataset`: stem -> (height, width); sizes vary.
+BIJIE_LANDSLIDE = {"df001": (30, 40), "df002": (50, 36), "df003": (64, 64)}
+#: Non-landslide samples; ``df001`` deliberately reuses a landslide stem.
+BIJIE_NON_LANDSLIDE = {"df001": (32, 32), "nd002": (20, 28)}
+
+
+def bijie_dem(height: int, width: int) -> np.ndarray:
+    """The DEM tile written for a sample of that size: a ramp ``(row + col) % 256``."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    return ((rows + cols) % 256).astype(np.uint8)
+
+
+@pytest.fixture
+def bijie_dataset(tmp_path: Path) -> Path:
+    """A small generated copy of the Bijie landslide dataset layout.
+
+    ``landslide/{image,mask,dem,polygon_coordinate}`` for ``BIJIE_LANDSLIDE`` (the DEM of
+    ``df003`` is stored at half size, 32 x 32) and ``non-landslide/{image,dem}`` for
+    ``BIJIE_NON_LANDSLIDE``. Each landslide mask marks its top-left 10 x 10 pixels (0/255).
+    """
+    root = tmp_path / "Bijie-landslide-dataset"
+    for k, (stem, (h, w)) in enumerate(BIJIE_LANDSLIDE.items()):
+        write_image(root / "landslide" / "image" / f"{stem}.png", random_rgb(h, w, seed=10 + k))
+        write_image(root / "landslide" / "mask" / f"{stem}.png", box_mask(h, w, 0, 0, 10, 10))
+        dem = bijie_dem(h // 2, w // 2) if stem == "df003" else bijie_dem(h, w)
+        write_image(root / "landslide" / "dem" / f"{stem}.png", dem)
+        poly = root / "landslide" / "polygon_coordinate" / f"{stem}.txt"
+        poly.parent.mkdir(parents=True, exist_ok=True)
+        poly.write_text("0 0\n0 10\n10 10\n10 0\n")
+    for k, (stem, (h, w)) in enumerate(BIJIE_NON_LANDSLIDE.items()):
+        write_image(root / "non-landslide" / "image" / f"{stem}.png", random_rgb(h, w, seed=20 + k))
+        write_image(root / "non-landslide" / "dem" / f"{stem}.png", bijie_dem(h, w))
+    return root

@@ -1,0 +1,276 @@
+"""End-to-end behaviour of the ``scdnn`` command line on tiny generated data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scdnn.cli import main
+from scdnn.datasets.synthetic import write_synthetic_dataset
+
+TINY_TRAIN = ["--epochs", "2", "--batch-size", "2", "--image-size", "32", "--workers", "0"]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_synthetic_dataset(tmp_path / "data", count=6, size=40, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One tiny SCDnn run shared by the tests that need weights."""
+    root = tmp_path_factory.mktemp("trained")
+    data = write_synthetic_dataset(root / "data", count=6, size=40, seed=1)
+    assert main(["train", str(data), "--out", str(root / "run"), *TINY_TRAIN]) == 0
+    return root
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "scdnn.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_user_error(code: int, capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# --- the happy paths -------------------------------------------------------------------------
+
+def test_train_writes_a_complete_run_folder(trained: Path) -> None:
+    run = trained / "run"
+    for name in ("weights.safetensors", "model.json", "split.json", "config.json", "log.csv",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+        assert (run / name).is_file(), name
+    card = json.loads((run / "model.json").read_text())
+    assert card["model"] == "scdnn" and card["in_channels"] == 3
+    assert card["classes"] == ["background", "landslide"]
+    assert set(card["split"]) >= {"train", "val", "test"}
+    assert card["config"]["epochs"] == 2
+    assert len(card["normalization"]["mean"]) == 3
+    assert card["provenance"]["scdnn_version"]
+    assert "git_commit" in card["provenance"]
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(r["train_loss"] and r["val_miou"] for r in rows)
+    assert not list(run.rglob("*.part"))
+
+
+def test_split_is_seeded_and_reusable(trained: Path, tmp_path: Path) -> None:
+    split = json.loads((trained / "run" / "split.json").read_text())
+    assert len(split["test"]) == 2  # round(6 * 0.3)
+    out = tmp_path / "again"
+    assert main(["train", str(trained / "data"), "--out", str(out), "--split",
+                 str(trained / "run" / "split.json"), "--epochs", "1", "--image-size", "32",
+                 "--workers", "0"]) == 0
+    again = json.loads((out / "split.json").read_text())
+    assert again["test"] == split["test"] and again["train"] == split["train"]
+
+
+def test_evaluate_weights_scores_the_runs_test_images(trained: Path, capsys) -> None:
+    out = trained / "eval"
+    assert main(["evaluate", str(trained / "data"), "--weights",
+                 str(trained / "run" / "weights.safetensors"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "MIoU" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    split = json.loads((trained / "run" / "split.json").read_text())
+    assert metrics["images"] == len(split["test"])
+    for key in ("pa", "mpa", "miou", "fwiou", "class_pa", "class_iou", "confusion",
+                "landslide_f1", "boundary_f1", "miou_bins"):
+        assert key in metrics, key
+    assert set(metrics["class_iou"]) == {"background", "landslide"}
+    assert sum(map(sum, metrics["confusion"])) == len(split["test"]) * 40 * 40
+    assert (out / "per_image.csv").is_file()
+
+
+def test_predict_then_evaluate_predictions_agree(trained: Path) -> None:
+    pred = trained / "pred"
+    assert main(["predict", str(trained / "data"), "--weights",
+                 str(trained / "run" / "weights.safetensors"), "--out", str(pred)]) == 0
+    masks = sorted((pred / "masks").glob("*.png"))
+    assert len(masks) == 6 and len(list((pred / "probabilities").glob("*.png"))) == 6
+    assert set(np.unique(np.array(Image.open(masks[0])))) <= {0, 255}
+    out_w, out_p = trained / "eval-w", trained / "eval-p"
+    assert main(["evaluate", str(trained / "data"), "--all", "--weights",
+                 str(trained / "run" / "weights.safetensors"), "--out", str(out_w)]) == 0
+    assert main(["evaluate", str(trained / "data"), "--all", "--predictions", str(pred),
+                 "--out", str(out_p)]) == 0
+    a = json.loads((out_w / "metrics.json").read_text())
+    b = json.loads((out_p / "metrics.json").read_text())
+    assert a["confusion"] == b["confusion"]
+
+
+def test_evaluate_predictions_of_another_tool(data: Path, tmp_path: Path) -> None:
+    """Perfect predictions written as 0/1 masks score 1.0 everywhere."""
+    pred = tmp_path / "other-tool"
+    pred.mkdir()
+    for mask in (data / "masks").glob("*.png"):
+        Image.fromarray((np.array(Image.open(mask)) > 0).astype(np.uint8)).save(pred / mask.name)
+    assert main(["evaluate", str(data), "--predictions", str(pred), "--out",
+                 str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["miou"] == pytest.approx(1.0) and metrics["boundary_f1"] == pytest.approx(1.0)
+
+
+def test_models_lists_all_five(capsys) -> None:
+    assert main(["models", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    for name in ("scdnn", "sssn", "segnet", "deeplabv3plus-resnet50", "deeplabv3plus-mobilenetv2"):
+        assert name in out
+
+
+def test_resume_continues_a_killed_run_to_the_same_final_epoch(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", str(data), "--out", str(out), "--epochs", "30", "--batch-size", "2",
+            "--image-size", "32", "--workers", "0"]
+    proc = subprocess.Popen([sys.executable, "-m", "scdnn.cli", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "log.csv").exists() or len((out / "log.csv").read_text().splitlines()) < 3:
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "weights.safetensors").exists()
+    result = run_cli(*args[:-8], "--resume")  # --resume reads its options from config.json
+    assert result.returncode == 0, result.stderr
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "log.csv"))]
+    assert epochs == list(range(1, 31))
+    assert (out / "weights.safetensors").is_file()
+
+
+# --- bad input: exit 2, one line naming the file and the problem, nothing half-written ------
+
+def test_missing_data_folder(tmp_path: Path, capsys) -> None:
+    code = main(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "nope")
+    assert not (tmp_path / "o").exists()
+
+
+def test_folder_without_pairs(tmp_path: Path, capsys) -> None:
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    code = main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "no")
+    assert not (tmp_path / "o").exists()
+
+
+def test_image_without_mask(data: Path, tmp_path: Path, capsys) -> None:
+    (data / "masks" / "synthetic-002.png").unlink()
+    code = main(["train", str(data), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "synthetic-002", "mask")
+    assert not (tmp_path / "o").exists()
+
+
+def test_mask_without_image(data: Path, tmp_path: Path, capsys) -> None:
+    (data / "images" / "synthetic-003.png").unlink()
+    code = main(["train", str(data), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "synthetic-003", "image")
+
+
+def test_image_and_mask_of_different_sizes(data: Path, tmp_path: Path, capsys) -> None:
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(data / "masks" / "synthetic-001.png")
+    code = main(["train", str(data), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "synthetic-001")
+    assert not (tmp_path / "o").exists()
+
+
+def test_mask_with_other_values(data: Path, tmp_path: Path, capsys) -> None:
+    Image.fromarray(np.full((40, 40), 7, np.uint8)).save(data / "masks" / "synthetic-004.png")
+    code = main(["train", str(data), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "synthetic-004", "7")
+
+
+def test_truncated_image(data: Path, tmp_path: Path, capsys) -> None:
+    path = data / "images" / "synthetic-005.png"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    code = main(["train", str(data), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, "synthetic-005")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_model(data: Path, tmp_path: Path, capsys) -> None:
+    code = main(["train", str(data), "--out", str(tmp_path / "o"), "--model", "unet9000"])
+    assert_user_error(code, capsys, "unet9000")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("option", ["--epochs", "--batch-size", "--image-size"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_non_positive_sizes(option: str, value: str, data: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(data), "--out", str(tmp_path / "o"), option, value])
+    assert_user_error(exit_info.value.code, capsys, option, "positive")
+
+
+def test_weights_not_safetensors(data: Path, tmp_path: Path, capsys) -> None:
+    bogus = tmp_path / "weights.safetensors"
+    bogus.write_bytes(b"PK\x03\x04 this is a zip or a pickle, not safetensors")
+    code = main(["evaluate", str(data), "--weights", str(bogus), "--out", str(tmp_path / "o")])
+    assert_user_error(code, capsys, str(bogus), "safetensors")
+    assert not (tmp_path / "o").exists()
+
+
+def test_weights_that_do_not_match_the_model(trained: Path, tmp_path: Path, capsys) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    source = trained / "run" / "weights.safetensors"
+    with safe_open(str(source), framework="pt") as handle:
+        card = json.loads(handle.metadata()["scdnn"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    card["model"] = "sssn"  # the tensors are SCDnn's
+    forged = tmp_path / "forged.safetensors"
+    save_file(tensors, str(forged), metadata={"scdnn": json.dumps(card)})
+    code = main(["predict", str(trained / "data"), "--weights", str(forged), "--out",
+                 str(tmp_path / "o")])
+    assert_user_error(code, capsys, str(forged), "do not match")
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_without_checkpoint(data: Path, tmp_path: Path, capsys) -> None:
+    code = main(["train", str(data), "--out", str(tmp_path / "o"), "--resume"])
+    assert_user_error(code, capsys, "checkpoint")
+
+
+def test_output_folder_not_empty(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code = main(["train", str(data), "--out", str(out), "--epochs", "1"])
+    assert_user_error(code, capsys, str(out), "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+
+def test_overwrite_allows_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    assert main(["train", str(data), "--out", str(out), "--overwrite", "--epochs", "1",
+                 "--image-size", "32", "--workers", "0"]) == 0
+    assert (out / "weights.safetensors").is_file()
+
+
+def test_bad_input_through_the_installed_command(tmp_path: Path) -> None:
+    """The real process: exit status 2 and one stderr line, no traceback."""
+    result = run_cli("train", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
