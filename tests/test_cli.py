@@ -274,3 +274,17 @@ def test_bad_input_through_the_installed_command(tmp_path: Path) -> None:
     result = run_cli("train", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_bf16_training_on_cpu(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bf16"
+    assert main(["train", str(data), "--out", str(out), "--precision", "bf16-mixed",
+                 "--accelerator", "cpu", *TINY_TRAIN]) == 0
+    card = json.loads((out / "model.json").read_text())
+    assert card["config"]["precision"] == "bf16-mixed"
+
+
+def test_bad_precision_value(data: Path, tmp_path: Path, capsys) -> None:
+    code = main(["train", str(data), "--out", str(tmp_path / "o"), "--precision", "fp7"])
+    assert_user_error(code, capsys, "fp7")
+    assert not (tmp_path / "o").exists()

@@ -1,10 +1,21 @@
-"""Scores: the paper's Eqs. 20–24 from a confusion matrix, per image, and boundary F1."""
+"""Scores: the paper's Eqs. 20–24 from a confusion matrix, per image, and boundary F1.
+
+Conventions (details in each module):
+
+- :mod:`.confusion`: rows = truth; a 0/0 ratio is ``None`` and left out of the class means.
+- :mod:`.per_image`: one image's own confusion matrix; a class absent from both its truth and
+  prediction is left out of its MIoU (all-background predicted all-background: MIoU 1.0).
+- :mod:`.boundary`: inner 4-neighbour boundary, image border and ignored pixels are not
+  boundaries, matched within a Euclidean tolerance; dataset F1 from summed counts.
+"""
+
+from __future__ import annotations
 
 from .boundary import boundary_counts, boundary_f1_from_counts, boundary_pixels
 from .confusion import CLASS_NAMES, scores_from_confusion
-from .evaluator import Evaluator, format_table
+from .evaluator import CSV_COLUMNS, Evaluator, format_table
 from .per_image import MIOU_BINS, miou_bin, miou_bins, per_image_scores
 
-__all__ = ["CLASS_NAMES", "MIOU_BINS", "Evaluator", "boundary_counts", "boundary_f1_from_counts",
-           "boundary_pixels", "format_table", "miou_bin", "miou_bins", "per_image_scores",
-           "scores_from_confusion"]
+__all__ = ["CLASS_NAMES", "CSV_COLUMNS", "MIOU_BINS", "Evaluator", "boundary_counts",
+           "boundary_f1_from_counts", "boundary_pixels", "format_table", "miou_bin", "miou_bins",
+           "per_image_scores", "scores_from_confusion"]

@@ -1,71 +1,127 @@
-"""Boundary F1: do predicted landslide outlines lie on the true ones?
+"""Boundary F1: do the predicted landslide outlines lie on the true ones?
 
 The paper is about boundaries but scores only area overlap; this scores the outlines.
 
-A mask's boundary pixels are its landslide pixels with at least one 4-neighbour that is
-background (the inner boundary). The image border is not a boundary: pixels beyond it count as
-equal to their neighbour (edge padding). A predicted boundary pixel is *matched* when a true
-boundary pixel lies within ``tolerance`` pixels (Euclidean distance), and vice versa. Pixels
-labelled 255 in the truth, or outside ``valid``, belong to neither boundary set.
+Definitions
+-----------
+- Boundary pixels of a binary mask: the *inner* boundary, i.e. landslide pixels with at least
+  one 4-neighbour (up, down, left, right) that is background.
+- The image border is not a boundary: pixels outside the image count as equal to their
+  neighbour (edge padding), so a landslide touching the border has no outline there.
+- Ignored pixels (255 in the truth, or ``valid == False``) are in neither boundary set, and
+  they are treated like pixels outside the image: a landslide pixel whose only background-side
+  neighbours are ignored is not a boundary pixel. (So padding a tile with 255 does not create
+  an outline along the old image edge.) This applies to the truth and the prediction alike.
+- A predicted boundary pixel is *matched* when a true boundary pixel lies within ``tolerance``
+  pixels (Euclidean distance between pixel centres, ``<=``, via
+  ``scipy.ndimage.distance_transform_edt``); a true boundary pixel is matched likewise by a
+  predicted one. ``tolerance=0`` asks for the same pixel.
 
-Counts add up over images, so a dataset's boundary F1 comes from summed counts (pixels, not a
-mean of per-image F1s): precision = matched predicted / predicted boundary pixels, recall =
-matched true / true boundary pixels.
+Precision = matched predicted / predicted boundary pixels; recall = matched true / true
+boundary pixels; F1 their harmonic mean. Counts add up over images, so a dataset's boundary F1
+is computed from the summed counts (every boundary pixel weighs the same), not as a mean of the
+per-image F1s.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 IGNORE = 255
+COUNT_KEYS = ("pred_boundary", "pred_matched", "true_boundary", "true_matched")
 
 
-def boundary_pixels(mask: np.ndarray) -> np.ndarray:
-    """Inner boundary of a binary mask (bool, same shape)."""
+def boundary_pixels(mask: Any, keep: Any = None) -> np.ndarray:
+    """Inner boundary of a binary mask.
+
+    Parameters
+    ----------
+    mask : 2-D array, non-zero = landslide.
+    keep : 2-D bool array, optional
+        Pixels to score; the others belong to no boundary and never make a neighbour a
+        boundary pixel (they behave like pixels outside the image).
+
+    Returns
+    -------
+    numpy.ndarray of bool, same shape as ``mask``.
+    """
     fg = np.asarray(mask).astype(bool)
-    padded = np.pad(fg, 1, mode="edge")
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-    return fg & ~interior
+    keep = np.ones_like(fg) if keep is None else np.asarray(keep).astype(bool)
+    fg = fg & keep
+    background = np.pad(~fg & keep, 1, mode="constant", constant_values=False)
+    touches = (background[:-2, 1:-1] | background[2:, 1:-1]
+               | background[1:-1, :-2] | background[1:-1, 2:])
+    return fg & touches
 
 
-def _within(points: np.ndarray, targets: np.ndarray, tolerance: float) -> int:
-    """How many ``points`` lie within ``tolerance`` px of any ``targets`` pixel."""
-    if not points.any():
-        return 0
-    if not targets.any():
+def _matched(points: np.ndarray, targets: np.ndarray, tolerance: float) -> int:
+    """How many ``points`` lie within ``tolerance`` px of a ``targets`` pixel."""
+    if not points.any() or not targets.any():
         return 0
     distance = ndimage.distance_transform_edt(~targets)
     return int((distance[points] <= tolerance).sum())
 
 
-def boundary_counts(pred: np.ndarray, target: np.ndarray, tolerance: float = 2,
-                    valid: np.ndarray | None = None) -> dict[str, int]:
-    """Boundary pixel counts of one image (see the module docstring)."""
-    pred = np.asarray(pred)
-    target = np.asarray(target)
+def _as_2d(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.ndim != 2 or pred.shape != target.shape:
+        raise ValueError(f"pred and target must be 2-D arrays of one shape, got {pred.shape} "
+                         f"and {target.shape}")
+    return pred, target
+
+
+def boundary_counts(pred: Any, target: Any, tolerance: float = 2,
+                    valid: Any = None) -> dict[str, int]:
+    """Boundary pixel counts of one image (definitions in the module docstring).
+
+    Parameters
+    ----------
+    pred : 2-D array in {0, 1} (1 = landslide).
+    target : 2-D array in {0, 1, 255}; 255 is ignored.
+    tolerance : float
+        Matching distance in pixels (>= 0).
+    valid : 2-D bool array, optional
+        ``False`` marks pixels to ignore, as 255 does.
+
+    Returns
+    -------
+    dict
+        ``pred_boundary``, ``pred_matched``, ``true_boundary``, ``true_matched`` (ints).
+        Sum them over images and pass the sums to :func:`boundary_f1_from_counts`.
+    """
+    pred, target = _as_2d(pred, target)
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     keep = target != IGNORE
     if valid is not None:
         keep &= np.asarray(valid).astype(bool)
-    pred_b = boundary_pixels(pred == 1) & keep
-    true_b = boundary_pixels(target == 1) & keep
+    pred_b = boundary_pixels(pred == 1, keep)
+    true_b = boundary_pixels(target == 1, keep)
     return {
         "pred_boundary": int(pred_b.sum()),
-        "pred_matched": _within(pred_b, true_b, tolerance),
+        "pred_matched": _matched(pred_b, true_b, tolerance),
         "true_boundary": int(true_b.sum()),
-        "true_matched": _within(true_b, pred_b, tolerance),
+        "true_matched": _matched(true_b, pred_b, tolerance),
     }
 
 
 def boundary_f1_from_counts(counts: dict[str, int]) -> dict[str, float]:
     """Precision, recall and F1 from (summed) boundary counts.
 
-    Both boundary sets empty: 1.0 (both agree there is no outline); exactly one empty: 0.0.
+    Both boundary sets empty: precision = recall = F1 = 1.0 (both agree there is no outline).
+    Exactly one empty: F1 = 0.0, and the ratio with an empty denominator is 0.0 too.
+
+    Returns
+    -------
+    dict with ``precision``, ``recall``, ``f1`` (floats in 0–1).
     """
-    n_pred, n_true = counts["pred_boundary"], counts["true_boundary"]
+    n_pred, n_true = int(counts["pred_boundary"]), int(counts["true_boundary"])
     if n_pred == 0 and n_true == 0:
         return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
     precision = counts["pred_matched"] / n_pred if n_pred else 0.0
     recall = counts["true_matched"] / n_true if n_true else 0.0
     f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    return {"precision": precision, "recall": recall, "f1": f1}
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}

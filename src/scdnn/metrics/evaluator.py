@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from typing import Any
 
 import numpy as np
@@ -11,103 +12,191 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ..runs import atomic_write
-from .boundary import boundary_counts, boundary_f1_from_counts
+from .boundary import COUNT_KEYS, boundary_counts, boundary_f1_from_counts
 from .confusion import CLASS_NAMES, scores_from_confusion
-from .per_image import miou_bins, per_image_scores
+from .per_image import IGNORE, MIOU_BINS, miou_bins, per_image_scores
 
 CSV_COLUMNS = ("name", "miou", "landslide_pa", "background_pa", "landslide_iou", "boundary_f1",
                "pixels")
 
 
+def _to_numpy(array: Any) -> np.ndarray:
+    if torch.is_tensor(array):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
 class Evaluator:
     """Scores predictions image by image and over all pixels together.
 
-    The dataset metrics come from one confusion matrix summed over every scored pixel
-    (torchmetrics ``MulticlassConfusionMatrix``, label 255 ignored), as the paper's Eqs. 20–24
-    are defined over the whole test set; boundary F1 from boundary counts summed the same way.
+    The dataset scores come from one confusion matrix summed over every scored pixel of every
+    image (torchmetrics ``MulticlassConfusionMatrix``, label 255 ignored), as the paper's
+    Eqs. 20–24 are defined over the whole test set, not averaged over images. Boundary F1 comes
+    from boundary counts summed the same way (see :mod:`scdnn.metrics.boundary`).
+
+    Parameters
+    ----------
+    tolerance : float
+        Boundary matching distance in pixels (default 2).
     """
 
     def __init__(self, tolerance: float = 2) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
         self.tolerance = tolerance
-        self.confusion = MulticlassConfusionMatrix(num_classes=len(CLASS_NAMES), ignore_index=255)
-        self.boundary = {"pred_boundary": 0, "pred_matched": 0, "true_boundary": 0,
-                         "true_matched": 0}
-        self.rows: list[dict[str, Any]] = []
+        self.confusion = MulticlassConfusionMatrix(num_classes=len(CLASS_NAMES),
+                                                   ignore_index=IGNORE)
+        self.boundary = {key: 0 for key in COUNT_KEYS}
+        self._rows: list[dict[str, Any]] = []
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Per-image rows, in update order (keys = ``CSV_COLUMNS``)."""
+        return [dict(row) for row in self._rows]
 
     def update(self, pred: Any, target: Any, name: str, valid: Any = None) -> dict[str, Any]:
-        """Score one image: ``pred`` in {0, 1}, ``target`` in {0, 1, 255}; ``valid`` (optional
-        bool array) marks the pixels to score. Returns the image's row."""
-        pred = np.asarray(pred.cpu() if torch.is_tensor(pred) else pred).astype(np.int64)
-        target = np.asarray(target.cpu() if torch.is_tensor(target) else target).astype(np.int64)
+        """Score one image and add it to the totals.
+
+        Parameters
+        ----------
+        pred : 2-D numpy array or tensor, values in {0, 1} (bool accepted).
+        target : 2-D numpy array or tensor of the same shape, values in {0, 1, 255}.
+        name : str
+            The image's name, first column of per_image.csv.
+        valid : 2-D bool array, optional
+            ``False`` marks pixels to ignore, exactly as 255 in ``target`` does.
+
+        Returns
+        -------
+        dict
+            The image's row: ``name``, ``miou``, ``landslide_pa``, ``background_pa``,
+            ``landslide_iou`` (``None`` where undefined), ``boundary_f1`` (from this image's
+            boundary counts alone) and ``pixels`` (scored pixels).
+
+        Raises
+        ------
+        ValueError
+            Shapes differ or are not 2-D, or values are outside the label sets (a programming
+            error: masks read from files are checked when they are read).
+        """
+        pred, target = _to_numpy(pred), _to_numpy(target)
+        if pred.ndim != 2 or pred.shape != target.shape:
+            raise ValueError(f"{name}: pred {pred.shape} and target {target.shape} must be 2-D "
+                             "and of one shape")
+        if not np.isin(pred, (0, 1)).all():
+            raise ValueError(f"{name}: pred must hold only 0/1")
+        if not np.isin(target, (0, 1, IGNORE)).all():
+            raise ValueError(f"{name}: target must hold only 0/1/{IGNORE}")
+        pred = pred.astype(np.int64)
+        target = target.astype(np.int64)
         if valid is not None:
-            valid = np.asarray(valid).astype(bool)
-            target = np.where(valid, target, 255)
+            valid = _to_numpy(valid).astype(bool)
+            if valid.shape != target.shape:
+                raise ValueError(f"{name}: valid {valid.shape} and target {target.shape} differ")
+            target = np.where(valid, target, IGNORE)
         self.confusion.update(torch.from_numpy(pred).reshape(-1),
                               torch.from_numpy(target).reshape(-1))
         counts = boundary_counts(pred, target, self.tolerance)
-        for key, value in counts.items():
-            self.boundary[key] += value
+        for key in COUNT_KEYS:
+            self.boundary[key] += counts[key]
         scores = per_image_scores(pred, target)
-        row = {"name": name, "miou": scores["miou"], "landslide_pa": scores["landslide_pa"],
+        row = {"name": str(name), "miou": scores["miou"], "landslide_pa": scores["landslide_pa"],
                "background_pa": scores["background_pa"],
                "landslide_iou": scores["landslide_iou"],
                "boundary_f1": boundary_f1_from_counts(counts)["f1"],
-               "pixels": int((target != 255).sum())}
-        self.rows.append(row)
-        return row
+               "pixels": int((target != IGNORE).sum())}
+        self._rows.append(row)
+        return dict(row)
 
     def compute(self) -> dict[str, Any]:
-        """Dataset metrics: :func:`scores_from_confusion` keys plus boundary and bin figures."""
-        metrics = scores_from_confusion(self.confusion.compute().numpy())
-        boundary = boundary_f1_from_counts(self.boundary)
+        """Dataset metrics.
+
+        Returns
+        -------
+        dict
+            Every key of :func:`scdnn.metrics.scores_from_confusion` over the summed confusion
+            matrix, plus ``boundary_f1``, ``boundary_precision``, ``boundary_recall`` (from the
+            summed boundary counts; ``None`` when no image was scored), ``boundary_tolerance_px``,
+            ``boundary_counts`` (the sums), ``miou_bins`` (Fig. 8 bins over the per-image MIoUs)
+            and ``images`` (number of images). JSON-serialisable.
+        """
+        if self._rows:
+            cm = self.confusion.compute().cpu().numpy()
+            boundary: dict[str, float | None] = boundary_f1_from_counts(self.boundary)
+        else:  # nothing scored: all None rather than torchmetrics' "compute before update"
+            cm = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
+            boundary = {"precision": None, "recall": None, "f1": None}
+        metrics = scores_from_confusion(cm)
         metrics.update({
             "boundary_f1": boundary["f1"],
             "boundary_precision": boundary["precision"],
             "boundary_recall": boundary["recall"],
             "boundary_tolerance_px": self.tolerance,
             "boundary_counts": dict(self.boundary),
-            "miou_bins": miou_bins(r["miou"] for r in self.rows),
-            "images": len(self.rows),
+            "miou_bins": miou_bins(row["miou"] for row in self._rows),
+            "images": len(self._rows),
         })
         return metrics
 
-    def write_csv(self, path: Any) -> None:
-        """``per_image.csv``: one row per image; undefined values are empty cells."""
+    def write_csv(self, path: str | os.PathLike) -> None:
+        """Write the per-image rows as CSV (``per_image.csv``).
+
+        Header ``name,miou,landslide_pa,background_pa,landslide_iou,boundary_f1,pixels``;
+        fractions with 6 decimals, ``None`` as an empty cell. The file is written under a
+        temporary name beside ``path`` and renamed over it (``os.replace``) when complete.
+        """
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: ("" if row[k] is None else
-                                 (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]))
-                             for k in CSV_COLUMNS})
+        for row in self._rows:
+            writer.writerow({key: _cell(row[key]) for key in CSV_COLUMNS})
         with atomic_write(path, "w") as handle:
             handle.write(buffer.getvalue())
 
 
-def _pct(value: float | None) -> str:
-    return "   n/a" if value is None else f"{100 * value:6.2f}"
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return value
+
+
+def _pct(value: float | None, width: int = 7) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{100 * value:{width}.2f}"
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    """The paper's Tables 1–3 for one model as plain text (percent)."""
-    cn = metrics["confusion_normalized"]
+    """The paper's Tables 1–3 for one model as plain text, in percent with 2 decimals.
+
+    Parameters
+    ----------
+    metrics : dict
+        Output of :meth:`Evaluator.compute` or :func:`scores_from_confusion` (boundary and
+        bin lines appear only when their keys are present).
+    """
     lines = [
-        "   PA    MPA   MIoU  FWIoU   (%, paper Table 2)",
-        " ".join(_pct(metrics[k]) for k in ("pa", "mpa", "miou", "fwiou")),
+        "whole set (%)      PA      MPA     MIoU    FWIoU",
+        "            " + " ".join(_pct(metrics[k], 8) for k in ("pa", "mpa", "miou", "fwiou")),
         "",
-        "class          PA     IoU   (paper Table 3)",
+        "class (%)          PA      IoU",
     ]
     for name in CLASS_NAMES:
-        lines.append(f"{name:<12}{_pct(metrics['class_pa'][name])}  {_pct(metrics['class_iou'][name])}")
-    lines += ["", "normalized confusion (rows = truth)   -> background  -> landslide"]
+        lines.append(f"{name:<12}{_pct(metrics['class_pa'][name], 8)} "
+                     f"{_pct(metrics['class_iou'][name], 8)}")
+    lines += ["", "confusion, rows = truth (%)   -> background  -> landslide"]
     for i, name in enumerate(CLASS_NAMES):
-        lines.append(f"{name:<38}{_pct(cn[i][0])}      {_pct(cn[i][1])}")
-    lines += ["", f"landslide precision {_pct(metrics['landslide_precision'])}  recall "
-                  f"{_pct(metrics['landslide_recall'])}  F1 {_pct(metrics['landslide_f1'])}"]
+        row = metrics["confusion_normalized"][i]
+        lines.append(f"{name:<30}{_pct(row[0], 13)} {_pct(row[1], 12)}")
+    lines += ["", f"landslide (%)  precision {_pct(metrics['landslide_precision'])}  "
+                  f"recall {_pct(metrics['landslide_recall'])}  F1 {_pct(metrics['landslide_f1'])}"]
     if "boundary_f1" in metrics:
-        lines.append(f"boundary F1 {_pct(metrics['boundary_f1'])}  (tolerance "
-                     f"{metrics['boundary_tolerance_px']} px)")
+        lines.append(f"boundary (%)   precision {_pct(metrics['boundary_precision'])}  "
+                     f"recall {_pct(metrics['boundary_recall'])}  F1 {_pct(metrics['boundary_f1'])}"
+                     f"  (tolerance {metrics['boundary_tolerance_px']} px)")
     if "miou_bins" in metrics:
-        bins = "  ".join(f"{k}: {v['count']}" for k, v in metrics["miou_bins"].items())
-        lines.append(f"per-image MIoU bins  {bins}")
+        bins = metrics["miou_bins"]
+        lines += ["", f"per-image MIoU ({metrics.get('images', '?')} images)"]
+        lines += [f"  {label:<9}{bins[label]['count']:6d}  {_pct(bins[label]['fraction'])} %"
+                  for label in MIOU_BINS if label in bins]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from ..datasets import compute_normalization, load_split, make_split, open_dataset, save_split
@@ -109,6 +110,11 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if not train_idx:
         raise UserError("the split leaves no training images", config.split or config.data)
 
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
+                                 monitor="val_miou", mode="max", save_top_k=1, save_last=True,
+                                 enable_version_counter=False)
+    trainer = _make_trainer(config, out, [checkpoint, EpochCSVLog(out / "log.csv"),
+                                          TQDMProgressBar()])
     if not resume:
         prepare_out_dir(out, overwrite=overwrite)
         save_split(split, out / "split.json")
@@ -130,19 +136,6 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
                                         batch_size=config.batch_size,
                                         crops_per_image=config.crops_per_image,
                                         workers=config.workers, seed=config.seed)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
-                                 monitor="val_miou", mode="max", save_top_k=1, save_last=True,
-                                 enable_version_counter=False)
-    devices: Any = config.devices
-    if isinstance(devices, str) and devices.isdigit():
-        devices = int(devices)
-    trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
-        precision=config.precision, callbacks=[checkpoint, EpochCSVLog(out / "log.csv"),
-                                               TQDMProgressBar()],
-        logger=False, default_root_dir=out, num_sanity_val_steps=0, log_every_n_steps=1,
-        enable_model_summary=False,
-    )
     trainer.fit(task, datamodule=datamodule, ckpt_path=last_ckpt if resume else None,
                 weights_only=True)
 
@@ -169,6 +162,24 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         }
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
+
+
+def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
+    """The Lightning trainer; a bad accelerator/devices/precision is the user's mistake."""
+    devices: Any = config.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    try:
+        return L.Trainer(
+            max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
+            precision=config.precision, callbacks=callbacks, logger=False,
+            default_root_dir=out, num_sanity_val_steps=0, log_every_n_steps=1,
+            enable_model_summary=False,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--accelerator {config.accelerator} --devices {config.devices} "
+                        f"--precision {config.precision}: {first}") from None
 
 
 def dataset_inputs(in_channels: int, use_dem: bool) -> list[str]:
