@@ -162,8 +162,8 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _pct(value: float | None, width: int = 7) -> str:
-    return f"{'n/a':>{width}}" if value is None else f"{100 * value:{width}.2f}"
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -175,28 +175,27 @@ def format_table(metrics: dict[str, Any]) -> str:
         Output of :meth:`Evaluator.compute` or :func:`scores_from_confusion` (boundary and
         bin lines appear only when their keys are present).
     """
-    lines = [
-        "whole set (%)      PA      MPA     MIoU    FWIoU",
-        "            " + " ".join(_pct(metrics[k], 8) for k in ("pa", "mpa", "miou", "fwiou")),
-        "",
-        "class (%)          PA      IoU",
-    ]
-    for name in CLASS_NAMES:
-        lines.append(f"{name:<12}{_pct(metrics['class_pa'][name], 8)} "
-                     f"{_pct(metrics['class_iou'][name], 8)}")
-    lines += ["", "confusion, rows = truth (%)   -> background  -> landslide"]
-    for i, name in enumerate(CLASS_NAMES):
-        row = metrics["confusion_normalized"][i]
-        lines.append(f"{name:<30}{_pct(row[0], 13)} {_pct(row[1], 12)}")
-    lines += ["", f"landslide (%)  precision {_pct(metrics['landslide_precision'])}  "
-                  f"recall {_pct(metrics['landslide_recall'])}  F1 {_pct(metrics['landslide_f1'])}"]
+    def line(label: str, cells: list[str]) -> str:
+        return f"{label:<16}" + "".join(f"{c:>14}" for c in cells)
+
+    lines = [line("whole set (%)", ["PA", "MPA", "MIoU", "FWIoU"]),
+             line("", [_pct(metrics[k]) for k in ("pa", "mpa", "miou", "fwiou")]),
+             "", line("class (%)", ["PA", "IoU"])]
+    lines += [line(name, [_pct(metrics["class_pa"][name]), _pct(metrics["class_iou"][name])])
+              for name in CLASS_NAMES]
+    lines += ["", line("truth (%)", [f"-> {name}" for name in CLASS_NAMES])]
+    lines += [line(name, [_pct(v) for v in metrics["confusion_normalized"][i]])
+              for i, name in enumerate(CLASS_NAMES)]
+    lines += ["", line("(%)", ["precision", "recall", "F1"]),
+              line("landslide", [_pct(metrics[f"landslide_{k}"])
+                                 for k in ("precision", "recall", "f1")])]
     if "boundary_f1" in metrics:
-        lines.append(f"boundary (%)   precision {_pct(metrics['boundary_precision'])}  "
-                     f"recall {_pct(metrics['boundary_recall'])}  F1 {_pct(metrics['boundary_f1'])}"
-                     f"  (tolerance {metrics['boundary_tolerance_px']} px)")
+        lines.append(line("boundary", [_pct(metrics[f"boundary_{k}"])
+                                       for k in ("precision", "recall", "f1")])
+                     + f"   (tolerance {metrics['boundary_tolerance_px']} px)")
     if "miou_bins" in metrics:
         bins = metrics["miou_bins"]
-        lines += ["", f"per-image MIoU ({metrics.get('images', '?')} images)"]
-        lines += [f"  {label:<9}{bins[label]['count']:6d}  {_pct(bins[label]['fraction'])} %"
+        lines += ["", line("per-image MIoU", ["images", "%"])]
+        lines += [line(f"  {label}", [str(bins[label]["count"]), _pct(bins[label]["fraction"])])
                   for label in MIOU_BINS if label in bins]
     return "\n".join(lines)
