@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_probability, default=0.5, help="mask threshold (0.5)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
-    p = sub.add_parser("demo", help="the main job on a bundled default, offline",
+    p = sub.add_parser("demo", help="train SCDnn briefly and score it, offline",
                        description="Train SCDnn briefly and score it: on ../shared/data/"
                        "sichuan-aerial when present, else on a small generated dataset.")
     p.add_argument("--data", help="dataset folder to use instead of the default")
