@@ -288,3 +288,18 @@ def test_bad_precision_value(data: Path, tmp_path: Path, capsys) -> None:
     code = main(["train", str(data), "--out", str(tmp_path / "o"), "--precision", "fp7"])
     assert_user_error(code, capsys, "fp7")
     assert not (tmp_path / "o").exists()
+
+
+def test_max_minutes_stops_early_and_still_writes_weights(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "timed"
+    assert main(["train", str(data), "--out", str(out), "--epochs", "50", "--max-minutes",
+                 "0.0001", "--batch-size", "2", "--image-size", "32", "--workers", "0"]) == 0
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "log.csv"))]
+    assert 1 <= len(epochs) < 50
+    assert (out / "weights.safetensors").is_file()
+
+
+def test_max_minutes_must_be_positive(data: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(data), "--out", str(tmp_path / "o"), "--max-minutes", "0"])
+    assert_user_error(exit_info.value.code, capsys, "--max-minutes")

@@ -43,6 +43,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -95,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (must be new or empty)")
     p.add_argument("--model", default="scdnn", help=f"network: {MODEL_CHOICES_HELP} (scdnn)")
     p.add_argument("--epochs", type=_positive_int, default=50, help="epochs (50)")
+    p.add_argument("--max-minutes", type=_positive_float, default=None,
+                   help="stop after this much training time even before --epochs (a time "
+                   "budget; the run still writes its best weights)")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="batch size (8)")
     p.add_argument("--image-size", type=_positive_int, default=256,
                    help="training crop size in pixels (256); evaluation uses native sizes")
@@ -171,6 +184,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     config = TrainConfig(
         data=args.data, out=args.out, model=args.model, epochs=args.epochs,
+        max_minutes=args.max_minutes,
         batch_size=args.batch_size, image_size=args.image_size,
         crops_per_image=args.crops_per_image, seed=args.seed, lr=args.lr,
         class_weights=list(args.class_weights) if args.class_weights else None,

@@ -18,6 +18,7 @@ Run folder layout::
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
 import warnings
@@ -49,6 +50,7 @@ class TrainConfig:
     out: str
     model: str = "scdnn"
     epochs: int = 50
+    max_minutes: float | None = None
     batch_size: int = 8
     image_size: int = 256
     crops_per_image: int = 1
@@ -172,6 +174,8 @@ def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
     try:
         return L.Trainer(
             max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
+            max_time=(None if config.max_minutes is None
+                      else datetime.timedelta(minutes=config.max_minutes)),
             precision=config.precision, callbacks=callbacks, logger=False,
             default_root_dir=out, num_sanity_val_steps=0, log_every_n_steps=1,
             enable_model_summary=False,
