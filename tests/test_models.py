@@ -243,3 +243,18 @@ def test_scdnn_is_smaller_and_cheaper_than_deeplab_resnet50() -> None:
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_gflops_positive(name: str) -> None:
     assert gflops(create_model(name), size=32) > 0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_weights_are_channels_last_and_results_unchanged(name: str) -> None:
+    """create_model hands out channels-last weights (faster on CPU); outputs are the same as
+    with the default layout, to float rounding."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    x = torch.randn(1, 3, 40, 36)
+    with torch.no_grad():
+        fast = model(x)
+        slow = model.to(memory_format=torch.contiguous_format)(x)
+    assert torch.allclose(fast, slow, atol=1e-4)
