@@ -303,3 +303,34 @@ def test_max_minutes_must_be_positive(data: Path, tmp_path: Path, capsys) -> Non
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(data), "--out", str(tmp_path / "o"), "--max-minutes", "0"])
     assert_user_error(exit_info.value.code, capsys, "--max-minutes")
+
+
+def test_train_and_evaluate_on_the_bijie_layout_with_dem(bijie_dataset: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    """The paper's layout end to end: DEM as a fourth channel, non-landslide images added."""
+    run = tmp_path / "bijie-run"
+    assert main(["train", str(bijie_dataset), "--out", str(run), "--use-dem",
+                 "--include-non-landslide", *TINY_TRAIN]) == 0
+    card = json.loads((run / "model.json").read_text())
+    assert card["in_channels"] == 4 and card["inputs"][-1] == "dem"
+    names = sum((card["split"][k] for k in ("train", "val", "test")), [])
+    assert any(n.startswith("non-landslide/") for n in names)
+    assert main(["evaluate", str(bijie_dataset), "--weights", str(run / "weights.safetensors"),
+                 "--out", str(tmp_path / "eval"), "--all"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["images"] == len(names)
+
+
+def test_evaluate_refuses_data_holding_only_part_of_the_models_test_images(
+        trained: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(trained / "data", partial)
+    test = json.loads((trained / "run" / "split.json").read_text())["test"]
+    for folder in ("images", "masks"):
+        (partial / folder / f"{test[0]}.png").unlink()
+    code = main(["evaluate", str(partial), "--weights",
+                 str(trained / "run" / "weights.safetensors"), "--out", str(tmp_path / "e")])
+    assert_user_error(code, capsys, test[0], "--all")
+    assert not (tmp_path / "e").exists()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .datasets import IMAGE_EXTENSIONS, Normalization, load_split, open_dataset, read_image, read_mask
+from .datasets import IMAGE_EXTENSIONS, BijieLandslide, Normalization, load_split, open_dataset, read_image, read_mask
 from .errors import UserError
 from .metrics import Evaluator
 from .runs import prepare_out_dir, provenance, temporary_path, write_json
@@ -81,16 +81,37 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike, out: s
 
 def _test_names(dataset, card: dict | None, split_file: str | None, use_all: bool
                 ) -> tuple[list[str], str]:
-    """Which images to score, and a phrase saying why."""
+    """Which images to score, and a phrase saying why.
+
+    With weights and neither ``--split`` nor ``--all``: the test part of the model's own split
+    when DATA holds those images; every image when DATA holds none of them (another dataset).
+    DATA holding only some of them is refused rather than guessed at: scoring a model on its
+    own training images by accident would overstate it.
+    """
     names = [s.name for s in dataset.samples]
     if use_all:
         return names, "all images"
     if split_file:
         return load_split(split_file, names)["test"], f"test part of {split_file}"
-    split = (card or {}).get("split")
-    if split and set(split.get("test", [])) <= set(names) and split.get("test"):
-        return list(split["test"]), "test part of the split in the model card"
+    test = list((card or {}).get("split", {}).get("test", []))
+    present = [n for n in test if n in set(names)]
+    if test and len(present) == len(test):
+        return test, "test part of the split in the model card"
+    if present:
+        missing = next(n for n in test if n not in set(names))
+        raise UserError(f"holds only {len(present)} of the model's {len(test)} test images "
+                        f"('{missing}' is missing); use --all or --split", dataset.root)
     return names, "all images"
+
+
+def open_for_model(data: str | os.PathLike, card: dict | None):
+    """Open DATA with the inputs the model was trained with (DEM band, non-landslide images)."""
+    use_dem = "dem" in (card or {}).get("inputs", [])
+    dataset = open_dataset(data, use_dem=use_dem)
+    if (card or {}).get("config", {}).get("include_non_landslide") and \
+            isinstance(dataset, BijieLandslide):
+        dataset = open_dataset(data, use_dem=use_dem, include_non_landslide=True)
+    return dataset
 
 
 def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | None = None,
@@ -108,7 +129,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     if weights is not None:
         model, card = load_model(weights)
         model.to(device)
-    dataset = open_dataset(data, use_dem="dem" in (card or {}).get("inputs", []))
+    dataset = open_for_model(data, card)
     names, chosen = _test_names(dataset, card, split, use_all)
     by_name = {s.name: i for i, s in enumerate(dataset.samples)}
     pred_files: dict[str, Path] = {}
