@@ -111,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score a model (--weights) or mask files of any tool "
                        "(--predictions, paired by file stem) against DATA's masks. Writes "
                        "OUT/metrics.json and OUT/per_image.csv and prints the table. With "
-                       "--weights, the test part of the model's own split is scored when its "
-                       "names are in DATA; --split or --all choose otherwise.")
+                       "--weights, the test part of the model's own split is scored when DATA "
+                       "holds those images, every image when it holds none of them (another "
+                       "dataset); DATA holding only some is refused. --split or --all choose "
+                       "otherwise.")
     p.add_argument("data", help="dataset folder with the true masks")
     p.add_argument("--out", required=True, help="evaluation folder (must be new or empty)")
     group = p.add_mutually_exclusive_group(required=True)
