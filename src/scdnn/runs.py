@@ -22,6 +22,10 @@ from . import __version__
 from .errors import UserError
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Create ``path`` for a run's outputs.
 
@@ -49,6 +53,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,21 +76,13 @@ def make_split(names: Sequence[str], test_fraction: float = 0.3, val_fraction: f
 
 
 def save_split(split: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write ``split`` as JSON, atomically (temporary file, then ``os.replace``)."""
-    p = Path(path)
+    """Write ``split`` as JSON, atomically (:func:`scdnn.runs.write_json`)."""
+    from ..runs import write_json
+
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(split, fh, indent=2)
-                fh.write("\n")
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json(path, split)
     except OSError as exc:
-        raise UserError(f"cannot write split file: {exc.strerror or exc}", p) from None
+        raise UserError(f"cannot write split file: {exc.strerror or exc}", path) from None
 
 
 def load_split(path: str | os.PathLike, names: Iterable[str]) -> dict[str, Any]:
