@@ -334,3 +334,11 @@ def test_evaluate_refuses_data_holding_only_part_of_the_models_test_images(
                  str(trained / "run" / "weights.safetensors"), "--out", str(tmp_path / "e")])
     assert_user_error(code, capsys, test[0], "--all")
     assert not (tmp_path / "e").exists()
+
+
+def test_outputs_are_ordinary_files_not_private(trained: Path) -> None:
+    """Atomic writes go through mkstemp (0600); final files get the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.json", "split.json", "log.csv", "config.json"):
+        assert (trained / "run" / name).stat().st_mode & 0o777 == 0o666 & ~umask, name

@@ -135,6 +135,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_probability, default=0.5, help="mask threshold (0.5)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
+    p = sub.add_parser("map", help="map landslides in a whole georeferenced scene",
+                       description="Map landslides in SCENE (a GeoTIFF or any raster GDAL "
+                       "reads; uint8 bands) window by window, blending overlapping windows. "
+                       "Writes OUT/probability.tif (float32, nodata -1) and OUT/mask.tif (0 "
+                       "background, 1 landslide, 255 no data), both Cloud Optimized GeoTIFFs "
+                       "on the scene's grid, OUT/landslides.gpkg (one polygon per landslide: "
+                       "id, area_m2, perimeter_m, mean_probability, max_probability) and "
+                       "OUT/map.json. No data (mask band, nodata value, alpha) is never "
+                       "predicted. Memory grows with the scene's width, not its area.")
+    p.add_argument("scene", help="scene raster (GeoTIFF)")
+    p.add_argument("--weights", required=True, help="weights.safetensors")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    p.add_argument("--tile", type=_positive_int, default=512, help="window size in pixels (512)")
+    p.add_argument("--overlap", type=_non_negative_int, default=64,
+                   help="pixels shared by neighbouring windows, blended (64; at most tile/2)")
+    p.add_argument("--batch-size", type=_positive_int, default=4, help="windows per batch (4)")
+    p.add_argument("--threshold", type=_probability, default=0.5,
+                   help="landslide where probability ≥ this (0.5)")
+    p.add_argument("--min-area", type=_number(float, lambda v: v >= 0, "must be a number ≥ 0"),
+                   default=0.0, help="drop polygons smaller than this, in m² (CRS units²; "
+                   "pixels without CRS) (0)")
+    p.add_argument("--simplify", type=_number(float, lambda v: v >= 0, "must be a number ≥ 0"),
+                   default=0.0, help="simplify polygons with this tolerance, in m (0: pixel "
+                   "outlines)")
+    p.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", dest="fmt",
+                   help="polygon file format (gpkg)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (cpu)")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+
+    from .benchmark.cli import add_parser as add_benchmark_parser
+
+    add_benchmark_parser(sub)
+
     p = sub.add_parser("demo", help="train SCDnn briefly and score it, offline",
                        description="Train SCDnn briefly and score it: on ../shared/data/"
                        "sichuan-aerial when present, else on a small generated dataset.")
@@ -192,6 +225,31 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     print(f"masks: {out}/masks  probabilities: {out}/probabilities")
 
 
+def _cmd_map(args: argparse.Namespace) -> None:
+    from .mapping import map_scene
+
+    summary = map_scene(
+        args.scene, args.weights, args.out, tile=args.tile, overlap=args.overlap,
+        batch_size=args.batch_size, threshold=args.threshold, min_area=args.min_area,
+        simplify=args.simplify, fmt=args.fmt, overwrite=args.overwrite, device=args.device,
+        progress=_progress("mapping"),
+        warn=lambda message: print(f"scdnn map: warning: {message}", file=sys.stderr))
+    windows = summary["windows"]
+    unit = "m" if summary["units"] == "metre" else summary["units"]
+    print(f"windows: {windows['run']} run, {windows['skipped_no_valid_pixel']} skipped "
+          f"(no valid pixel)")
+    polygons = "polygon" if summary["landslides"] == 1 else "polygons"
+    print(f"landslides: {summary['landslides']} {polygons}, "
+          f"{summary['landslide_area']:.1f} {unit}² of {summary['valid_area']:.1f} {unit}² valid")
+    print(f"outputs: {args.out}/{{{', '.join(summary['outputs'])}, map.json}}")
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> None:
+    from .benchmark.cli import run
+
+    run(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -199,7 +257,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "demo": _cmd_demo}
+            "predict": _cmd_predict, "map": _cmd_map, "benchmark": _cmd_benchmark,
+            "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,173 @@
+"""What ``scdnn benchmark`` compares, and under which training budget.
+
+Every network of a benchmark gets the same split, augmentation, optimizer and budget; a
+budget is a set of :class:`scdnn.trainers.fit.TrainConfig` overrides on top of
+:data:`COMMON` (the paper's optimizer, Section 4: Adam, alpha = 0.001, beta1 = 0.9,
+beta2 = 0.999, eps = 1e-8, and its 70 % / 30 % split, of which we keep 10 % of all images
+for validation).
+
+Budgets
+-------
+``smoke``
+    Seconds on tiny data, for CI and tests: 1 epoch of one 32 px crop per training image,
+    batch 2. Its scores mean nothing.
+``cpu``
+    A wall-clock budget of 20 minutes of training per network (``max_minutes=20``) with an
+    epoch limit (200) that is not meant to be reached, so time is the binding limit; 256 px
+    crops, 8 crops per training image per epoch, batch 8. Time as the budget is deliberate:
+    on a CPU the networks differ about tenfold in speed, and a fixed epoch count would either
+    starve SCDnn or take hours for DeepLab v3+ ResNet50. The results record the epochs each
+    network reached and its training seconds, so readers see what each one got.
+``paper``
+    The full schedule, meant for a GPU: a fixed 100 epochs, no time limit, 256 px crops, one
+    crop per training image per epoch (an epoch is one pass over the training images), batch
+    8. The paper does not state its epoch count, crop size or batch size; these are our
+    choice.
+
+Model rows
+----------
+The paper's five networks (:data:`PAPER_MODELS`, in the order of its Table 2) and two SCDnn
+ablations (:data:`ABLATIONS`) trained under the same budget: ``scdnn-aspp`` (DeepLab v3+'s
+ASPP, with its image-pooling branch, in place of the ASPC) and ``scdnn-noskip`` (no skip
+connection in the decoder).
+
+This module imports nothing heavy, so the command line can use it for its help text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import UserError
+
+__all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "MODEL_SPECS",
+           "ModelSpec", "PAPER_MODELS", "Budget", "budget_overrides", "resolve_models"]
+
+
+#: Settings every network gets whatever the budget: the paper's optimizer and split fractions,
+#: plain cross-entropy, fp32, RGB only.
+COMMON: dict[str, Any] = {
+    "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+    "class_weights": None,
+    "test_fraction": 0.3, "val_fraction": 0.1,
+    "use_dem": False, "include_non_landslide": False,
+    "precision": "32-true",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """A named training budget: TrainConfig overrides and a one-line description."""
+
+    name: str
+    description: str
+    overrides: dict[str, Any]
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget("smoke", "1 epoch of 32 px crops, batch 2: seconds, for CI (scores "
+                    "mean nothing)",
+                    {"epochs": 1, "max_minutes": None, "image_size": 32, "crops_per_image": 1,
+                     "batch_size": 2}),
+    "cpu": Budget("cpu", "20 minutes of training per network (wall clock; epoch limit 200), "
+                  "256 px crops, 8 crops per image, batch 8",
+                  {"epochs": 200, "max_minutes": 20.0, "image_size": 256, "crops_per_image": 8,
+                   "batch_size": 8}),
+    "paper": Budget("paper", "100 epochs, no time limit, 256 px crops, 1 crop per image, "
+                    "batch 8 (for a GPU; the paper states no epoch count: our choice)",
+                    {"epochs": 100, "max_minutes": None, "image_size": 256,
+                     "crops_per_image": 1, "batch_size": 8}),
+}
+
+BUDGET_NAMES: tuple[str, ...] = tuple(BUDGETS)
+
+
+def budget_overrides(name: str) -> dict[str, Any]:
+    """The TrainConfig overrides of budget ``name``: :data:`COMMON` plus the budget's own.
+
+    Raises
+    ------
+    UserError
+        Unknown budget name.
+    """
+    if name not in BUDGETS:
+        raise UserError(f"unknown budget '{name}'; choose from: {', '.join(BUDGET_NAMES)}")
+    return {**COMMON, **BUDGETS[name].overrides}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One row of the benchmark tables.
+
+    Attributes
+    ----------
+    name : the row's name, also the run folder prefix (``scdnn-aspp`` -> ``scdnn-aspp-seed0``)
+    network : the :func:`scdnn.models.create_model` name
+    kwargs : keyword arguments for the network (as a tuple of pairs, to stay hashable)
+    label : how the tables name it
+    paper : the key of the paper's published figures for this row, or None (ablations)
+    """
+
+    name: str
+    network: str
+    kwargs: tuple[tuple[str, Any], ...]
+    label: str
+    paper: str | None
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        return dict(self.kwargs)
+
+
+PAPER_MODELS: tuple[str, ...] = ("sssn", "segnet", "deeplabv3plus-resnet50",
+                                 "deeplabv3plus-mobilenetv2", "scdnn")
+ABLATIONS: tuple[str, ...] = ("scdnn-aspp", "scdnn-noskip")
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "sssn": ModelSpec("sssn", "sssn", (), "SSSN", "sssn"),
+    "segnet": ModelSpec("segnet", "segnet", (), "SegNet", "segnet"),
+    "deeplabv3plus-resnet50": ModelSpec("deeplabv3plus-resnet50", "deeplabv3plus-resnet50", (),
+                                        "DeepLab v3+ ResNet50", "deeplabv3plus-resnet50"),
+    "deeplabv3plus-mobilenetv2": ModelSpec("deeplabv3plus-mobilenetv2",
+                                           "deeplabv3plus-mobilenetv2", (),
+                                           "DeepLab v3+ MobileNetV2", "deeplabv3plus-mobilenetv2"),
+    "scdnn": ModelSpec("scdnn", "scdnn", (), "SCDnn", "scdnn"),
+    "scdnn-aspp": ModelSpec("scdnn-aspp", "scdnn", (("context", "aspp"),),
+                            "SCDnn with ASPP (ablation)", None),
+    "scdnn-noskip": ModelSpec("scdnn-noskip", "scdnn", (("skip", False),),
+                              "SCDnn without skip (ablation)", None),
+}
+
+#: Every accepted ``--models`` name, in table order.
+ALL_MODELS: tuple[str, ...] = PAPER_MODELS + ABLATIONS
+
+
+def resolve_models(names: str | list[str] | tuple[str, ...], ablations: bool = False
+                   ) -> list[ModelSpec]:
+    """The model rows for ``--models`` (``all`` = the paper's five) and ``--ablations``.
+
+    Duplicates are dropped; the rows come in table order (:data:`ALL_MODELS`), whatever
+    order they were given in.
+
+    Raises
+    ------
+    UserError
+        An unknown name, or no model at all.
+    """
+    if isinstance(names, str):
+        names = [names]
+    wanted: set[str] = set()
+    for name in names:
+        if name == "all":
+            wanted.update(PAPER_MODELS)
+        elif name in MODEL_SPECS:
+            wanted.add(name)
+        else:
+            raise UserError(f"unknown model '{name}'; choose from: all, "
+                            f"{', '.join(ALL_MODELS)}")
+    if ablations:
+        wanted.update(ABLATIONS)
+    if not wanted:
+        raise UserError("no model to benchmark (--models is empty)")
+    return [MODEL_SPECS[name] for name in ALL_MODELS if name in wanted]

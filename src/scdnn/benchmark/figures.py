@@ -1,0 +1,200 @@
+"""The benchmark's figures as PNG (matplotlib, Agg backend): Fig. 8, Fig. 9, training curves.
+
+Every figure is written under a temporary name beside its final one and renamed when complete.
+The functions take plain numbers and arrays; the runner reads runs and predicts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..metrics import MIOU_BINS, boundary_pixels
+from ..runs import temporary_path
+
+TRUTH_COLOUR = (1.0, 0.85, 0.0)   # yellow
+PRED_COLOUR = (0.9, 0.1, 0.1)     # red
+
+
+def require_matplotlib() -> None:
+    """Fail early, before any training, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError("scdnn benchmark draws its figures with matplotlib, which is not "
+                        "installed (pip install matplotlib)") from None
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    plt = _pyplot()
+    tmp = temporary_path(path)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: str,
+             paper_counts: dict[str, int], paper_total: int) -> Path:
+    """Bar chart: share of test images per per-image-MIoU bin, ours beside the paper's.
+
+    Parameters
+    ----------
+    bins : ``metrics["miou_bins"]``: label -> {"count", "fraction"}
+    label : legend entry for ours (e.g. "SCDnn, scdnn-seed0, 4 images")
+    paper_counts, paper_total : the paper's images per bin and its number of test images
+    """
+    plt = _pyplot()
+    x = np.arange(len(MIOU_BINS))
+    ours = [100 * bins[b]["fraction"] for b in MIOU_BINS]
+    paper = [100 * paper_counts[b] / paper_total for b in MIOU_BINS]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(x - 0.2, ours, width=0.4, label=label, color="tab:blue")
+    ax.bar(x + 0.2, paper, width=0.4, label=f"paper (Fig. 8, {paper_total} images)",
+           color="tab:gray")
+    for xi, value in zip(x - 0.2, ours):
+        ax.text(xi, value, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [f"MIoU {b}" for b in MIOU_BINS])
+    ax.set_ylabel("test images (%)")
+    ax.set_title("Per-image MIoU of SCDnn (Fig. 8)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def curves_png(path: str | os.PathLike, curves: dict[str, list[dict[str, Any]]],
+               groups: dict[str, str] | None = None) -> Path:
+    """Validation MIoU and training loss against epoch, one line per run.
+
+    Parameters
+    ----------
+    curves : run name -> log.csv rows as dicts with ``epoch``, ``val_miou``, ``train_loss``
+        (floats or None)
+    groups : run name -> model name: runs of one model share a colour, seeds differ in line
+        style (default: every run its own colour)
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    groups = groups or {name: name for name in curves}
+    colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(groups.values()))}
+    styles = ("-", "--", ":", "-.")
+    seen: dict[str, int] = {}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rows in curves.items():
+        group = groups.get(name, name)
+        style = styles[seen.get(group, 0) % len(styles)]
+        seen[group] = seen.get(group, 0) + 1
+        for ax, key in ((left, "val_miou"), (right, "train_loss")):
+            points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, linestyle=style, color=colours.get(group),
+                        marker="o" if len(points) < 30 else None, markersize=3, label=name)
+    left.set_title("validation MIoU")
+    right.set_title("training loss")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.set_ylim(0, 1)
+    if curves:
+        right.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """An H x W x 3 float image in 0–1 from an H x W x C uint8 image."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] >= 3:
+        image = image[..., :3]
+    else:
+        image = np.repeat(image[..., :1], 3, axis=-1)
+    return image.astype(np.float32) / 255.0
+
+
+def _outline(mask: np.ndarray, keep: np.ndarray | None, width: int) -> np.ndarray:
+    edge = boundary_pixels(mask, keep)
+    if width > 1 and edge.any():
+        from scipy import ndimage
+
+        edge = ndimage.binary_dilation(edge, iterations=width - 1)
+    return edge
+
+
+def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None) -> np.ndarray:
+    """The image with the true boundary (yellow) and, if given, the predicted landslide
+    (red tint) and its boundary (red) drawn over it; ``truth`` may hold 255 (ignored: no
+    boundary there). The tint keeps a prediction visible that has no boundary inside the
+    image (all landslide: the image border is no boundary)."""
+    rgb = _display(image).copy()
+    keep = truth != 255
+    width = max(1, min(truth.shape) // 256)  # about one screen pixel in a 2.6 in cell
+    if pred is not None:
+        pred = np.asarray(pred).astype(bool)
+        rgb[pred] = 0.65 * rgb[pred] + 0.35 * np.asarray(PRED_COLOUR, np.float32)
+    rgb[_outline(truth == 1, keep, width)] = TRUTH_COLOUR
+    if pred is not None:
+        rgb[_outline(pred, None, width)] = PRED_COLOUR
+    return rgb
+
+
+def examples_png(path: str | os.PathLike, rows: Sequence[dict[str, Any]],
+                 columns: Sequence[str]) -> Path:
+    """The Fig. 9 grid: per image, the image, the truth and each model's prediction.
+
+    Parameters
+    ----------
+    rows : per image ``{"name", "image" (H x W x C uint8), "truth" (H x W in {0, 1, 255}),
+        "preds": {column label: (H x W bool mask, MIoU or None)}}``
+    columns : the model column labels, in order
+    """
+    plt = _pyplot()
+    ncols = 2 + len(columns)
+    nrows = max(1, len(rows))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.9 * nrows + 0.5),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        truth = np.asarray(row["truth"])
+        cells = [("image", _display(row["image"])),
+                 ("truth", overlay(row["image"], truth, None))]
+        for label in columns:
+            pred, miou = row["preds"][label]
+            title = label if miou is None else f"{label}\nMIoU {miou:.4f}"
+            cells.append((title, overlay(row["image"], truth, pred)))
+        for c, (title, picture) in enumerate(cells):
+            ax = axes[r][c]
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=8)
+        axes[r][0].set_ylabel(row["name"], fontsize=8)
+    for r in range(len(rows), nrows):
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.suptitle("Test images: true boundary yellow, predicted landslide and boundary red "
+                 "(Fig. 9)",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    return Path(path)

@@ -1,0 +1,21 @@
+"""Landslide maps of whole georeferenced scenes: ``scdnn map SCENE.tif --weights W --out DIR``.
+
+Read top to bottom, a scene goes through:
+
+- :mod:`.predict` — :func:`map_scene`, the recipe: windows -> batches -> network ->
+  blended rows -> rasters -> polygons -> COGs and ``map.json``;
+- :mod:`.scene` — open and validate a scene, read a window's bands and valid-data mask;
+- :mod:`.tiling` — the window grid and the blending weight window;
+- :mod:`.outputs` — row-by-row raster writing, COG conversion, strip-wise polygonizing
+  with seam merging, the polygon table and its file.
+"""
+
+from __future__ import annotations
+
+from .outputs import MASK_NODATA, PROBABILITY_NODATA, landslide_table, polygonize, write_cog
+from .predict import map_scene
+from .scene import Scene, open_scene
+from .tiling import blend_weights, window_grid
+
+__all__ = ["map_scene", "open_scene", "Scene", "window_grid", "blend_weights", "polygonize",
+           "landslide_table", "write_cog", "PROBABILITY_NODATA", "MASK_NODATA"]

@@ -1,0 +1,355 @@
+"""The files ``scdnn map`` writes: rasters row band by row band, COGs, landslide polygons.
+
+Conventions (the same in every output):
+
+- ``probability.tif``: float32 landslide probability, nodata ``-1`` (:data:`PROBABILITY_NODATA`)
+  outside valid data. -1 rather than NaN: it cannot be mistaken for a probability, compares
+  equal to itself, and GDAL's overview averaging leaves it out like any nodata value.
+- ``mask.tif``: uint8, 0 background, 1 landslide, 255 no data (:data:`MASK_NODATA`, the
+  project's ignore label).
+- Polygons have the vertices of pixel corners (no smoothing unless ``simplify``) in the
+  scene's CRS; ``area_m2`` and ``perimeter_m`` are in the units of that CRS (metres for a
+  projected CRS; pixels for a scene without georeferencing, see ``map.json``'s ``units``).
+
+Every file is written under a temporary name (:class:`Staging`) and renamed when all are
+complete, so a failed run leaves nothing under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.features import shapes
+from rasterio.transform import Affine
+from rasterio.windows import Window
+from scipy import ndimage
+
+from ..errors import UserError
+from ..runs import temporary_path
+
+__all__ = [
+    "PROBABILITY_NODATA", "MASK_NODATA", "POLYGON_FORMATS", "Staging", "RowWriter", "write_cog",
+    "Landslide", "polygonize", "landslide_table", "write_polygons",
+]
+
+PROBABILITY_NODATA = -1.0
+MASK_NODATA = 255
+#: ``--format`` -> OGR driver
+POLYGON_FORMATS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
+#: Rows per strip when a raster is read back or written: a multiple of the block height.
+STRIP_ROWS = 256
+_FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+
+
+class Staging:
+    """Temporary names for a run's outputs, renamed to their final names together.
+
+    ``final(name)`` gives the temporary path of an output that :meth:`commit` renames to
+    ``out/name``; ``scratch(name)`` a temporary path that is only deleted. Leaving the
+    ``with`` block, every temporary file still there is deleted (all of them on an error).
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self._finals: dict[Path, Path] = {}
+        self._scratch: list[Path] = []
+
+    def final(self, name: str) -> Path:
+        tmp = temporary_path(self.out / name)
+        self._finals[self.out / name] = tmp
+        return tmp
+
+    def scratch(self, name: str) -> Path:
+        tmp = temporary_path(self.out / f"scratch-{name}")
+        self._scratch.append(tmp)
+        return tmp
+
+    def commit(self) -> list[Path]:
+        """Rename every final output into place; return the final paths."""
+        for final, tmp in self._finals.items():
+            os.replace(tmp, final)
+        return list(self._finals)
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for tmp in [*self._finals.values(), *self._scratch]:
+            for path in (tmp, Path(f"{tmp}.aux.xml")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
+class RowWriter:
+    """Write a one-band raster from top to bottom, any number of rows at a time.
+
+    The file is a tiled, deflate-compressed GeoTIFF (the source of a COG later). Rows are
+    held until a whole row of blocks is complete, so that every compressed block is written
+    exactly once (rewriting a compressed block would leave dead bytes in the file); memory
+    holds at most one block row plus the rows of one call.
+    """
+
+    def __init__(self, path: Path, *, width: int, height: int, dtype: str, nodata: float,
+                 crs: Any, transform: Affine, block: int = STRIP_ROWS):
+        self.width, self.height, self.block = width, height, block
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        self._row = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self._ds = rasterio.open(
+                path, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype,
+                nodata=nodata, crs=crs, transform=transform, tiled=True, blockxsize=block,
+                blockysize=block, compress="deflate", zlevel=1, bigtiff="if_safer")
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append ``rows`` (``n x width``) below the rows written so far."""
+        self._pending.append(rows)
+        self._pending_rows += rows.shape[0]
+        while self._pending_rows >= self.block:
+            self._write_pending(self.block)
+
+    def _write_pending(self, n: int) -> None:
+        data = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._ds.write(data[:n], 1, window=Window(0, self._row, self.width, n))
+        self._row += n
+        rest = data[n:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_rows = len(rest)
+
+    def close(self) -> None:
+        if self._pending_rows and not self._ds.closed:
+            self._write_pending(self._pending_rows)
+        self._ds.close()
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:
+            self._pending, self._pending_rows = [], 0
+        self.close()
+        if exc_type is None and self._row != self.height:
+            raise RuntimeError(f"wrote {self._row} of {self.height} rows")
+
+
+def write_cog(src: Path, dst: Path, *, resampling: str, predictor: bool = False,
+              blocksize: int = 512) -> None:
+    """Copy the GeoTIFF ``src`` to a Cloud Optimized GeoTIFF ``dst`` (GDAL's COG driver).
+
+    Deflate-compressed ``blocksize`` tiles; overviews (halving until smaller than one block,
+    GDAL's ``OVERVIEWS=AUTO``) built with ``resampling`` (``average`` for probabilities,
+    ``mode`` for class masks; both leave nodata out).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        rasterio.shutil.copy(src, dst, driver="COG", compress="DEFLATE",
+                             predictor="YES" if predictor else "NO", blocksize=blocksize,
+                             overview_resampling=resampling, bigtiff="IF_SAFER")
+
+
+@dataclass
+class Landslide:
+    """One landslide polygon in pixel coordinates, with its probability statistics.
+
+    ``geometry`` is a shapely Polygon whose vertices are pixel corners (x = column, y = row,
+    integers, so seams join exactly); ``pixels`` counts its pixels, ``probability_sum`` and
+    ``probability_max`` summarise the probability over them.
+    """
+
+    geometry: Any
+    pixels: int
+    probability_sum: float
+    probability_max: float
+
+    def merged(self, *others: Landslide) -> Landslide:
+        import shapely
+
+        parts = [self, *others]
+        return Landslide(
+            geometry=shapely.union_all([p.geometry for p in parts]),
+            pixels=sum(p.pixels for p in parts),
+            probability_sum=sum(p.probability_sum for p in parts),
+            probability_max=max(p.probability_max for p in parts),
+        )
+
+
+class _SeamMerger:
+    """Polygonize a mask strip by strip, joining polygons that continue across a seam.
+
+    Each strip is labelled into 4-connected components (the connectivity GDAL's polygonize
+    uses), one polygon each. A component in the strip's last row is kept *open*; in the next
+    strip, an open polygon and a component of its first row are the same landslide when they
+    are vertically adjacent in some column (read from the two label rows, no geometry test),
+    and are unioned; chains and U-shapes join through a union-find. Polygons that do not
+    reach the next strip are closed. Memory: one strip, the open polygons (at most those
+    crossing one row) and the closed ones (the output).
+    """
+
+    def __init__(self) -> None:
+        self.closed: list[Landslide] = []
+        self._open: dict[int, Landslide] = {}
+        self._bottom: np.ndarray | None = None  # open-polygon id per column of the last row
+        self._next_id = 1
+
+    def add_strip(self, landslide: np.ndarray, probability: np.ndarray, row0: int) -> None:
+        labels, count = ndimage.label(landslide, structure=_FOUR_CONNECTED)
+        if count == 0:
+            self._close_all()
+            return
+        pieces = self._pieces(labels, count, probability, row0)
+        pairs: set[tuple[int, int]] = set()
+        if self._bottom is not None:
+            both = (self._bottom > 0) & (labels[0] > 0)
+            pairs = set(zip(self._bottom[both].tolist(), labels[0][both].tolist()))
+        groups = _connected_groups(pairs)
+        continued: set[int] = set()
+        new_open: dict[int, Landslide] = {}
+        relabel = np.zeros(count + 1, dtype=np.int64)  # new label -> new open id
+        bottom_labels = set(np.unique(labels[-1]).tolist()) - {0}
+        grouped_labels = set()
+        for open_ids, new_labels in groups:
+            continued |= open_ids
+            grouped_labels |= new_labels
+            merged = pieces[min(new_labels)].merged(
+                *[pieces[n] for n in sorted(new_labels) if n != min(new_labels)],
+                *[self._open[o] for o in sorted(open_ids)])
+            self._place(merged, new_labels, bottom_labels, new_open, relabel)
+        for label in range(1, count + 1):
+            if label not in grouped_labels:
+                self._place(pieces[label], {label}, bottom_labels, new_open, relabel)
+        self.closed.extend(p for o, p in self._open.items() if o not in continued)
+        self._open = new_open
+        self._bottom = relabel[labels[-1]]
+
+    def _place(self, piece: Landslide, labels: set[int], bottom_labels: set[int],
+               new_open: dict[int, Landslide], relabel: np.ndarray) -> None:
+        if labels & bottom_labels:
+            new_open[self._next_id] = piece
+            relabel[list(labels)] = self._next_id
+            self._next_id += 1
+        else:
+            self.closed.append(piece)
+
+    @staticmethod
+    def _pieces(labels: np.ndarray, count: int, probability: np.ndarray, row0: int
+                ) -> dict[int, Landslide]:
+        import shapely.geometry
+
+        flat = labels.ravel()
+        pixels = np.bincount(flat, minlength=count + 1)
+        sums = np.bincount(flat, weights=probability.ravel().astype(np.float64),
+                           minlength=count + 1)
+        maxima = ndimage.maximum(probability, labels, index=np.arange(1, count + 1))
+        geometries = {int(value): shapely.geometry.shape(geom) for geom, value in shapes(
+            labels.astype(np.int32), mask=labels > 0, connectivity=4,
+            transform=Affine.translation(0, row0))}
+        return {k: Landslide(geometries[k], int(pixels[k]), float(sums[k]), float(maxima[k - 1]))
+                for k in range(1, count + 1)}
+
+    def _close_all(self) -> None:
+        self.closed.extend(self._open.values())
+        self._open, self._bottom = {}, None
+
+    def finish(self) -> list[Landslide]:
+        self._close_all()
+        return sorted(self.closed, key=lambda p: (p.geometry.bounds[1], p.geometry.bounds[0]))
+
+
+def _connected_groups(pairs: set[tuple[int, int]]) -> list[tuple[set[int], set[int]]]:
+    """Connected components of the bipartite graph (open id, new label): (open ids, labels)."""
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def find(node):
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for o, n in pairs:
+        parent[find(("o", o))] = find(("n", n))
+    groups: dict[tuple[str, int], tuple[set[int], set[int]]] = {}
+    for node in list(parent):
+        kind, value = node
+        group = groups.setdefault(find(node), (set(), set()))
+        group[0 if kind == "o" else 1].add(value)
+    return list(groups.values())
+
+
+def polygonize(mask_path: str | os.PathLike, probability_path: str | os.PathLike,
+               strip_rows: int = STRIP_ROWS) -> list[Landslide]:
+    """Landslide polygons (pixels == 1 of ``mask_path``) with probability statistics.
+
+    Reads both one-band rasters in strips of ``strip_rows`` full-width rows, so memory grows
+    with the scene's width only; polygons crossing strip seams come out whole. Polygons are
+    in pixel coordinates, sorted top to bottom, then left to right.
+    """
+    merger = _SeamMerger()
+    with rasterio.open(mask_path) as mask, rasterio.open(probability_path) as prob:
+        for row0 in range(0, mask.height, strip_rows):
+            window = Window(0, row0, mask.width, min(strip_rows, mask.height - row0))
+            merger.add_strip(mask.read(1, window=window) == 1, prob.read(1, window=window), row0)
+    return merger.finish()
+
+
+def landslide_table(landslides: list[Landslide], transform: Affine, crs: Any = None,
+                    min_area: float = 0.0, simplify: float = 0.0):
+    """A GeoDataFrame of the polygons in map coordinates, one row per landslide.
+
+    Columns ``id`` (1, 2, ... top to bottom), ``area_m2`` and ``perimeter_m`` (of the polygon
+    as written, after ``simplify``; in the CRS's units), ``mean_probability`` and
+    ``max_probability`` (over the landslide's pixels). ``simplify`` > 0 simplifies each
+    polygon with that tolerance (shapely, topology preserved); polygons with an area below
+    ``min_area`` are dropped.
+    """
+    import geopandas as gpd
+    import shapely
+
+    geoms = np.array([p.geometry for p in landslides], dtype=object)
+    matrix = np.array([[transform.a, transform.b], [transform.d, transform.e]])
+    offset = np.array([transform.c, transform.f])
+    geoms = shapely.transform(geoms, lambda xy: xy @ matrix.T + offset)
+    if simplify > 0:
+        geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
+    area = shapely.area(geoms)
+    keep = area >= min_area if min_area > 0 else np.ones(len(geoms), dtype=bool)
+    pixels = np.array([p.pixels for p in landslides], dtype=np.float64)
+    sums = np.array([p.probability_sum for p in landslides], dtype=np.float64)
+    maxima = np.array([p.probability_max for p in landslides], dtype=np.float64)
+    table = {
+        "id": np.arange(1, int(keep.sum()) + 1, dtype=np.int64),
+        "area_m2": area[keep],
+        "perimeter_m": shapely.length(geoms)[keep],
+        "mean_probability": sums[keep] / pixels[keep],
+        "max_probability": maxima[keep],
+    }
+    return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(geoms[keep], crs=_crs(crs)),
+                            crs=_crs(crs))
+
+
+def _crs(crs: Any) -> Any:
+    return None if crs is None else crs.to_wkt() if hasattr(crs, "to_wkt") else crs
+
+
+def write_polygons(table, path: str | os.PathLike, fmt: str = "gpkg") -> None:
+    """Write ``table`` as a GeoPackage (layer ``landslides``) or GeoJSON with pyogrio."""
+    import pyogrio
+
+    if fmt not in POLYGON_FORMATS:
+        raise UserError(f"unknown polygon format '{fmt}'; "
+                        f"choose from: {', '.join(POLYGON_FORMATS)}")
+    kw = {"layer": "landslides"} if fmt == "gpkg" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "'crs' was not provided": pixel maps
+        pyogrio.write_dataframe(table, path, driver=POLYGON_FORMATS[fmt],
+                                geometry_type="Polygon", promote_to_multi=False, **kw)

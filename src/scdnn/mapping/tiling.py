@@ -1,0 +1,87 @@
+"""The window grid over a scene and the weight window that blends overlapping predictions.
+
+Windows are ``tile`` x ``tile`` pixels, ``tile - overlap`` apart, in row-major order (row of
+windows by row of windows, left to right). The last window of a row or column is moved back
+so that it ends on the scene's edge instead of hanging over it; it then overlaps its
+neighbour by more than ``overlap``, which the blending handles like any other overlap. So
+every window lies inside the scene and all have the same size, ``min(tile, height)`` x
+``min(tile, width)``: no padding is needed, windows stack into batches, and a scene smaller
+than one tile is a single window, predicted exactly as in one pass.
+
+Blending: each window's probabilities are weighted by :func:`blend_weights`, a 2-D
+raised-cosine (Hann) ramp over the ``overlap`` pixels at each side and flat 1 in the core,
+and the accumulated ``sum(weight * p) / sum(weight)`` is the blended probability. Over an
+overlap of exactly ``overlap`` pixels the falling ramp of one window and the rising ramp of
+the next sum to 1 (``sin² + cos²``), so seams fade linearly in weight space. The ramp never
+reaches 0, so a pixel that only one window covers (at the scene border, where there is no
+neighbour) still gets that window's probability after normalisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rasterio.windows import Window
+
+from ..errors import UserError
+
+__all__ = ["check_tiling", "window_offsets", "window_grid", "blend_weights"]
+
+
+def check_tiling(tile: int, overlap: int) -> None:
+    """Refuse a tile or overlap that cannot make a grid (UserError).
+
+    ``tile`` must be positive, ``overlap`` non-negative (0 is plain non-overlapping tiling)
+    and at most half the tile, so that the ramps of the two sides of a window do not cross.
+    """
+    if int(tile) != tile or tile <= 0:
+        raise UserError(f"--tile must be a positive number of pixels, got {tile}")
+    if int(overlap) != overlap or overlap < 0:
+        raise UserError(f"--overlap must be a number of pixels ≥ 0, got {overlap}")
+    if tile < 2 * overlap:
+        raise UserError(f"--tile {tile} is smaller than twice --overlap {overlap}: the "
+                        f"blending ramps of a window's two sides would overlap "
+                        f"(use --tile ≥ {2 * overlap})")
+
+
+def window_offsets(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets along one axis of length ``size``: every ``tile - overlap`` pixels, the
+    last one moved back to ``size - tile`` so that it ends on the edge; ``[0]`` when
+    ``size <= tile``.
+
+    >>> window_offsets(230, 64, 16)
+    [0, 48, 96, 144, 166]
+    """
+    if size <= tile:
+        return [0]
+    stride = tile - overlap
+    return [*range(0, size - tile, stride), size - tile]
+
+
+def window_grid(height: int, width: int, tile: int, overlap: int) -> list[Window]:
+    """All windows over a ``height`` x ``width`` scene, row-major; each is
+    ``min(tile, height)`` rows by ``min(tile, width)`` columns."""
+    check_tiling(tile, overlap)
+    h, w = min(tile, height), min(tile, width)
+    return [Window(col, row, w, h)
+            for row in window_offsets(height, tile, overlap)
+            for col in window_offsets(width, tile, overlap)]
+
+
+def _ramp(length: int, overlap: int) -> np.ndarray:
+    """1-D weights: ``sin²(π (i + ½) / (2 overlap))`` over the first and last ``overlap``
+    samples, 1 between; the smaller of the two ramps where they meet (short axes)."""
+    i = np.arange(length, dtype=np.float64)
+    if overlap <= 0:
+        return np.ones(length, dtype=np.float64)
+    rise = np.sin(np.pi * (np.minimum(i, overlap) + 0.5) / (2 * overlap)) ** 2
+    rise[i >= overlap] = 1.0
+    return np.minimum(rise, rise[::-1])
+
+
+def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
+    """The ``height`` x ``width`` float32 weight window: outer product of the 1-D ramps.
+
+    Values lie in (0, 1]: 1 in the core, a raised-cosine ramp over ``overlap`` pixels at each
+    side, never 0 (the outermost pixel weighs ``sin²(π / (4 overlap))``).
+    """
+    return np.outer(_ramp(height, overlap), _ramp(width, overlap)).astype(np.float32)

@@ -1,0 +1,442 @@
+"""``scdnn benchmark``: the smoke budget on a tiny generated dataset, end to end.
+
+Each benchmark here trains 1 epoch of one 32 px crop per image on 6 generated 40 x 40 images
+(3 train, 1 validation, 2 test), so the scores mean nothing; the tests check that the tables are
+built from the runs' own files, agree with each other, and that reruns skip, resume and refuse
+as documented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scdnn.benchmark import ProgressEvent, run_benchmark
+from scdnn.benchmark.budgets import BUDGETS, COMMON, budget_overrides, resolve_models
+from scdnn.benchmark.tables import PAPER_TABLE2, PAPER_TABLE3, summarize
+from scdnn.datasets.synthetic import write_synthetic_dataset
+from scdnn.errors import UserError
+
+MODELS = ["sssn", "scdnn", "deeplabv3plus-mobilenetv2"]
+PNGS = ("fig8_miou_bins.png", "fig9_examples.png", "training_curves.png")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp("bench-data") / "d", count=6,
+                                   size=40, seed=3)
+
+
+@pytest.fixture(scope="module")
+def bench(data, tmp_path_factory):
+    """Three networks, seed 0, smoke budget: (folder, results, progress events)."""
+    out = tmp_path_factory.mktemp("bench") / "b"
+    events: list[ProgressEvent] = []
+    results = run_benchmark(data, out, models=MODELS, budget="smoke", seeds=[0],
+                            progress=events.append)
+    return out, results, events
+
+
+def _json(path: Path):
+    return json.loads(path.read_text())
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _run_of(results, name):
+    return next(r for r in results["runs"] if r["name"] == name)
+
+
+# ----------------------------------------------------------------------------- budgets
+
+def test_budgets_are_train_config_overrides():
+    from scdnn.trainers.fit import TrainConfig
+
+    assert budget_overrides("smoke") == {**COMMON, "epochs": 1, "max_minutes": None,
+                                         "image_size": 32, "crops_per_image": 1,
+                                         "batch_size": 2}
+    cpu = budget_overrides("cpu")
+    assert (cpu["max_minutes"], cpu["epochs"], cpu["image_size"], cpu["crops_per_image"],
+            cpu["batch_size"]) == (20.0, 200, 256, 8, 8)
+    paper = budget_overrides("paper")
+    assert (paper["epochs"], paper["max_minutes"]) == (100, None)
+    # the paper's optimizer (Section 4) in every budget
+    for name in BUDGETS:
+        o = budget_overrides(name)
+        assert (o["lr"], o["beta1"], o["beta2"], o["eps"]) == (1e-3, 0.9, 0.999, 1e-8)
+        TrainConfig(data="d", out="o", **o)  # every key is a TrainConfig field
+    with pytest.raises(UserError, match="unknown budget 'fast'"):
+        budget_overrides("fast")
+
+
+def test_resolve_models_table_order_all_and_ablations():
+    assert [s.name for s in resolve_models("all")] == [
+        "sssn", "segnet", "deeplabv3plus-resnet50", "deeplabv3plus-mobilenetv2", "scdnn"]
+    specs = resolve_models(["scdnn", "sssn", "scdnn"], ablations=True)
+    assert [s.name for s in specs] == ["sssn", "scdnn", "scdnn-aspp", "scdnn-noskip"]
+    assert specs[2].network == "scdnn" and specs[2].model_kwargs == {"context": "aspp"}
+    assert specs[3].model_kwargs == {"skip": False}
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def test_every_file_is_written_and_every_png_is_valid(bench):
+    out, results, _ = bench
+    for name in ("benchmark.json", "split.json", "results.md", "results.json", *PNGS):
+        assert (out / name).is_file(), name
+    for name in PNGS:
+        with Image.open(out / name) as image:
+            assert image.format == "PNG"
+            image.verify()
+    assert results["figures"] == {"fig8": PNGS[0], "fig9": PNGS[1], "curves": PNGS[2]}
+    assert _json(out / "results.json") == json.loads(json.dumps(results))
+    for model in MODELS:
+        run = out / "runs" / f"{model}-seed0"
+        for name in ("weights.safetensors", "log.csv", "model.json", "split.json",
+                     "checkpoints/last.ckpt", "eval/metrics.json", "eval/per_image.csv"):
+            assert (run / name).is_file(), f"{model}: {name}"
+
+
+def test_results_json_carries_config_split_and_provenance(bench):
+    out, results, _ = bench
+    cfg = results["config"]
+    assert cfg["budget"] == "smoke" and cfg["seeds"] == [0] and cfg["split_seed"] == 0
+    assert cfg["models"] == ["sssn", "deeplabv3plus-mobilenetv2", "scdnn"]  # table order
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["image_size"] == 32
+    assert results["provenance"]["scdnn_version"] == "0.1.0"
+    assert "git_commit" in results["provenance"]
+    split = _json(out / "split.json")
+    assert results["split"] == split
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (3, 1, 2)
+    # one split for every run
+    for model in MODELS:
+        assert _json(out / "runs" / f"{model}-seed0" / "split.json")["test"] == split["test"]
+        card = _json(out / "runs" / f"{model}-seed0" / "model.json")
+        assert card["config"]["epochs"] == 1 and card["config"]["image_size"] == 32
+        assert card["config"]["seed"] == 0
+
+
+def test_table2_and_table3_come_from_each_runs_metrics_and_agree(bench):
+    out, results, _ = bench
+    md = (out / "results.md").read_text()
+    for model in MODELS:
+        metrics = _json(out / "runs" / f"{model}-seed0" / "eval" / "metrics.json")
+        t2, t3 = results["table2"][model], results["table3"][model]
+        for key in ("pa", "mpa", "miou", "fwiou"):
+            assert t2[key]["mean"] == pytest.approx(metrics[key])
+            assert t2[key]["n"] == 1 and t2[key]["std"] is None
+        for cls in ("landslide", "background"):
+            assert t3[cls]["pa"]["mean"] == pytest.approx(metrics["class_pa"][cls])
+            assert t3[cls]["iou"]["mean"] == pytest.approx(metrics["class_iou"][cls])
+        # Eq. 23: MIoU is the mean of the two classes' IoUs
+        assert t2["miou"]["mean"] == pytest.approx(
+            (t3["landslide"]["iou"]["mean"] + t3["background"]["iou"]["mean"]) / 2)
+        # the markdown row: ours in percent with 2 decimals, then the paper's
+        label = results["models"][model]["label"]
+        row = next(line for line in md.splitlines() if line.startswith(f"| {label} | 1 |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:6] == [f"{100 * metrics[k]:.2f}" for k in ("pa", "mpa", "miou", "fwiou")]
+        assert cells[6:10] == [f"{100 * PAPER_TABLE2[model][k]:.2f}"
+                               for k in ("pa", "mpa", "miou", "fwiou")]
+    # the paper's own Table 2 and 3 obey Eq. 23 too (to its rounding)
+    for model, t3 in PAPER_TABLE3.items():
+        assert PAPER_TABLE2[model]["miou"] == pytest.approx(
+            (t3["landslide"]["iou"] + t3["background"]["iou"]) / 2, abs=6e-5)
+
+
+def test_table1_is_scdnns_normalized_confusion_rows_sum_to_one(bench):
+    out, results, _ = bench
+    metrics = _json(out / "runs" / "scdnn-seed0" / "eval" / "metrics.json")
+    cm = np.asarray(metrics["confusion"], float)  # rows = truth: background, landslide
+    rows = results["table1"]["rows"]
+    assert rows["landslide"]["landslide"] == pytest.approx(cm[1, 1] / cm[1].sum())
+    assert rows["background"]["landslide"] == pytest.approx(cm[0, 1] / cm[0].sum())
+    for truth in ("landslide", "background"):
+        assert sum(rows[truth].values()) == pytest.approx(1.0)
+    md = (out / "results.md").read_text()
+    assert "| landslide | " in md and "0.7411 | 0.2589 |" in md  # the paper's beside ours
+
+
+def test_fig8_table_is_scdnns_per_image_bins(bench):
+    out, results, _ = bench
+    metrics = _json(out / "runs" / "scdnn-seed0" / "eval" / "metrics.json")
+    per_image = _csv(out / "runs" / "scdnn-seed0" / "eval" / "per_image.csv")
+    assert results["fig8"]["run"] == "scdnn-seed0"
+    assert results["fig8"]["bins"] == metrics["miou_bins"]
+    assert sum(b["count"] for b in results["fig8"]["bins"].values()) == len(per_image) == 2
+    assert "| > 0.9 |" in (out / "results.md").read_text()
+
+
+def test_table4_images_have_the_largest_landslide_share_and_their_per_image_scores(bench, data):
+    out, results, _ = bench
+    t4 = results["table4"]
+    test = _json(out / "split.json")["test"]
+    share = {}
+    for name in test:  # masks are 0/255 PNGs
+        mask = np.asarray(Image.open(data / "masks" / f"{name}.png"))
+        share[name] = float((mask == 255).mean())
+    expected = sorted(test, key=lambda n: (-share[n], n))[:4]
+    assert [im["name"] for im in t4["images"]] == expected
+    assert t4["models"] == ["deeplabv3plus-mobilenetv2", "scdnn"]  # the Fig. 9 networks run
+    for model in t4["models"]:
+        rows = {r["name"]: r for r in _csv(out / "runs" / f"{model}-seed0" / "eval"
+                                           / "per_image.csv")}
+        for im in t4["images"]:
+            assert im["landslide_share"] == pytest.approx(share[im["name"]])
+            for key in ("landslide_pa", "background_pa", "miou"):
+                assert im["scores"][model][key] == pytest.approx(float(rows[im["name"]][key]))
+
+
+def test_extra_columns_params_gflops_time_epochs(bench):
+    from scdnn.models import count_parameters, create_model
+
+    out, results, _ = bench
+    for model in MODELS:
+        e = results["extra"][model]
+        assert e["parameters"] == count_parameters(create_model(model))
+        assert e["gflops"] > 0 and e["gflops_size"] == 256
+        log = _csv(out / "runs" / f"{model}-seed0" / "log.csv")
+        assert e["epochs"]["mean"] == len(log) == 1
+        assert e["train_seconds"]["mean"] == pytest.approx(sum(float(r["seconds"]) for r in log))
+        metrics = _json(out / "runs" / f"{model}-seed0" / "eval" / "metrics.json")
+        assert e["boundary_f1"]["mean"] == metrics["boundary_f1"]
+        assert e["landslide_f1"]["mean"] == metrics["landslide_f1"]
+
+
+def test_results_md_mentions_every_run_and_model(bench):
+    out, results, _ = bench
+    md = (out / "results.md").read_text()
+    for model in MODELS:
+        assert f"`{model}-seed0`" in md
+        assert results["models"][model]["label"] in md
+    for heading in ("Table 1", "Table 2", "Table 3", "Fig. 8", "Table 4 / Fig. 9",
+                    "Beyond the paper"):
+        assert f"## {heading}" in md
+    for png in PNGS:
+        assert f"]({png})" in md
+    assert "Spread over seeds" not in md  # one seed: no spread
+
+
+def test_progress_events_one_line_per_step(bench):
+    _, _, events = bench
+    messages = [e.message for e in events]
+    assert messages[0] == "[1/3] training sssn (seed 0)"
+    assert messages[1] == "[1/3] evaluating sssn (seed 0) on the test images"
+    assert "[3/3] training scdnn (seed 0)" in messages
+    assert messages[-1] == "[3/3] writing tables and figures"
+
+
+def test_two_seeds_give_mean_std_and_range(data, tmp_path):
+    out = tmp_path / "b"
+    results = run_benchmark(data, out, models=["scdnn"], budget="smoke", seeds=[0, 1])
+    per_seed = [_json(out / "runs" / f"scdnn-seed{s}" / "eval" / "metrics.json")
+                for s in (0, 1)]
+    for key in ("pa", "miou", "fwiou"):
+        values = [m[key] for m in per_seed]
+        s = results["table2"]["scdnn"][key]
+        assert s["n"] == 2
+        assert s["mean"] == pytest.approx(sum(values) / 2)
+        assert s["std"] == pytest.approx(statistics.stdev(values))
+        assert (s["min"], s["max"]) == (min(values), max(values))
+    t2, t3 = results["table2"]["scdnn"], results["table3"]["scdnn"]
+    assert t2["miou"]["mean"] == pytest.approx(
+        (t3["landslide"]["iou"]["mean"] + t3["background"]["iou"]["mean"]) / 2)
+    for truth in ("landslide", "background"):
+        assert sum(results["table1"]["rows"][truth].values()) == pytest.approx(1.0)
+    md = (out / "results.md").read_text()
+    assert "## Spread over seeds" in md and " ± " in md
+    assert "`scdnn-seed0`" in md and "`scdnn-seed1`" in md
+    # the same split for both seeds
+    assert (_json(out / "runs" / "scdnn-seed0" / "split.json")["test"]
+            == _json(out / "runs" / "scdnn-seed1" / "split.json")["test"])
+
+
+def test_summarize_hand_computed():
+    s = summarize([0.5, None, 0.7, 0.9])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.7)
+    assert s["std"] == pytest.approx(0.2)  # sqrt((0.04 + 0 + 0.04) / 2)
+    assert (s["min"], s["max"]) == (0.5, 0.9)
+    assert summarize([None])["mean"] is None
+
+
+def test_ablations_are_extra_scdnn_rows(data, tmp_path):
+    from scdnn.models import count_parameters, create_model
+
+    out = tmp_path / "b"
+    results = run_benchmark(data, out, models=["scdnn"], budget="smoke", ablations=True)
+    assert list(results["models"]) == ["scdnn", "scdnn-aspp", "scdnn-noskip"]
+    card = _json(out / "runs" / "scdnn-aspp-seed0" / "model.json")
+    assert card["model"] == "scdnn" and card["model_kwargs"] == {"context": "aspp"}
+    assert _json(out / "runs" / "scdnn-noskip-seed0" / "model.json")["model_kwargs"] == {
+        "skip": False}
+    assert results["extra"]["scdnn-aspp"]["parameters"] == count_parameters(
+        create_model("scdnn", context="aspp"))
+    assert results["extra"]["scdnn-noskip"]["parameters"] == count_parameters(
+        create_model("scdnn", skip=False))
+    assert len({results["extra"][m]["parameters"] for m in results["models"]}) == 3
+    md = (out / "results.md").read_text()
+    assert "SCDnn with ASPP (ablation)" in md and "`scdnn-noskip-seed0`" in md
+
+
+# ----------------------------------------------------------------------------- reruns
+
+def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
+    out = tmp_path / "b"
+    run_benchmark(data, out, models=["sssn"], budget="smoke")
+    sssn_metrics = out / "runs" / "sssn-seed0" / "eval" / "metrics.json"
+    stamp = sssn_metrics.stat().st_mtime_ns
+
+    events: list[ProgressEvent] = []
+    results = run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke",
+                            progress=events.append)
+    actions = [(e.model, e.action) for e in events]
+    assert ("sssn", "skip") in actions and ("sssn", "train") not in actions
+    assert ("scdnn", "train") in actions
+    assert sssn_metrics.stat().st_mtime_ns == stamp
+    assert set(results["models"]) == {"sssn", "scdnn"}
+
+    # killed after the last checkpoint, before the weights: resumed, not restarted
+    scdnn = out / "runs" / "scdnn-seed0"
+    (scdnn / "weights.safetensors").unlink()
+    for path in sorted((scdnn / "eval").iterdir()):
+        path.unlink()
+    (scdnn / "eval").rmdir()
+    events.clear()
+    run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke", progress=events.append)
+    actions = [(e.model, e.action) for e in events]
+    assert ("scdnn", "resume") in actions and ("scdnn", "train") not in actions
+    assert (scdnn / "weights.safetensors").is_file()
+    assert (scdnn / "eval" / "metrics.json").is_file()
+    assert len(_csv(scdnn / "log.csv")) == 1  # no epoch logged twice
+    assert sssn_metrics.stat().st_mtime_ns == stamp
+
+    # killed during its first epoch (no checkpoint yet): trained afresh
+    for name in ("weights.safetensors", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+        (scdnn / name).unlink()
+    events.clear()
+    run_benchmark(data, out, models=["scdnn"], budget="smoke", progress=events.append)
+    assert [e.action for e in events] == ["train", "evaluate", "report"]
+    assert (scdnn / "weights.safetensors").is_file()
+
+    # weights but no scores: only scored
+    (scdnn / "eval" / "metrics.json").unlink()
+    events.clear()
+    run_benchmark(data, out, models=["scdnn"], budget="smoke", progress=events.append)
+    assert [e.action for e in events] == ["evaluate", "report"]
+
+
+def test_another_configuration_in_the_folder_is_refused(data, tmp_path):
+    out = tmp_path / "b"
+    run_benchmark(data, out, models=["sssn"], budget="smoke")
+    before = (out / "benchmark.json").read_text()
+    with pytest.raises(UserError, match="split_seed: 0 -> 1") as info:
+        run_benchmark(data, out, models=["sssn"], budget="smoke", split_seed=1)
+    assert info.value.path == str(out / "benchmark.json")
+    with pytest.raises(UserError, match="another configuration"):
+        run_benchmark(data, out, models=["sssn"], budget="cpu")
+    assert (out / "benchmark.json").read_text() == before
+
+    # --overwrite redoes the run under the new configuration
+    events: list[ProgressEvent] = []
+    results = run_benchmark(data, out, models=["sssn"], budget="smoke", split_seed=1,
+                            overwrite=True, progress=events.append)
+    assert [e.action for e in events] == ["train", "evaluate", "report"]
+    assert results["config"]["split_seed"] == 1
+    assert _json(out / "runs" / "sssn-seed0" / "split.json")["test"] == results["split"]["test"]
+
+
+def test_a_folder_holding_something_else_is_refused(data, tmp_path):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds no benchmark.json"):
+        run_benchmark(data, out, models=["sssn"], budget="smoke")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"models": ["sssn", "unet"]}, "unknown model 'unet'"),
+    ({"models": []}, "no model"),
+    ({"budget": "huge"}, "unknown budget 'huge'"),
+    ({"seeds": [0, 0]}, "seed 0 is given twice"),
+    ({"seeds": [-1]}, "seeds must be integers >= 0"),
+])
+def test_bad_options_fail_before_anything_is_written(data, tmp_path, kwargs, message):
+    out = tmp_path / "new"
+    options = {"models": ["sssn"], "budget": "smoke", **kwargs}
+    with pytest.raises(UserError, match=message):
+        run_benchmark(data, out, **options)
+    assert not out.exists()
+
+
+def test_missing_data_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(UserError, match="dataset folder does not exist"):
+        run_benchmark(tmp_path / "nowhere", tmp_path / "new", models=["sssn"], budget="smoke")
+    assert not (tmp_path / "new").exists()
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _parser():
+    from scdnn.benchmark.cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="scdnn")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_add_parser_and_run(data, tmp_path, capsys):
+    from scdnn.benchmark.cli import run
+
+    out = tmp_path / "b"
+    args = _parser().parse_args(["benchmark", str(data), "--out", str(out), "--models", "sssn",
+                                 "--budget", "smoke", "--seeds", "0"])
+    assert (args.models, args.budget, args.seeds, args.split_seed, args.ablations,
+            args.overwrite) == (["sssn"], "smoke", [0], 0, False, False)
+    run(args)
+    captured = capsys.readouterr()
+    assert "[1/1] training sssn (seed 0) ..." in captured.err
+    assert f"results: {out}/results.md" in captured.out
+    assert "SSSN" in captured.out
+    assert (out / "results.md").is_file()
+
+
+def test_parser_defaults_and_bad_values():
+    args = _parser().parse_args(["benchmark", "d", "--out", "o"])
+    assert (args.models, args.budget, args.seeds, args.tolerance) == (["all"], "cpu", [0], 2)
+    for bad in (["--budget", "huge"], ["--seeds", "-1"], ["--seeds", "x"]):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["benchmark", "d", "--out", "o", *bad])
+
+
+def _wired() -> bool:
+    from scdnn.cli import build_parser
+
+    return "benchmark" in build_parser()._subparsers._group_actions[0].choices
+
+
+def test_scdnn_benchmark_command(data, tmp_path, capsys):
+    if not _wired():
+        pytest.skip("`benchmark` is not yet a subcommand of scdnn.cli (wired in by the lead)")
+    from scdnn.cli import main
+
+    out = tmp_path / "b"
+    assert main(["benchmark", str(data), "--out", str(out), "--models", "sssn",
+                 "--budget", "smoke"]) == 0
+    assert (out / "results.json").is_file()
+    capsys.readouterr()
+    assert main(["benchmark", str(data), "--out", str(tmp_path / "c"), "--models",
+                 "unet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown model 'unet'" in err[0]
+    assert not (tmp_path / "c").exists()

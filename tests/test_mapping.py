@@ -1,0 +1,515 @@
+"""``scdnn map``: tiled, blended scene mapping to COGs and polygons, on tiny generated scenes."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.transform import Affine
+
+from scdnn.cli import main
+from scdnn.datasets import Normalization
+from scdnn.errors import UserError
+from scdnn.inference import landslide_probability
+from scdnn.mapping import map_scene, polygonize
+from scdnn.mapping.outputs import landslide_table, write_cog
+from scdnn.mapping.tiling import blend_weights, window_grid, window_offsets
+from scdnn.models import create_model
+from scdnn.weights import load_model, save_weights
+
+H, W = 150, 230
+TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.7, 3400000.0)  # non-square pixels, 0.35 m²
+CRS = "EPSG:32647"
+SMALL = ["--tile", "64", "--overlap", "16"]
+#: With tile 64 / overlap 16: rows at 0, 48, 86 and columns at 0, 48, 96, 144, 166.
+#: Columns < 100 are invalid, so the 3 windows of column 0 have no valid pixel; the notch
+#: (rows > 120, columns > 200) leaves window (86, 166) partly valid.
+ROWS, COLS = np.mgrid[0:H, 0:W]
+VALID = (COLS >= 100) & ~((ROWS > 120) & (COLS > 200))
+VALID_PIXELS = H * (W - 100) - 29 * 29  # 18659
+
+
+def rgb(seed: int = 0) -> np.ndarray:
+    """3 x H x W uint8: smooth structure plus noise, so the network's output varies."""
+    rng = np.random.default_rng(seed)
+    base = 128 + 90 * np.sin(ROWS / 9.0)[None] * np.cos(COLS / 13.0)[None]
+    return np.clip(base + rng.normal(0, 25, (3, H, W)), 1, 255).astype(np.uint8)  # no 0: nodata
+
+
+def write_scene(path: Path, variant: str = "plain", image: np.ndarray | None = None,
+                valid: np.ndarray = VALID, crs: str | None = CRS, **profile) -> Path:
+    """A GeoTIFF scene; ``variant`` says how no data is stored: ``mask`` (internal mask
+    band), ``nodata`` (value 0 in every band), ``alpha`` (4th band), ``plain`` (none)."""
+    image = rgb() if image is None else image
+    kw = dict(driver="GTiff", width=image.shape[2], height=image.shape[1], dtype=image.dtype,
+              **({"transform": TRANSFORM, "crs": crs} if crs else {}), **profile)
+    if variant == "nodata":
+        image = np.where(valid, image, 0).astype(image.dtype)
+        kw["nodata"] = 0
+    if variant == "alpha":
+        image = np.concatenate([image, np.where(valid, 255, 0)[None].astype(np.uint8)])
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the scene without CRS
+        with rasterio.open(path, "w", count=image.shape[0], **kw) as dst:
+            dst.write(image)
+            if variant == "alpha":
+                colors = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+                dst.colorinterp = ([*colors] if len(image) == 4 else
+                                   [ColorInterp.gray] * (len(image) - 1)) + [ColorInterp.alpha]
+            if variant == "mask":
+                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one torch thread is faster than two fighting over a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """SCDnn weights written directly (no training); the classifier is rescaled so that
+    probabilities spread over (0, 1) instead of sitting at 0.51 as in a fresh network."""
+    torch.manual_seed(0)
+    model = create_model("scdnn").eval()
+    norm = Normalization(mean=[128.0] * 3, std=[60.0] * 3)
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(norm.apply(np.moveaxis(rgb(1)[:, :64, :64], 0, -1)))[None])
+    diff = (logits[0, 1] - logits[0, 0]).flatten()
+    k = 2.0 / float(diff.std())
+    with torch.no_grad():
+        w, b = model.classifier.weight, model.classifier.bias
+        w[1] = k * (w[1] - w[0])
+        b[1] = k * (b[1] - b[0]) - k * float(diff.mean())
+        w[0], b[0] = 0.0, 0.0
+    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2, "model_kwargs": {},
+            "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
+            "normalization": norm.to_dict()}
+    path = tmp_path_factory.mktemp("weights") / "weights.safetensors"
+    save_weights(model, path, card)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory, weights) -> dict[str, Path]:
+    """The same scene mapped with no data stored three ways: variant -> output folder."""
+    root = tmp_path_factory.mktemp("mapped")
+    outs = {}
+    for variant in ("mask", "nodata", "alpha"):
+        scene = write_scene(root / f"{variant}.tif", variant)
+        map_scene(scene, weights, root / variant, tile=64, overlap=16, cog_blocksize=64)
+        outs[variant] = root / variant
+    return outs
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def one_pass(weights: Path, image: np.ndarray) -> np.ndarray:
+    model, card = load_model(weights)
+    return landslide_probability(model, np.moveaxis(image, 0, -1),
+                                 Normalization.from_dict(card["normalization"]))
+
+
+def assert_user_error(code: int, capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def no_files(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
+
+
+# --- tiling ----------------------------------------------------------------------------------
+
+def test_window_offsets_end_on_the_scene_edge() -> None:
+    assert window_offsets(230, 64, 16) == [0, 48, 96, 144, 166]
+    assert window_offsets(112, 64, 16) == [0, 48]  # 112 - 64 is exactly one stride
+    assert window_offsets(64, 64, 16) == [0]
+    assert window_offsets(40, 64, 16) == [0]
+    grid = window_grid(40, 50, 64, 16)  # smaller than a tile: one window, the whole scene
+    assert [(w.row_off, w.col_off, w.height, w.width) for w in grid] == [(0, 0, 40, 50)]
+    assert len(window_grid(H, W, 64, 16)) == 15
+
+
+def test_blend_weights_raised_cosine_ramp() -> None:
+    row = blend_weights(8, 8, 2)[3]  # a core row: the column profile alone
+    # sin²(π/8) = 0.146447, sin²(3π/8) = 0.853553, flat core, symmetric
+    np.testing.assert_allclose(row, [0.146447, 0.853553, 1, 1, 1, 1, 0.853553, 0.146447],
+                               atol=1e-6)
+    ramp = blend_weights(64, 64, 16)[32]
+    # over an overlap of exactly 16 pixels, falling and rising ramps sum to 1
+    np.testing.assert_allclose(ramp[-16:] + ramp[:16], 1.0, atol=1e-6)
+    assert ramp.min() > 0
+    np.testing.assert_array_equal(blend_weights(3, 4, 0), np.ones((3, 4), np.float32))
+    two_d = blend_weights(8, 8, 2)
+    assert two_d[0, 0] == pytest.approx(0.146447 ** 2, abs=1e-6)
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["mask", "nodata", "alpha"])
+def test_outputs_on_the_scene_grid_with_nodata_outside_valid(mapped, variant: str) -> None:
+    out = mapped[variant]
+    assert sorted(p.name for p in out.iterdir()) == ["landslides.gpkg", "map.json", "mask.tif",
+                                                    "probability.tif"]
+    for name, dtype, nodata in (("probability.tif", "float32", -1.0), ("mask.tif", "uint8", 255)):
+        with rasterio.open(out / name) as src:
+            assert (src.width, src.height, src.count, src.dtypes[0]) == (W, H, 1, dtype)
+            assert src.crs == rasterio.crs.CRS.from_string(CRS)
+            assert src.transform == TRANSFORM
+            assert src.nodata == nodata
+    prob, mask = read(out / "probability.tif"), read(out / "mask.tif")
+    assert np.all(prob[~VALID] == -1.0) and np.all(mask[~VALID] == 255)
+    assert np.all((prob[VALID] >= 0) & (prob[VALID] <= 1))
+    np.testing.assert_array_equal(mask[VALID], (prob[VALID] >= 0.5).astype(np.uint8))
+    assert 0 < mask[VALID].sum() < VALID_PIXELS  # the rescaled network says both
+    summary = json.loads((out / "map.json").read_text())
+    assert summary["windows"] == {"total": 15, "run": 12, "skipped_no_valid_pixel": 3}
+    assert summary["valid_pixels"] == VALID_PIXELS
+    assert summary["landslide_pixels"] == int(mask[VALID].sum())
+    assert summary["landslide_area"] == pytest.approx(mask[VALID].sum() * 0.35)
+    assert summary["units"] == "metre" and summary["crs"] == CRS
+    assert (summary["tile"], summary["overlap"], summary["threshold"]) == (64, 16, 0.5)
+    assert summary["model"] == "scdnn" and summary["provenance"]["scdnn_version"]
+    assert not list(out.parent.rglob("*.part*"))
+
+
+def test_nodata_stored_any_way_gives_the_same_map(mapped) -> None:
+    # invalid pixels are zeroed after normalisation, so what fills them (random RGB under a
+    # mask band, zeros under a nodata value, anything under alpha) cannot change the result
+    reference = read(mapped["mask"] / "probability.tif")
+    for variant in ("nodata", "alpha"):
+        np.testing.assert_allclose(read(mapped[variant] / "probability.tif"), reference, atol=1e-5)
+
+
+def test_outputs_are_cloud_optimized_geotiffs_with_overviews(mapped) -> None:
+    for name in ("probability.tif", "mask.tif"):
+        with rasterio.open(mapped["mask"] / name) as src:
+            profile = src.profile
+            assert profile["tiled"] and profile["blockxsize"] == 64
+            assert profile["compress"] == "deflate"
+            assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+            assert src.overviews(1) == [2, 4]  # 230 x 150 halves to below one 64 block
+            overview = src.read(1, out_shape=(H // 4 + 1, W // 4 + 1))
+            assert overview.shape[0] > 0
+    with rasterio.open(mapped["mask"] / "mask.tif") as src:
+        overview = src.read(1, out_shape=(38, 58))
+        assert set(np.unique(overview)) <= {0, 1, 255}  # mode resampling keeps classes
+
+
+def test_polygons_of_the_mapped_scene(mapped) -> None:
+    import geopandas as gpd
+
+    table = gpd.read_file(mapped["mask"] / "landslides.gpkg", layer="landslides")
+    assert list(table.columns) == ["id", "area_m2", "perimeter_m", "mean_probability",
+                                   "max_probability", "geometry"]
+    assert table.crs.to_epsg() == 32647
+    mask = read(mapped["mask"] / "mask.tif")
+    # polygons tile the landslide pixels exactly: same total area
+    assert table.area_m2.sum() == pytest.approx((mask == 1).sum() * 0.35)
+    assert (table.mean_probability >= 0.5).all() and (table.max_probability <= 1).all()
+    assert (table.max_probability >= table.mean_probability).all()
+    assert list(table.id) == list(range(1, len(table) + 1))
+
+
+# --- seamless blending -----------------------------------------------------------------------
+
+def test_scene_smaller_than_one_tile_equals_one_pass(tmp_path: Path, weights: Path) -> None:
+    scene = write_scene(tmp_path / "plain.tif", "plain")
+    summary = map_scene(scene, weights, tmp_path / "out")  # tile 512 > 230 x 150
+    assert summary["windows"] == {"total": 1, "run": 1, "skipped_no_valid_pixel": 0}
+    np.testing.assert_allclose(read(tmp_path / "out" / "probability.tif"),
+                               one_pass(weights, rgb()), atol=1e-6)
+    with rasterio.open(tmp_path / "out" / "mask.tif") as src:
+        assert src.profile["blockxsize"] == 512 and src.profile["tiled"]
+
+
+def test_overlap_blending_is_closer_to_one_pass_than_plain_tiling(tmp_path: Path,
+                                                                   weights: Path) -> None:
+    # SCDnn's receptive field (atrous rates up to 18 at 1/16 scale) is far larger than a
+    # 64-pixel tile, so no tiling reproduces one pass; more overlap must come closer
+    scene = write_scene(tmp_path / "plain.tif", "plain")
+    reference = one_pass(weights, rgb())
+    errors = {}
+    for overlap in (0, 16, 32):
+        map_scene(scene, weights, tmp_path / f"o{overlap}", tile=64, overlap=overlap)
+        blended = read(tmp_path / f"o{overlap}" / "probability.tif")
+        errors[overlap] = np.abs(blended - reference).mean()
+    assert errors[32] < errors[16] < errors[0], errors
+
+
+def test_blending_removes_seams_of_a_small_receptive_field_network(tmp_path: Path, weights: Path,
+                                                                   monkeypatch) -> None:
+    # two 3x3 convolutions see 2 pixels around: plain tiles differ from one pass at their
+    # seams; a 16-pixel blended overlap leaves only the ramps' tiny outer weights
+    import scdnn.mapping.predict as predict
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(),
+                              torch.nn.Conv2d(8, 2, 3, padding=1)).eval()
+    monkeypatch.setattr(predict, "load_model", lambda path: (net, load_model(path)[1]))
+    scene = write_scene(tmp_path / "plain.tif", "plain")
+    reference = landslide_probability(net, np.moveaxis(rgb(), 0, -1),
+                                      Normalization(mean=[128.0] * 3, std=[60.0] * 3))
+    errors = {}
+    for overlap in (0, 16):
+        map_scene(scene, weights, tmp_path / f"o{overlap}", tile=64, overlap=overlap)
+        errors[overlap] = np.abs(read(tmp_path / f"o{overlap}" / "probability.tif") - reference)
+    assert errors[0].max() > 0.05  # seams of plain tiling
+    assert np.all(errors[0][2:62, 2:62] < 1e-5)  # ... but exact inside the first tile
+    assert errors[16].max() < 0.005 and errors[16].mean() < 1e-4
+
+
+def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path, weights: Path,
+                                                              monkeypatch) -> None:
+    import scdnn.mapping.predict as predict
+
+    batches: list[int] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            batches.append(x.shape[0])
+            return self.model(x)
+
+    monkeypatch.setattr(predict, "load_model",
+                        lambda path: (lambda m, c: (Spy(m), c))(*load_model(path)))
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    map_scene(scene, weights, tmp_path / "out", tile=64, overlap=16, batch_size=5)
+    assert batches == [5, 5, 2]  # 12 of 15 windows
+
+
+# --- polygons --------------------------------------------------------------------------------
+
+def write_mask(path: Path, mask: np.ndarray, prob: np.ndarray | None = None) -> tuple[Path, Path]:
+    kw = dict(driver="GTiff", width=mask.shape[1], height=mask.shape[0], count=1,
+              crs=CRS, transform=TRANSFORM)
+    with rasterio.open(path, "w", dtype="uint8", nodata=255, **kw) as dst:
+        dst.write(mask, 1)
+    prob = np.where(mask == 1, 0.75, 0.25).astype(np.float32) if prob is None else prob
+    prob_path = path.with_name("probability.tif")
+    with rasterio.open(prob_path, "w", dtype="float32", nodata=-1, **kw) as dst:
+        dst.write(prob, 1)
+    return path, prob_path
+
+
+def test_a_landslide_across_strip_seams_is_one_polygon(tmp_path: Path) -> None:
+    mask = np.zeros((40, 30), np.uint8)
+    mask[3:37, 2:8] = 1    # left leg, crosses every seam of 8-row strips
+    mask[3:37, 20:26] = 1  # right leg
+    mask[30:37, 2:26] = 1  # joined at the bottom only: a U, seen as two pieces until row 30
+    mask[10:12, 12:14] = 1  # a 2 x 2 speck inside one strip
+    mask[15:17, 12:14] = 1  # a 2 x 2 speck straddling the seam at row 16
+    mask[0:2, 28:30] = 255  # no data is not landslide
+    mask[23, 15] = 1        # two pixels touching only diagonally across the seam at row 24:
+    mask[24, 16] = 1        # separate landslides (4-connectivity, as GDAL's polygonize)
+    paths = write_mask(tmp_path / "mask.tif", mask)
+    strips = polygonize(*paths, strip_rows=8)
+    whole = polygonize(*paths, strip_rows=1000)
+    assert len(strips) == len(whole) == 5
+    for a, b in zip(strips, whole):
+        assert a.geometry.geom_type == "Polygon"
+        assert a.geometry.equals(b.geometry)
+        assert (a.pixels, a.probability_sum, a.probability_max) == (b.pixels, b.probability_sum,
+                                                                    b.probability_max)
+    u = max(strips, key=lambda p: p.pixels)
+    assert u.pixels == 34 * 6 * 2 + 7 * 12 and u.geometry.area == u.pixels  # pixel units
+    speck = [p for p in strips if p.geometry.bounds == (12, 15, 14, 17)]
+    assert len(speck) == 1 and speck[0].pixels == 4
+
+
+def test_polygon_attributes_min_area_and_simplify(tmp_path: Path) -> None:
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:4, 2:5] = 1   # 2 x 3 pixels: 3 * 0.5 m wide, 2 * 0.7 m high
+    mask[10, 10] = 1     # a one-pixel speck, 0.35 m²
+    prob = np.full((20, 20), 0.1, np.float32)
+    prob[2:4, 2:5] = [[0.6, 0.7, 0.8], [0.9, 0.6, 0.6]]
+    prob[10, 10] = 0.55
+    landslides = polygonize(*write_mask(tmp_path / "mask.tif", mask, prob))
+    table = landslide_table(landslides, TRANSFORM, CRS)
+    assert list(table.id) == [1, 2]
+    np.testing.assert_allclose(table.area_m2, [6 * 0.35, 0.35])
+    np.testing.assert_allclose(table.perimeter_m, [2 * (1.5 + 1.4), 2 * (0.5 + 0.7)])
+    np.testing.assert_allclose(table.mean_probability, [4.2 / 6, 0.55], rtol=1e-6)
+    np.testing.assert_allclose(table.max_probability, [0.9, 0.55], rtol=1e-6)
+    assert table.geometry[0].bounds == pytest.approx((500001.0, 3399997.2, 500002.5, 3399998.6))
+    dropped = landslide_table(landslides, TRANSFORM, CRS, min_area=1.0)
+    assert list(dropped.id) == [1] and dropped.area_m2[0] == pytest.approx(2.1)
+
+    stairs = np.tril(np.ones((12, 12), np.uint8))  # a staircase hypotenuse
+    stairs_ls = polygonize(*write_mask(tmp_path / "stairs.tif", stairs))
+    plain = landslide_table(stairs_ls, TRANSFORM, CRS).geometry[0]
+    simple = landslide_table(stairs_ls, TRANSFORM, CRS, simplify=1.0).geometry[0]
+    assert len(simple.exterior.coords) < len(plain.exterior.coords)
+
+
+def test_cli_map_geojson_and_summary(tmp_path: Path, weights: Path, capsys) -> None:
+    import geopandas as gpd
+
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    code = main(["map", str(scene), "--weights", str(weights), "--out", str(tmp_path / "out"),
+                 *SMALL, "--format", "geojson", "--min-area", "1e9"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "12 run, 3 skipped" in out
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["landslides.geojson", "map.json", "mask.tif", "probability.tif"]
+    table = gpd.read_file(tmp_path / "out" / "landslides.geojson")
+    assert len(table) == 0  # every polygon is below 1e9 m²
+    summary = json.loads((tmp_path / "out" / "map.json").read_text())
+    assert summary["min_area"] == 1e9 and summary["landslides"] == 0
+
+
+def test_scene_without_crs_maps_in_pixel_units(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = write_scene(tmp_path / "plain.tif", "mask", crs=None)
+    code = main(["map", str(scene), "--weights", str(weights), "--out", str(tmp_path / "out"),
+                 *SMALL])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert [line for line in err.splitlines() if "warning" in line] == [err.strip()]
+    assert "pixel" in err
+    with rasterio.open(tmp_path / "out" / "mask.tif") as src:
+        assert src.crs is None and src.transform == Affine.identity()
+        mask = src.read(1)
+    summary = json.loads((tmp_path / "out" / "map.json").read_text())
+    assert summary["units"] == "pixel" and summary["crs"] is None
+    assert summary["landslide_area"] == (mask == 1).sum()  # one pixel = one unit
+
+
+# --- bad input: one line, exit 2, nothing under a final name ---------------------------------
+
+def run_map(scene: Path, weights: Path, out: Path, *extra: str) -> int:
+    return main(["map", str(scene), "--weights", str(weights), "--out", str(out), *SMALL, *extra])
+
+
+def test_not_a_raster(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = tmp_path / "notes.tif"
+    scene.write_text("not an image\n")
+    assert_user_error(run_map(scene, weights, tmp_path / "out"), capsys, str(scene),
+                      "not a raster")
+    assert no_files(tmp_path / "out")
+
+
+def test_truncated_geotiff(tmp_path: Path, weights: Path, capsys) -> None:
+    full = write_scene(tmp_path / "full.tif", "plain", tiled=True, blockxsize=32, blockysize=32)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_user_error(run_map(cut, weights, tmp_path / "out"), capsys, str(cut),
+                      "truncated or corrupt")
+    assert no_files(tmp_path / "out")
+
+
+def test_failure_mid_run_leaves_no_file(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    # a read error half-way (a block that cannot be decoded, a full disk, Ctrl-C): no output
+    # under a final name and no temporary file left behind
+    from scdnn.mapping.scene import Scene
+
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    calls = []
+    real_read = Scene.read
+
+    def failing_read(self, window):
+        calls.append(window)
+        if len(calls) == 8:
+            raise UserError("cannot read pixels: file truncated or corrupt", self.path)
+        return real_read(self, window)
+
+    monkeypatch.setattr(Scene, "read", failing_read)
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        map_scene(scene, weights, tmp_path / "out", tile=64, overlap=16)
+    assert (tmp_path / "out").is_dir() and no_files(tmp_path / "out")
+
+
+def test_band_count_the_model_cannot_take(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = write_scene(tmp_path / "grey.tif", "plain", image=rgb()[:1])
+    assert_user_error(run_map(scene, weights, tmp_path / "out"), capsys, str(scene),
+                      "scene has 1 band but the model takes 3 (red, green, blue)")
+    alpha = write_scene(tmp_path / "ga.tif", "alpha", image=rgb()[:2])  # 2 bands + alpha
+    assert_user_error(run_map(alpha, weights, tmp_path / "out"), capsys,
+                      "scene has 2 bands besides its alpha band but the model takes 3")
+    assert no_files(tmp_path / "out")
+
+
+def test_scene_that_is_not_uint8(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = write_scene(tmp_path / "u16.tif", "plain", image=rgb().astype(np.uint16))
+    assert_user_error(run_map(scene, weights, tmp_path / "out"), capsys, "uint16", "uint8")
+    assert no_files(tmp_path / "out")
+
+
+def test_scene_without_a_valid_pixel(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = write_scene(tmp_path / "empty.tif", "nodata", valid=np.zeros((H, W), bool))
+    assert_user_error(run_map(scene, weights, tmp_path / "out"), capsys, str(scene),
+                      "no valid pixel")
+    assert no_files(tmp_path / "out")
+
+
+def test_output_folder_not_empty(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("keep me")
+    assert_user_error(run_map(scene, weights, out), capsys, "not empty", "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert run_map(scene, weights, out, "--overwrite") == 0
+    assert (out / "mask.tif").is_file() and (out / "old.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("tile, overlap, needle", [
+    ("64", "40", "smaller than twice --overlap"),
+    ("0", "16", "argument --tile: must be a positive integer"),
+    ("64", "-1", "argument --overlap: must be an integer ≥ 0"),
+])
+def test_bad_tile_and_overlap(tmp_path: Path, weights: Path, capsys, tile, overlap, needle) -> None:
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    args = ["map", str(scene), "--weights", str(weights), "--out", str(tmp_path / "out"),
+            "--tile", tile, "--overlap", overlap]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    assert_user_error(code, capsys, needle)
+    assert no_files(tmp_path / "out")
+
+
+@pytest.mark.parametrize("threshold", ["0", "1", "1.5", "-0.2"])
+def test_threshold_outside_zero_one(tmp_path: Path, weights: Path, capsys, threshold) -> None:
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    with pytest.raises(SystemExit) as exc:
+        run_map(scene, weights, tmp_path / "out", "--threshold", threshold)
+    assert_user_error(exc.value.code, capsys, "--threshold", "strictly between 0 and 1")
+    with pytest.raises(UserError, match="strictly between 0 and 1"):
+        map_scene(scene, weights, tmp_path / "out", threshold=float(threshold))
+    assert no_files(tmp_path / "out")
+
+
+def test_write_cog_can_be_asked_for_small_blocks(tmp_path: Path) -> None:
+    src = tmp_path / "src.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=W, height=H, count=1, dtype="float32",
+                       crs=CRS, transform=TRANSFORM, nodata=-1) as dst:
+        dst.write(np.full((H, W), 0.5, np.float32), 1)
+    write_cog(src, tmp_path / "cog.tif", resampling="average", predictor=True, blocksize=32)
+    with rasterio.open(tmp_path / "cog.tif") as cog:
+        assert cog.block_shapes == [(32, 32)] and cog.overviews(1) == [2, 4, 8]
+        assert cog.nodata == -1 and cog.transform == TRANSFORM
