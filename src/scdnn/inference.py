@@ -17,7 +17,7 @@ from PIL import Image
 from .datasets import IMAGE_EXTENSIONS, BijieLandslide, Normalization, load_split, open_dataset, read_image, read_mask
 from .errors import UserError
 from .metrics import Evaluator
-from .runs import prepare_out_dir, provenance, temporary_path, write_json
+from .runs import atomic_path, prepare_out_dir, provenance, write_json
 from .weights import load_model
 
 
@@ -25,9 +25,15 @@ def landslide_probability(model: torch.nn.Module, image: np.ndarray,
                           normalization: Normalization, device: str = "cpu") -> np.ndarray:
     """Softmax probability of the landslide class for one HxWxC uint8 image (HxW float32)."""
     x = torch.from_numpy(normalization.apply(image))[None].to(device)
+    return landslide_probabilities(model, x)[0]
+
+
+def landslide_probabilities(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Softmax probability of the landslide class for a normalised batch ``N x C x H x W``
+    (``N x H x W`` float32)."""
     with torch.inference_mode():
         logits = model(x)
-    return torch.softmax(logits.float(), dim=1)[0, 1].cpu().numpy()
+    return torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
 
 
 def _check_bands(image: np.ndarray, card: dict, path: Path) -> None:
@@ -38,12 +44,8 @@ def _check_bands(image: np.ndarray, card: dict, path: Path) -> None:
 
 def save_png(array: np.ndarray, path: Path) -> None:
     """Write a PNG atomically (temporary name, then rename)."""
-    tmp = temporary_path(path)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:

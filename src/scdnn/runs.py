@@ -67,6 +67,19 @@ def temporary_path(path: str | os.PathLike) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.part{final.suffix}")
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside ``path`` for writers that take a file name (PIL, safetensors,
+    matplotlib): renamed to ``path`` when the block succeeds, removed when it fails."""
+    final = Path(path)
+    tmp = temporary_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import UserError
 from .models import create_model
-from .runs import temporary_path, write_json
+from .runs import atomic_path, write_json
 
 METADATA_KEY = "scdnn"
 
@@ -27,12 +27,8 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: dict[str
     """Write ``model``'s state as safetensors at ``path`` and ``card`` as model.json beside it."""
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = temporary_path(path)
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(card, default=str)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     write_json(path.with_name("model.json"), card)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics import MIOU_BINS, boundary_pixels
-from ..runs import temporary_path
+from ..runs import atomic_path
 
 TRUTH_COLOUR = (1.0, 0.85, 0.0)   # yellow
 PRED_COLOUR = (0.9, 0.1, 0.1)     # red
@@ -39,14 +39,11 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    plt = _pyplot()
-    tmp = temporary_path(path)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+        _pyplot().close(fig)
 
 
 def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: str,

@@ -35,6 +35,7 @@ import torch
 from rasterio.windows import Window
 
 from ..datasets import Normalization
+from ..inference import landslide_probabilities
 from ..errors import UserError
 from ..runs import prepare_out_dir, provenance, write_json
 from ..weights import load_model
@@ -204,10 +205,7 @@ def predict_windows(model: torch.nn.Module, scene: Scene, windows: Iterable[Wind
 def _run_batch(model: torch.nn.Module, scene: Scene, windows: list[Window],
                normalization: Normalization, device: str) -> Iterator[tuple[Window, np.ndarray]]:
     x = torch.from_numpy(np.stack([model_input(scene, w, normalization) for w in windows]))
-    with torch.inference_mode():
-        logits = model(x.to(device))
-    probability = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
-    return zip(windows, probability)
+    return zip(windows, landslide_probabilities(model, x.to(device)))
 
 
 def model_input(scene: Scene, window: Window, normalization: Normalization) -> np.ndarray:
