@@ -44,10 +44,10 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def save(name: str, results: dict, markdown: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
+def save(name: str, results: dict, markdown: str, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     results = {**results, "machine": machine(), "provenance": provenance()}
-    write_json(RESULTS / f"{name}.json", results)
-    (RESULTS / f"{name}.md").write_text(markdown + "\n\nMachine: " + json.dumps(results["machine"])
+    write_json(out / f"{name}.json", results)
+    (out / f"{name}.md").write_text(markdown + "\n\nMachine: " + json.dumps(results["machine"])
                                         + f"\n\nCommit: {results['provenance']['git_commit']}, "
                                         f"{results['provenance']['created']}\n")

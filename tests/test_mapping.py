@@ -265,7 +265,8 @@ def test_blending_removes_seams_of_a_small_receptive_field_network(tmp_path: Pat
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(),
                               torch.nn.Conv2d(8, 2, 3, padding=1)).eval()
-    monkeypatch.setattr(predict, "load_model", lambda path: (net, load_model(path)[1]))
+    monkeypatch.setattr(predict, "load_predictor",
+                        lambda path, engine="torch": (net, load_model(path)[1]))
     scene = write_scene(tmp_path / "plain.tif", "plain")
     reference = landslide_probability(net, np.moveaxis(rgb(), 0, -1),
                                       Normalization(mean=[128.0] * 3, std=[60.0] * 3))
@@ -293,8 +294,8 @@ def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path, we
             batches.append(x.shape[0])
             return self.model(x)
 
-    monkeypatch.setattr(predict, "load_model",
-                        lambda path: (lambda m, c: (Spy(m), c))(*load_model(path)))
+    monkeypatch.setattr(predict, "load_predictor",
+                        lambda path, engine="torch": (lambda m, c: (Spy(m), c))(*load_model(path)))
     scene = write_scene(tmp_path / "s.tif", "mask")
     map_scene(scene, weights, tmp_path / "out", tile=64, overlap=16, batch_size=5)
     assert batches == [5, 5, 2]  # 12 of 15 windows

@@ -45,6 +45,11 @@ _positive_float = _number(float, lambda v: v > 0, "must be a positive number")
 _fraction = _number(float, lambda v: 0 <= v < 1, "must be a number in [0, 1)")
 _probability = _number(float, lambda v: 0 < v < 1, "must be a number strictly between 0 and 1")
 
+#: scdnn.engines.ENGINES, written out here so that building the parser does not import torch.
+ENGINE_CHOICES = ("torch", "onnxruntime")
+_ENGINE_HELP = ("what runs the network: torch, or onnxruntime (CPU) for an ONNX model from "
+                "scdnn export, given as --weights (torch)")
+
 
 def _progress(description: str):
     """A rich progress bar over an iterable, for anything that takes more than a few seconds."""
@@ -71,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=_positive_int, default=3)
 
     p = sub.add_parser("train", help="train a network on a landslide dataset",
-                       description="Train a network on DATA (images/ + masks/ folders, or the "
-                       "Bijie layout). Writes RUN_DIR/weights.safetensors (best by validation "
+                       description="Train a network on DATA: images/ + masks/ folders, the "
+                       "Bijie layout, or georeferenced scenes (a folder with rgb.tif + mask.tif "
+                       "[+ dsm.tif], or a folder of such folders; random windows are drawn over "
+                       "the valid area, --windows-per-epoch per epoch, and seeded blocks holding "
+                       "--val-fraction of it are held out for validation). Writes RUN_DIR/weights.safetensors (best by validation "
                        "MIoU), model.json, split.json, config.json, log.csv and checkpoints/.")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (must be new or empty)")
@@ -95,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation share, taken from the training part (0.1)")
     p.add_argument("--split", help="reuse a split.json instead of drawing one")
     p.add_argument("--use-dem", action="store_true", help="Bijie layout: add the DEM as a channel")
+    p.add_argument("--use-dsm", action="store_true",
+                   help="scenes: add terrain channels (slope, relative elevation) from each "
+                   "scene's dsm.tif; the model then needs --dsm when mapping")
+    p.add_argument("--test-scenes", nargs="+", metavar="NAME", default=None,
+                   help="scenes: hold these scene folders out of training (scored by "
+                   "scdnn evaluate)")
+    p.add_argument("--windows-per-epoch", type=_positive_int, default=256,
+                   help="scenes: random training windows per epoch (256)")
+    p.add_argument("--val-block", type=_positive_int, default=512,
+                   help="scenes: size in pixels of the held-out validation blocks (512)")
     p.add_argument("--include-non-landslide", action="store_true",
                    help="Bijie layout: add non-landslide images as all-background samples")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (auto)")
@@ -110,11 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a model or existing masks against the truth",
                        description="Score a model (--weights) or mask files of any tool "
                        "(--predictions, paired by file stem) against DATA's masks. Writes "
-                       "OUT/metrics.json and OUT/per_image.csv and prints the table. With "
-                       "--weights, the test part of the model's own split is scored when DATA "
-                       "holds those images, every image when it holds none of them (another "
-                       "dataset); DATA holding only some is refused. --split or --all choose "
-                       "otherwise.")
+                       "OUT/metrics.json and OUT/per_image.csv and prints the table; with "
+                       "--weights also OUT/masks/<name>.png (the predicted masks, 0/255, "
+                       "drawn by scdnn report). With --weights, the test part of the model's "
+                       "own split is scored when DATA holds those images, every image when "
+                       "it holds none of them (another dataset); DATA holding only some is "
+                       "refused. --split or --all choose otherwise.")
     p.add_argument("data", help="dataset folder with the true masks")
     p.add_argument("--out", required=True, help="evaluation folder (must be new or empty)")
     group = p.add_mutually_exclusive_group(required=True)
@@ -123,16 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="score the test part of this split.json")
     p.add_argument("--all", action="store_true", dest="use_all", help="score every image")
     p.add_argument("--tolerance", type=_non_negative_int, default=2,
-                   help="boundary F1 tolerance in pixels (2)")
+                   help="boundary F1 tolerance in pixels (2; metrics.json also gives it in "
+                   "metres for scenes)")
+    p.add_argument("--tile", type=_positive_int, default=512,
+                   help="scenes: window size, as scdnn map (512)")
+    p.add_argument("--overlap", type=_non_negative_int, default=64,
+                   help="scenes: blended overlap, as scdnn map (64)")
+    p.add_argument("--batch-size", type=_positive_int, default=4,
+                   help="scenes: windows per batch (4)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("predict", help="write landslide masks and probabilities for images",
                        description="Write OUT/masks/<stem>.png (0/255) and "
                        "OUT/probabilities/<stem>.png (landslide probability × 255).")
     p.add_argument("images", help="folder of images (or a dataset folder with images/)")
-    p.add_argument("--weights", required=True, help="weights.safetensors")
+    p.add_argument("--weights", required=True,
+                   help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
     p.add_argument("--threshold", type=_probability, default=0.5, help="mask threshold (0.5)")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("map", help="map landslides in a whole georeferenced scene",
@@ -145,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "OUT/map.json. No data (mask band, nodata value, alpha) is never "
                        "predicted. Memory grows with the scene's width, not its area.")
     p.add_argument("scene", help="scene raster (GeoTIFF)")
-    p.add_argument("--weights", required=True, help="weights.safetensors")
+    p.add_argument("--dsm", help="the scene's surface model (elevation raster), needed by "
+                   "weights trained with --use-dsm; another grid is resampled onto the scene's")
+    p.add_argument("--weights", required=True,
+                   help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
     p.add_argument("--tile", type=_positive_int, default=512, help="window size in pixels (512)")
     p.add_argument("--overlap", type=_non_negative_int, default=64,
@@ -162,7 +193,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", dest="fmt",
                    help="polygon file format (gpkg)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (cpu)")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+
+    p = sub.add_parser("export", help="write a weights file as an ONNX model",
+                       description="Write the network of a weights file as an ONNX model "
+                       "(opset 18+): input 'image' (N x C x H x W float32, normalised as the "
+                       "model card says), output 'logits' (N x 2 x H x W); batch, height and "
+                       "width are dynamic. The model card is embedded in the ONNX metadata "
+                       "(key 'scdnn'), so scdnn predict/map --engine onnxruntime run the file "
+                       "alone. The export is checked against PyTorch before it is written. "
+                       "Prints the path.")
+    p.add_argument("--weights", required=True, help="weights.safetensors of a run")
+    p.add_argument("--format", choices=["onnx"], default="onnx", dest="fmt",
+                   help="model format (onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write, e.g. model.onnx")
+    p.add_argument("--opset", type=_number(int, lambda v: v >= 18, "must be an integer ≥ 18"),
+                   default=18, help="ONNX opset (18, the lowest the exporter writes)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+    p = sub.add_parser("report", help="one self-contained report.html of a run folder",
+                       description="Write one self-contained HTML page (figures embedded, "
+                       "nothing loaded from the network) for RUN_DIR: an evaluation folder "
+                       "(scdnn evaluate: metrics tables, confusion matrix heat map, per-image "
+                       "MIoU histogram, images with true and predicted boundaries), a mapping "
+                       "folder (scdnn map: summary, scene overview with the landslide "
+                       "polygons, probability overview, the largest landslides) or a benchmark "
+                       "folder (scdnn benchmark: its tables and figures). Prints the path.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="evaluation, mapping or benchmark folder")
+    p.add_argument("--out", metavar="FILE", help="HTML file to write (RUN_DIR/report.html)")
 
     from .benchmark.cli import add_parser as add_benchmark_parser
 
@@ -200,15 +259,33 @@ def _cmd_train(args: argparse.Namespace) -> None:
         use_dem=args.use_dem, include_non_landslide=args.include_non_landslide,
         accelerator=args.accelerator, devices=args.devices, precision=args.precision,
         workers=env_workers() if args.workers is None else args.workers,
+        windows_per_epoch=args.windows_per_epoch, test_scenes=args.test_scenes,
+        use_dsm=args.use_dsm, val_block=args.val_block,
     )
     weights = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"weights: {weights}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .datasets.scenes import is_scene_data
     from .inference import evaluate
     from .metrics import format_table
 
+    if is_scene_data(args.data):
+        from .mapping.score import evaluate_scenes
+
+        metrics = evaluate_scenes(
+            args.data, args.out, weights=args.weights, predictions=args.predictions,
+            split=args.split, use_all=args.use_all, tolerance=args.tolerance, tile=args.tile,
+            overlap=args.overlap, batch_size=args.batch_size, overwrite=args.overwrite,
+            progress=_progress("mapping"))
+        print(f"scored {metrics['images']} scene(s) ({metrics['scored']}), every valid pixel")
+        if metrics.get("boundary_tolerance_m") is not None:
+            print(f"boundary tolerance: {args.tolerance} px = "
+                  f"{metrics['boundary_tolerance_m']:.2f} m")
+        print(format_table(metrics))
+        print(f"metrics: {args.out}/metrics.json")
+        return
     metrics = evaluate(args.data, args.out, weights=args.weights, predictions=args.predictions,
                        split=args.split, use_all=args.use_all, tolerance=args.tolerance,
                        overwrite=args.overwrite, progress=_progress("scoring"))
@@ -221,7 +298,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from .inference import predict_folder
 
     out = predict_folder(args.images, args.weights, args.out, threshold=args.threshold,
-                         overwrite=args.overwrite, progress=_progress("predicting"))
+                         overwrite=args.overwrite, progress=_progress("predicting"),
+                         engine=args.engine)
     print(f"masks: {out}/masks  probabilities: {out}/probabilities")
 
 
@@ -231,8 +309,9 @@ def _cmd_map(args: argparse.Namespace) -> None:
     summary = map_scene(
         args.scene, args.weights, args.out, tile=args.tile, overlap=args.overlap,
         batch_size=args.batch_size, threshold=args.threshold, min_area=args.min_area,
-        simplify=args.simplify, fmt=args.fmt, overwrite=args.overwrite, device=args.device,
-        progress=_progress("mapping"),
+        simplify=args.simplify, fmt=args.fmt, dsm=args.dsm, overwrite=args.overwrite,
+        device=args.device,
+        engine=args.engine, progress=_progress("mapping"),
         warn=lambda message: print(f"scdnn map: warning: {message}", file=sys.stderr))
     windows = summary["windows"]
     unit = "m" if summary["units"] == "metre" else summary["units"]
@@ -242,6 +321,18 @@ def _cmd_map(args: argparse.Namespace) -> None:
     print(f"landslides: {summary['landslides']} {polygons}, "
           f"{summary['landslide_area']:.1f} {unit}² of {summary['valid_area']:.1f} {unit}² valid")
     print(f"outputs: {args.out}/{{{', '.join(summary['outputs'])}, map.json}}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(write_report(args.run_dir, args.out))
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_onnx
+
+    print(export_onnx(args.weights, args.out, opset=args.opset, overwrite=args.overwrite))
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
@@ -257,8 +348,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "map": _cmd_map, "benchmark": _cmd_benchmark,
-            "demo": _cmd_demo}
+            "predict": _cmd_predict, "map": _cmd_map, "export": _cmd_export,
+            "benchmark": _cmd_benchmark,
+            "demo": _cmd_demo, "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .engines import load_predictor
 from .datasets import IMAGE_EXTENSIONS, BijieLandslide, Normalization, load_split, open_dataset, read_image, read_mask
 from .errors import UserError
 from .metrics import Evaluator
@@ -63,10 +64,13 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
 
 def predict_folder(images: str | os.PathLike, weights: str | os.PathLike, out: str | os.PathLike,
                    threshold: float = 0.5, overwrite: bool = False, device: str = "cpu",
-                   progress: Callable[[Iterable], Iterable] = iter) -> Path:
-    """Write ``OUT/masks/<stem>.png`` (0/255) and ``OUT/probabilities/<stem>.png`` (0–255)."""
+                   progress: Callable[[Iterable], Iterable] = iter, engine: str = "torch") -> Path:
+    """Write ``OUT/masks/<stem>.png`` (0/255) and ``OUT/probabilities/<stem>.png`` (0–255).
+
+    ``engine`` is ``"torch"`` (``weights`` is a .safetensors file) or ``"onnxruntime"``
+    (``weights`` is an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`."""
     files = image_files(images)
-    model, card = load_model(weights)
+    model, card = load_predictor(weights, engine)
     model.to(device)
     normalization = Normalization.from_dict(card["normalization"])
     out = prepare_out_dir(out, overwrite=overwrite)
@@ -122,7 +126,11 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
              progress: Callable[[Iterable], Iterable] = iter) -> dict[str, Any]:
     """Score a model (``weights``) or existing mask files (``predictions``) against the truth.
 
-    Writes ``OUT/metrics.json`` and ``OUT/per_image.csv`` and returns the metrics.
+    Writes ``OUT/metrics.json`` and ``OUT/per_image.csv`` and returns the metrics. With
+    ``weights`` it also writes the predicted mask of every scored image as
+    ``OUT/masks/<name>.png`` (0/255; a name with a prefix such as ``non-landslide/`` lands
+    in a subfolder), which ``scdnn report`` draws. ``source`` in metrics.json holds the
+    absolute paths of DATA and of the weights or predictions.
     """
     if (weights is None) == (predictions is None):
         raise UserError("give exactly one of --weights or --predictions")
@@ -158,6 +166,9 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         if model is not None:
             _check_bands(item["image"], card, sample.image_path)
             pred = (landslide_probability(model, item["image"], normalization, device) >= 0.5)
+            mask_file = out / "masks" / f"{name}.png"
+            mask_file.parent.mkdir(parents=True, exist_ok=True)
+            save_png(np.where(pred, 255, 0).astype(np.uint8), mask_file)
         else:
             path = pred_files[Path(name).name]
             pred = read_mask(path)
@@ -168,7 +179,9 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
 
     metrics = evaluator.compute()
     metrics["scored"] = chosen
-    metrics["source"] = {"data": str(data), "weights": weights, "predictions": predictions}
+    metrics["source"] = {key: None if value is None else os.path.abspath(value)
+                         for key, value in (("data", data), ("weights", weights),
+                                            ("predictions", predictions))}
     metrics["provenance"] = provenance()
     write_json(out / "metrics.json", metrics)
     evaluator.write_csv(out / "per_image.csv")

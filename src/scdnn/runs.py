@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,12 +32,18 @@ def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
 
     A folder that exists and holds anything is refused unless ``overwrite`` is set (its files
     are then replaced one by one as the run writes them; nothing is deleted up front).
+    Exception: the temporary files a killed run left behind (:func:`stale_temporaries`) do
+    not count; they are deleted, so that rerunning a killed command just works.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UserError("output path exists and is not a folder", out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError("output folder exists and is not empty (use --overwrite)", out)
+    if out.is_dir():
+        stale = stale_temporaries(out)
+        if not overwrite and any(p not in stale for p in out.iterdir()):
+            raise UserError("output folder exists and is not empty (use --overwrite)", out)
+        for leftover in stale:
+            leftover.unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -49,7 +56,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".part",
+                               dir=final.parent)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -65,6 +73,35 @@ def temporary_path(path: str | os.PathLike) -> Path:
     """A hidden temporary name beside ``path`` for writers that need a file name (rasterio, PIL)."""
     final = Path(path)
     return final.with_name(f".{final.name}.{os.getpid()}.part{final.suffix}")
+
+
+#: Names of temporary files (:func:`temporary_path`, :func:`atomic_write`'s mkstemp names) and
+#: of the side files writers add to them (``.aux.xml``, ``-journal``, ``.ovr.tmp``): a hidden
+#: name, the writing process's id, an optional mkstemp suffix, then ``part``.
+_TEMPORARY = re.compile(r"^\..+?\.(?P<pid>\d+)\.(?:[a-z0-9_]{8}\.)?part(?:[.-].*)?$")
+
+
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Files in ``folder`` that an scdnn process which is no longer running left under a
+    temporary name (killed before it could rename or delete them)."""
+    stale = []
+    for entry in Path(folder).iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and entry.is_file() and not _running(int(match["pid"])):
+            stale.append(entry)
+    return stale
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid: keep its files
+    return True
 
 
 @contextlib.contextmanager

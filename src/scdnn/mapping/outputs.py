@@ -56,6 +56,9 @@ class Staging:
     ``final(name)`` gives the temporary path of an output that :meth:`commit` renames to
     ``out/name``; ``scratch(name)`` a temporary path that is only deleted. Leaving the
     ``with`` block, every temporary file still there is deleted (all of them on an error).
+    A process killed outright (SIGKILL, power loss) cannot delete them: they keep their
+    hidden names, and :func:`scdnn.runs.prepare_out_dir` removes them when the command is
+    run again.
     """
 
     def __init__(self, out: Path):

@@ -35,10 +35,10 @@ import torch
 from rasterio.windows import Window
 
 from ..datasets import Normalization
+from ..engines import load_predictor
 from ..inference import landslide_probabilities
 from ..errors import UserError
 from ..runs import prepare_out_dir, provenance, write_json
-from ..weights import load_model
 from .outputs import (MASK_NODATA, POLYGON_FORMATS, PROBABILITY_NODATA, RowWriter, Staging,
                       landslide_table, polygonize, write_cog, write_polygons)
 from .scene import Scene, open_scene
@@ -55,7 +55,8 @@ def _silent(message: str) -> None:
 def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | os.PathLike, *,
               tile: int = 512, overlap: int = 64, batch_size: int = 4, threshold: float = 0.5,
               min_area: float = 0.0, simplify: float = 0.0, fmt: str = "gpkg",
-              overwrite: bool = False, device: str = "cpu",
+              dsm: str | os.PathLike | None = None, overwrite: bool = False,
+              device: str = "cpu", engine: str = "torch",
               progress: Callable[[Iterable], Iterable] = iter,
               warn: Callable[[str], None] = _silent, cog_blocksize: int = 512) -> dict[str, Any]:
     """Map landslides in ``scene`` with ``weights``; write the outputs into ``out``.
@@ -63,7 +64,11 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
     Writes ``probability.tif`` and ``mask.tif`` (COGs on the scene's grid), ``landslides.gpkg``
     (or ``.geojson`` with ``fmt="geojson"``) and ``map.json``, and returns map.json's content.
     ``progress`` wraps the iterable of windows to run (a progress bar); ``warn`` receives
-    one-line warnings (no CRS). See the module docstring for the memory model.
+    one-line warnings (no CRS). ``dsm`` is the scene's surface model, needed by (and only
+    by) a model trained with terrain channels; it may be on another grid (resampled on the
+    fly). See the module docstring for the memory model. ``engine``
+    is ``"torch"`` (``weights`` is a .safetensors file) or ``"onnxruntime"`` (``weights`` is
+    an ONNX model from ``scdnn export``; CPU only); see :mod:`scdnn.engines`.
 
     Raises
     ------
@@ -72,9 +77,9 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
         output folder that is not empty (without ``overwrite``).
     """
     check_options(tile, overlap, batch_size, threshold, min_area, simplify, fmt)
-    model, card = load_model(weights)
+    model, card = load_predictor(weights, engine)
     normalization = Normalization.from_dict(card["normalization"])
-    with open_scene(scene, int(card["in_channels"]), card.get("inputs")) as sc:
+    with open_scene(scene, int(card["in_channels"]), card.get("inputs"), dsm=dsm) as sc:
         if sc.units in ("pixel", "unknown", "degree"):
             warn(_units_warning(sc))
         windows = window_grid(sc.height, sc.width, tile, overlap)
@@ -103,7 +108,9 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
 
         summary = {
             "scene": str(sc.path),
+            "dsm": None if dsm is None else str(dsm),
             "weights": str(weights),
+            "engine": engine,
             "model": card.get("model"),
             "inputs": card.get("inputs"),
             "bands": list(sc.bands),

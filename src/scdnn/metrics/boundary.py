@@ -108,6 +108,40 @@ def boundary_counts(pred: Any, target: Any, tolerance: float = 2,
     }
 
 
+def boundary_counts_in_strips(pred: Any, target: Any, tolerance: float = 2,
+                              valid: Any = None, strip_rows: int = 1024) -> dict[str, int]:
+    """:func:`boundary_counts` of a large image, computed strip by strip.
+
+    Each strip of ``strip_rows`` rows is extended by a halo of ``ceil(tolerance) + 1`` rows
+    above and below (enough for a boundary pixel's neighbours and for every match within the
+    tolerance), and only the boundary pixels of the strip's own rows are counted; the result
+    equals :func:`boundary_counts` on the whole image, with the distance transforms' memory
+    bounded by the strip size.
+    """
+    pred, target = _as_2d(pred, target)
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    keep_all = target != IGNORE
+    if valid is not None:
+        keep_all = keep_all & np.asarray(valid).astype(bool)
+    halo = int(np.ceil(tolerance)) + 1
+    totals = {key: 0 for key in COUNT_KEYS}
+    height = pred.shape[0]
+    for top in range(0, height, strip_rows):
+        bottom = min(height, top + strip_rows)
+        lo, hi = max(0, top - halo), min(height, bottom + halo)
+        keep = keep_all[lo:hi]
+        pred_b = boundary_pixels(pred[lo:hi] == 1, keep)
+        true_b = boundary_pixels(target[lo:hi] == 1, keep)
+        core = np.zeros_like(pred_b)
+        core[top - lo:bottom - lo] = True
+        totals["pred_boundary"] += int((pred_b & core).sum())
+        totals["pred_matched"] += _matched(pred_b & core, true_b, tolerance)
+        totals["true_boundary"] += int((true_b & core).sum())
+        totals["true_matched"] += _matched(true_b & core, pred_b, tolerance)
+    return totals
+
+
 def boundary_f1_from_counts(counts: dict[str, int]) -> dict[str, float]:
     """Precision, recall and F1 from (summed) boundary counts.
 

@@ -12,9 +12,10 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ..runs import atomic_write
-from .boundary import COUNT_KEYS, boundary_counts, boundary_f1_from_counts
+from .boundary import (COUNT_KEYS, boundary_counts, boundary_counts_in_strips,
+                       boundary_f1_from_counts)
 from .confusion import CLASS_NAMES, scores_from_confusion
-from .per_image import IGNORE, MIOU_BINS, miou_bins, per_image_scores
+from .per_image import IGNORE, MIOU_BINS, image_confusion, miou_bins, per_image_scores
 
 CSV_COLUMNS = ("name", "miou", "landslide_pa", "background_pa", "landslide_iou", "boundary_f1",
                "pixels")
@@ -105,6 +106,43 @@ class Evaluator:
                "landslide_iou": scores["landslide_iou"],
                "boundary_f1": boundary_f1_from_counts(counts)["f1"],
                "pixels": int((target != IGNORE).sum())}
+        self._rows.append(row)
+        return dict(row)
+
+    def update_scene(self, pred: Any, target: Any, name: str, valid: Any = None,
+                     strip_rows: int = 1024) -> dict[str, Any]:
+        """Score one large image (a scene) strip by strip; same result as :meth:`update`.
+
+        ``pred`` and ``target`` are 2-D numpy arrays (uint8 is enough); only strips of
+        ``strip_rows`` rows are ever widened to int64 or passed to a distance transform, so
+        memory beyond the inputs stays bounded.
+        """
+        pred, target = np.asarray(pred), np.asarray(target)
+        if pred.ndim != 2 or pred.shape != target.shape:
+            raise ValueError(f"{name}: pred {pred.shape} and target {target.shape} must be 2-D "
+                             "and of one shape")
+        valid = None if valid is None else np.asarray(valid).astype(bool)
+        cm = np.zeros((2, 2), np.int64)
+        for top in range(0, pred.shape[0], strip_rows):
+            rows = slice(top, top + strip_rows)
+            p, t = pred[rows], target[rows]
+            if valid is not None:
+                t = np.where(valid[rows], t, IGNORE)
+            if not (np.isin(p, (0, 1)).all() and np.isin(t, (0, 1, IGNORE)).all()):
+                raise ValueError(f"{name}: pred must hold only 0/1 and target only 0/1/{IGNORE}")
+            cm += image_confusion(p, t)
+            self.confusion.update(torch.from_numpy(p.astype(np.int64)).reshape(-1),
+                                  torch.from_numpy(t.astype(np.int64)).reshape(-1))
+        counts = boundary_counts_in_strips(pred, target, self.tolerance, valid, strip_rows)
+        for key in COUNT_KEYS:
+            self.boundary[key] += counts[key]
+        scores = scores_from_confusion(cm)
+        row = {"name": str(name), "miou": scores["miou"],
+               "landslide_pa": scores["class_pa"]["landslide"],
+               "background_pa": scores["class_pa"]["background"],
+               "landslide_iou": scores["class_iou"]["landslide"],
+               "boundary_f1": boundary_f1_from_counts(counts)["f1"],
+               "pixels": int(cm.sum())}
         self._rows.append(row)
         return dict(row)
 

@@ -11,6 +11,9 @@ crop is a plain slice.
 Inference works for any H, W >= 1. Training mode needs more than one value per channel at
 the deepest BatchNorm (batch size > 1, or a padded input larger than one output stride), as
 for any network with batch normalization.
+
+Exported graphs (``scdnn export``, :mod:`scdnn.export`) keep the padding symbolic: they pad
+by what each input needs, not by what the example input of the export needed.
 """
 
 from __future__ import annotations
@@ -38,13 +41,27 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     -------
     tuple
         The padded tensor (``x`` itself when nothing is needed) and the original (H, W).
+        While a graph is recorded (torch.export / ONNX export, torch.compile, tracing) the
+        pad is always an op and (H, W) stay symbolic, so the graph works for every size.
     """
+    if _tracing():
+        # Keep the sizes symbolic (no int(), no branch on them): an exported graph (ONNX,
+        # torch.export) must pad by however much *its* input needs, not by the amount the
+        # example input needed (0 for a multiple of the stride).
+        h, w = x.shape[-2], x.shape[-1]
+        return F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), value=0.0), (h, w)
     h, w = int(x.shape[-2]), int(x.shape[-1])
     pad_h = (-h) % multiple
     pad_w = (-w) % multiple
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="constant", value=0.0)
     return x, (h, w)
+
+
+def _tracing() -> bool:
+    """True while torch.export, torch.compile or the TorchScript tracer records the graph."""
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.7
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or is_exporting()
 
 
 def crop(logits: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -7,6 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..datasets import Normalization, SegmentationDataset, train_transform
+from ..datasets.scenes import (RandomWindowSampler, SceneCollection, SceneWindowDataset,
+                               validation_windows)
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -44,5 +46,41 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         data = SegmentationDataset(self.dataset, self.val_indices, self.normalization)
+        return DataLoader(data, batch_size=1, num_workers=self.workers,
+                          persistent_workers=self.workers > 0)
+
+
+class SceneDataModule(L.LightningDataModule):
+    """Random training windows over georeferenced scenes; held-out blocks for validation.
+
+    An epoch is ``sampler.length`` windows of ``sampler.size`` pixels (augmented like image
+    crops); validation runs on every held-out block of the split (batch size 1: blocks at
+    scene edges are smaller), scoring only valid labelled pixels.
+    """
+
+    def __init__(self, collection: SceneCollection, split: dict, sampler: RandomWindowSampler,
+                 normalization: Normalization, batch_size: int = 8, workers: int = 0) -> None:
+        super().__init__()
+        self.collection = collection
+        self.split = split
+        self.sampler = sampler
+        self.normalization = normalization
+        self.batch_size = batch_size
+        self.workers = workers
+
+    def train_dataloader(self) -> DataLoader:
+        data = SceneWindowDataset(self.collection, self.normalization,
+                                  transform=train_transform(self.sampler.size,
+                                                            seed=self.split["seed"]))
+        return DataLoader(data, batch_size=self.batch_size, sampler=self.sampler,
+                          num_workers=self.workers, persistent_workers=self.workers > 0,
+                          drop_last=len(self.sampler) > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        windows = validation_windows(self.split)
+        if not windows:  # nothing held out: validate on a fixed draw of training windows
+            windows = [(n, r, c, s, s) for n, r, c, s in
+                       self.sampler.fixed(8, self.split["seed"] + 2)]
+        data = SceneWindowDataset(self.collection, self.normalization, windows=windows)
         return DataLoader(data, batch_size=1, num_workers=self.workers,
                           persistent_workers=self.workers > 0)

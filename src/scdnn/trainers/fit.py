@@ -23,7 +23,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import torch
@@ -32,13 +32,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from ..datasets import compute_normalization, load_split, make_split, open_dataset, save_split
 from ..datasets import Normalization
+from ..datasets.scenes import (RandomWindowSampler, SceneCollection, is_scene_data,
+                               make_scene_split, scene_inputs, scene_normalization)
+from ..datasets.terrain import TERRAIN_CHANNELS
 from ..errors import UserError
 from ..metrics import CLASS_NAMES
 from ..models import create_model
 from ..runs import prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
-from .data import SegmentationDataModule
+from .data import SceneDataModule, SegmentationDataModule
 from .task import SegmentationTask
 
 
@@ -69,6 +72,10 @@ class TrainConfig:
     devices: str = "auto"
     precision: str = "32-true"
     workers: int = 0
+    windows_per_epoch: int = 256
+    test_scenes: list[str] | None = None
+    use_dsm: bool = False
+    val_block: int = 512
     model_kwargs: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,28 +102,13 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         config = TrainConfig(**saved)
     create_model(config.model)  # an unknown name fails here, before any work
 
-    dataset = open_dataset(config.data, use_dem=config.use_dem,
-                           include_non_landslide=config.include_non_landslide)
-    dataset.validate()
-    names = [s.name for s in dataset.samples]
-    if resume:
-        split = load_split(out / "split.json", names)
-    elif config.split:
-        split = load_split(config.split, names)
-    else:
-        split = make_split(names, test_fraction=config.test_fraction,
-                           val_fraction=config.val_fraction, seed=config.seed)
-    index = {name: i for i, name in enumerate(names)}
-    train_idx = [index[n] for n in split["train"]]
-    val_idx = [index[n] for n in split["val"]] or train_idx  # too few images: validate on train
-    if not train_idx:
-        raise UserError("the split leaves no training images", config.split or config.data)
-
+    data = _prepare_data(config, out, resume)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
                                  monitor="val_miou", mode="max", save_top_k=1, save_last=True,
                                  enable_version_counter=False)
     trainer = _make_trainer(config, out, [checkpoint, EpochCSVLog(out / "log.csv"),
                                           TQDMProgressBar()])
+    split = data.split
     if not resume:
         prepare_out_dir(out, overwrite=overwrite)
         save_split(split, out / "split.json")
@@ -124,20 +116,16 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if resume:
         normalization = Normalization.from_dict(read_json(out / "config.json")["normalization"])
     else:
-        normalization = compute_normalization(dataset, train_idx)
+        normalization = data.normalization()
         write_json(out / "config.json", {"config": config.to_dict(),
                                          "normalization": normalization.to_dict(),
                                          "provenance": provenance()})
 
-    in_channels = int(dataset[train_idx[0]]["image"].shape[-1])
+    in_channels = data.in_channels
     task = SegmentationTask(model=config.model, in_channels=in_channels, num_classes=2,
                             lr=config.lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
                             class_weights=config.class_weights, model_kwargs=config.model_kwargs)
-    datamodule = SegmentationDataModule(dataset, train_idx, val_idx, normalization,
-                                        image_size=config.image_size,
-                                        batch_size=config.batch_size,
-                                        crops_per_image=config.crops_per_image,
-                                        workers=config.workers, seed=config.seed)
+    datamodule = data.datamodule(normalization)
     trainer.fit(task, datamodule=datamodule, ckpt_path=last_ckpt if resume else None,
                 weights_only=True)
 
@@ -154,7 +142,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
             "num_classes": 2,
             "model_kwargs": config.model_kwargs,
             "classes": list(CLASS_NAMES),
-            "inputs": dataset_inputs(in_channels, config.use_dem),
+            "inputs": data.inputs,
             "normalization": normalization.to_dict(),
             "best_epoch": int(best.get("epoch", -1)) + 1,
             "best_val_miou": None if best_score is None else float(best_score),
@@ -164,6 +152,84 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         }
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
+
+
+@dataclasses.dataclass
+class _TrainingData:
+    """What training needs from a dataset, whatever its layout."""
+
+    split: dict[str, Any]
+    in_channels: int
+    inputs: list[str]
+    normalization: Callable[[], Normalization]
+    datamodule: Callable[[Normalization], L.LightningDataModule]
+
+
+def _prepare_data(config: TrainConfig, out: Path, resume: bool) -> _TrainingData:
+    """Open ``config.data`` and draw (or reload) its split; every check on the user's data
+    runs here, before anything is written."""
+    if is_scene_data(config.data):
+        return _prepare_scenes(config, out, resume)
+    if config.test_scenes or config.use_dsm:
+        option = "--test-scenes" if config.test_scenes else "--use-dsm"
+        raise UserError(f"{option} applies to scene folders (rgb.tif + mask.tif); this is an "
+                        f"image dataset", config.data)
+    dataset = open_dataset(config.data, use_dem=config.use_dem,
+                           include_non_landslide=config.include_non_landslide)
+    dataset.validate()
+    names = [s.name for s in dataset.samples]
+    if resume:
+        split = load_split(out / "split.json", names)
+    elif config.split:
+        split = load_split(config.split, names)
+    else:
+        split = make_split(names, test_fraction=config.test_fraction,
+                           val_fraction=config.val_fraction, seed=config.seed)
+    index = {name: i for i, name in enumerate(names)}
+    train_idx = [index[n] for n in split["train"]]
+    val_idx = [index[n] for n in split["val"]] or train_idx  # too few images: validate on train
+    if not train_idx:
+        raise UserError("the split leaves no training images", config.split or config.data)
+    in_channels = int(dataset[train_idx[0]]["image"].shape[-1])
+    return _TrainingData(
+        split=split, in_channels=in_channels,
+        inputs=dataset_inputs(in_channels, config.use_dem),
+        normalization=lambda: compute_normalization(dataset, train_idx),
+        datamodule=lambda normalization: SegmentationDataModule(
+            dataset, train_idx, val_idx, normalization, image_size=config.image_size,
+            batch_size=config.batch_size, crops_per_image=config.crops_per_image,
+            workers=config.workers, seed=config.seed))
+
+
+def _prepare_scenes(config: TrainConfig, out: Path, resume: bool) -> _TrainingData:
+    """Scene folders: random windows over the training scenes, held-out blocks to validate."""
+    if config.use_dem or config.include_non_landslide:
+        option = "--use-dem" if config.use_dem else "--include-non-landslide"
+        raise UserError(f"{option} applies to the Bijie layout; for scenes use --use-dsm",
+                        config.data)
+    collection = SceneCollection(config.data, use_dsm=config.use_dsm)
+    if resume or config.split:
+        split = read_json(out / "split.json" if resume else config.split)
+        known = set(collection.names)
+        for part in ("train", "test"):
+            missing = [n for n in split.get(part, []) if n not in known]
+            if missing or part not in split:
+                raise UserError(f"split names scene '{(missing or ['?'])[0]}' ({part}) which "
+                                f"is not in {config.data}", config.split or out / "split.json")
+    else:
+        split = make_scene_split(collection, config.test_scenes or [], config.val_fraction,
+                                 config.val_block, config.seed)
+    sampler = RandomWindowSampler(collection, split, config.image_size,
+                                  config.windows_per_epoch, config.seed)
+    first = collection.open(split["train"][0])
+    in_channels = first.channels
+    image_bands = in_channels - (len(TERRAIN_CHANNELS) if config.use_dsm else 0)
+    return _TrainingData(
+        split=split, in_channels=in_channels, inputs=scene_inputs(image_bands, config.use_dsm),
+        normalization=lambda: scene_normalization(collection, sampler, seed=config.seed),
+        datamodule=lambda normalization: SceneDataModule(
+            collection, split, sampler, normalization, batch_size=config.batch_size,
+            workers=config.workers))
 
 
 def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:

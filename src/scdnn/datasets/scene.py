@@ -1,0 +1,308 @@
+"""Open a scene, check that a model can take it, and read it window by window.
+
+A scene is any single raster GDAL reads (GeoTIFF, usually). Valid data is what GDAL's
+*dataset mask* says it is (:meth:`rasterio.io.DatasetReader.dataset_mask`), which covers
+every form of no-data rasterio exposes:
+
+- a per-dataset mask band (internal ``.msk`` in the TIFF, or an external ``.msk`` file);
+- an alpha band (0 = transparent = no data);
+- a nodata value: a pixel is no data when *every* band holds the nodata value (GDAL's rule
+  for the dataset mask; a pixel that is 0 in red only is dark, not missing).
+
+The model's image bands are the first bands that are not an alpha band, as many as the
+model takes. Only uint8 scenes are taken: the models' normalisation is in 0–255 pixel units.
+
+Elevation: a model trained with a surface model (its card's ``inputs`` end with the
+:data:`~scdnn.datasets.terrain.TERRAIN_CHANNELS`) also needs the scene's DSM. The DSM is read
+on the image's grid: directly when it already has the image's CRS, transform and size,
+otherwise resampled on the fly (bilinear) through a :class:`rasterio.vrt.WarpedVRT`. Each
+window's terrain channels are computed from the DSM read with a halo around the window, so
+they match a whole-scene computation (:mod:`scdnn.datasets.terrain`). With a DSM, a pixel is
+valid where the image is valid *and* the DSM has a height.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from ..errors import UserError
+from .terrain import TERRAIN_CHANNELS, halo_pixels, terrain_channels
+
+__all__ = ["Scene", "open_scene", "same_grid", "uses_elevation"]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    """The most specific message of a rasterio error (its cause holds GDAL's own), one line."""
+    inner = exc.__cause__ or exc
+    return " ".join(str(inner).split()) or type(inner).__name__
+
+
+@dataclass
+class Scene:
+    """An open scene: the raster, the bands the model reads, and its georeferencing.
+
+    Use as a context manager (or call :meth:`close`). ``units`` names the unit of the map
+    coordinates: the CRS's linear unit (``"metre"``), ``"degree"`` for a geographic CRS,
+    ``"pixel"`` for a raster without georeferencing, ``"unknown"`` for a transform without CRS.
+    """
+
+    path: Path
+    dataset: rasterio.io.DatasetReader = field(repr=False)
+    bands: tuple[int, ...]
+    dsm_path: Path | None = None
+    dsm: Any = field(default=None, repr=False)  # DatasetReader or WarpedVRT on the image grid
+    _dsm_source: Any = field(default=None, repr=False)  # the opened DSM file under a VRT
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the channels :meth:`read` returns."""
+        names = [f"band{b}" for b in self.bands]
+        return names + list(TERRAIN_CHANNELS) if self.dsm is not None else names
+
+    @property
+    def channels(self) -> int:
+        """Number of channels :meth:`read` returns."""
+        return len(self.bands) + (len(TERRAIN_CHANNELS) if self.dsm is not None else 0)
+
+    @property
+    def width(self) -> int:
+        return self.dataset.width
+
+    @property
+    def height(self) -> int:
+        return self.dataset.height
+
+    @property
+    def crs(self):
+        return self.dataset.crs
+
+    @property
+    def transform(self):
+        return self.dataset.transform
+
+    @property
+    def georeferenced(self) -> bool:
+        """Whether the scene has a CRS (map coordinates); otherwise coordinates are pixels."""
+        return self.dataset.crs is not None
+
+    @property
+    def units(self) -> str:
+        crs = self.dataset.crs
+        if crs is None:
+            return "pixel" if self.dataset.transform.is_identity else "unknown"
+        if crs.is_geographic:
+            return "degree"
+        return crs.linear_units or "unknown"
+
+    @property
+    def pixel_area(self) -> float:
+        """Area of one pixel in squared ``units`` (|determinant| of the transform)."""
+        return abs(self.dataset.transform.determinant)
+
+    def read(self, window: Window) -> np.ndarray:
+        """The model's channels inside ``window`` as an ``H x W x C`` uint8 array: the image
+        bands, then the terrain channels when the scene has a DSM."""
+        try:
+            chw = self.dataset.read(list(self.bands), window=window)
+        except RasterioError as exc:
+            raise self._read_error(window, exc) from None
+        image = np.moveaxis(chw, 0, -1)
+        if self.dsm is None:
+            return image
+        return np.concatenate([image, self._terrain(window)], axis=-1)
+
+    def valid_mask(self, window: Window) -> np.ndarray:
+        """``H x W`` bool: True where ``window`` holds valid data (GDAL's dataset mask, and
+        a height in the DSM when there is one)."""
+        try:
+            valid = self.dataset.dataset_mask(window=window) > 0
+        except RasterioError as exc:
+            raise self._read_error(window, exc) from None
+        if self.dsm is not None:
+            valid &= self._dsm_valid(window)
+        return valid
+
+    def _read_dsm(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            z = self.dsm.read(1, window=window, masked=True)
+        except RasterioError as exc:
+            raise self._read_error(window, exc, self.dsm_path) from None
+        valid = ~np.ma.getmaskarray(z) & np.isfinite(z.filled(np.nan).astype(np.float64))
+        return z.filled(0).astype(np.float64), valid
+
+    def _dsm_valid(self, window: Window) -> np.ndarray:
+        return self._read_dsm(window)[1]
+
+    def _terrain(self, window: Window) -> np.ndarray:
+        """Terrain channels of ``window``, computed on the DSM read with a halo."""
+        halo = halo_pixels(self.dataset.res)
+        r0, c0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        top, left = max(0, r0 - halo), max(0, c0 - halo)
+        bottom, right = min(self.height, r0 + h + halo), min(self.width, c0 + w + halo)
+        z, valid = self._read_dsm(Window(left, top, right - left, bottom - top))
+        channels = terrain_channels(z, valid, self.dataset.res)
+        return channels[r0 - top:r0 - top + h, c0 - left:c0 - left + w]
+
+    def _read_error(self, window: Window, exc: BaseException, path: Path | None = None
+                    ) -> UserError:
+        r, c = int(window.row_off), int(window.col_off)
+        return UserError(f"cannot read pixels at rows {r}–{r + int(window.height) - 1}, columns "
+                         f"{c}–{c + int(window.width) - 1}: file truncated or corrupt "
+                         f"({_gdal_reason(exc)})", path or self.path)
+
+    def close(self) -> None:
+        for handle in (self.dsm, self._dsm_source, self.dataset):
+            if handle is not None:
+                handle.close()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def uses_elevation(inputs: list[str] | None) -> bool:
+    """Whether a model with these input names takes terrain channels (needs a DSM)."""
+    return any(name in TERRAIN_CHANNELS for name in inputs or [])
+
+
+def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | None = None,
+               dsm: str | os.PathLike | None = None) -> Scene:
+    """Open ``path`` (and its ``dsm``) for a model taking ``in_channels`` channels named
+    ``inputs``.
+
+    A model whose ``inputs`` include the terrain channels takes ``in_channels - 2`` image
+    bands and needs ``dsm``; any other model takes ``in_channels`` image bands and no DSM.
+
+    Raises
+    ------
+    UserError
+        The file is missing, not a raster, not uint8, has fewer non-alpha bands than the
+        model takes, or its last pixel cannot be read (a cut-off file, usually); the model
+        needs a DSM and none is given, or a DSM is given to a model trained without one;
+        the DSM is missing, not a raster, or does not overlap the scene.
+    """
+    path = Path(path)
+    terrain = uses_elevation(inputs)
+    if terrain and dsm is None:
+        raise UserError(f"the model takes elevation (inputs: {', '.join(inputs or [])}); give "
+                        f"the scene's surface model with --dsm", path)
+    if dsm is not None and not terrain:
+        raise UserError(f"the model was trained without elevation (inputs: "
+                        f"{', '.join(inputs or []) or f'{in_channels} image bands'}); leave out "
+                        f"--dsm or use weights trained with --use-dsm", Path(dsm))
+    image_channels = in_channels - (len(TERRAIN_CHANNELS) if terrain else 0)
+    dataset = _open_raster(path, "scene")
+    scene = None
+    try:
+        scene = Scene(path=path, dataset=dataset,
+                      bands=_model_bands(dataset, image_channels, inputs, path))
+        if dsm is not None:
+            scene.dsm_path = Path(dsm)
+            scene._dsm_source = _open_raster(scene.dsm_path, "DSM")
+            scene.dsm = _dsm_on_image_grid(scene._dsm_source, dataset, scene.dsm_path)
+        _probe(scene)
+    except BaseException:
+        if scene is not None:
+            scene.close()
+        else:
+            dataset.close()
+        raise
+    return scene
+
+
+def _open_raster(path: Path, what: str):
+    if not path.is_file():
+        raise UserError(f"{what} file does not exist", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioError:
+        raise UserError("not a raster file GDAL can read", path) from None
+
+
+def same_grid(a, b) -> bool:
+    """Whether two rasters share CRS, transform and size (pixel for pixel aligned)."""
+    return (a.crs == b.crs and a.width == b.width and a.height == b.height
+            and a.transform.almost_equals(b.transform))
+
+
+def _dsm_on_image_grid(source, image, path: Path):
+    """The DSM as read on ``image``'s grid: itself, or a bilinear WarpedVRT onto that grid."""
+    if source.count < 1 or source.dtypes[0] in ("complex64", "complex128"):
+        raise UserError("DSM must have one real-valued band of elevations", path)
+    if same_grid(source, image):
+        return _Band1(source)
+    if source.crs is None or image.crs is None:
+        raise UserError(f"DSM is on another grid than the scene ({source.width}x{source.height} "
+                        f"vs {image.width}x{image.height}) and one of them has no CRS, so it "
+                        f"cannot be resampled onto the scene", path)
+    left, bottom, right, top = transform_bounds(source.crs, image.crs, *source.bounds)
+    b = image.bounds
+    if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
+        raise UserError(f"DSM does not overlap the scene {image.name} (DSM bounds "
+                        f"{left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f} vs scene "
+                        f"{b.left:.1f}, {b.bottom:.1f}, {b.right:.1f}, {b.top:.1f} in "
+                        f"{image.crs.to_string()})", path)
+    nodata = source.nodata if source.nodata is not None else -3.4e38
+    return WarpedVRT(source, crs=image.crs, transform=image.transform, width=image.width,
+                     height=image.height, resampling=Resampling.bilinear, nodata=nodata,
+                     dtype="float32")
+
+
+class _Band1:
+    """The DSM file itself when it is already on the image grid (reads band 1)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def read(self, band: int, window: Window, masked: bool = True):
+        return self.dataset.read(band, window=window, masked=masked)
+
+    def close(self) -> None:  # the source is closed by the scene
+        pass
+
+
+def _model_bands(dataset, in_channels: int, inputs: list[str] | None, path: Path
+                 ) -> tuple[int, ...]:
+    """The first ``in_channels`` non-alpha band indexes (1-based), checked to be uint8."""
+    image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp)
+                   if ci != ColorInterp.alpha]
+    if len(image_bands) < in_channels:
+        names = f" ({', '.join(inputs)})" if inputs else ""
+        alpha = " besides its alpha band" if len(image_bands) < dataset.count else ""
+        raise UserError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but the model "
+                        f"takes {in_channels}{names}", path)
+    bands = tuple(image_bands[:in_channels])
+    dtypes = {dataset.dtypes[i - 1] for i in bands}
+    if dtypes != {"uint8"}:
+        raise UserError(f"scene is {', '.join(sorted(dtypes))}; only uint8 scenes are supported "
+                        f"(the model's normalisation is in 0–255 units)", path)
+    return bands
+
+
+def _probe(scene: Scene) -> None:
+    """Read the last pixel: a file cut short fails here, before any output is made."""
+    last = Window(scene.width - 1, scene.height - 1, 1, 1)
+    scene.read(last)
+    scene.valid_mask(last)

@@ -1,0 +1,324 @@
+"""Georeferenced scenes: terrain channels, DSM on the image grid, scene training and scoring.
+
+Every scene here is a tiny GeoTIFF folder written into ``tmp_path`` (CRS, internal mask band,
+non-square pixels, a DSM with a nodata value).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from scdnn.cli import main
+from scdnn.datasets import Normalization
+from scdnn.datasets.scene import open_scene
+from scdnn.datasets.scenes import (RandomWindowSampler, SceneCollection, find_scenes,
+                                   make_scene_split, scene_normalization)
+from scdnn.datasets.terrain import (RELATIVE_ELEVATION_RANGE_M, halo_pixels,
+                                    relative_elevation, slope_degrees, terrain_channels)
+from scdnn.metrics import Evaluator
+from scdnn.metrics.boundary import boundary_counts, boundary_counts_in_strips
+from scdnn.models import create_model
+from scdnn.weights import save_weights
+
+H, W = 96, 120
+PX, PY = 0.5, 0.7  # non-square pixels
+TRANSFORM = Affine(PX, 0.0, 500000.0, 0.0, -PY, 3400000.0)
+CRS = "EPSG:32647"
+ROWS, COLS = np.mgrid[0:H, 0:W]
+VALID = COLS >= 20  # the first 20 columns are outside the survey
+LANDSLIDE = ((ROWS - 48) ** 2 / 20 ** 2 + (COLS - 70) ** 2 / 25 ** 2) < 1
+TERRAIN = ["red", "green", "blue", "slope", "relative_elevation"]
+
+
+def write_scene_folder(root: Path, label: np.ndarray | None = None, dsm: bool = True,
+                       label_transform: Affine = TRANSFORM) -> Path:
+    """rgb.tif (mask band), mask.tif (0/1/255), dsm.tif (float32, nodata -9999)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    image = np.clip(100 + 60 * LANDSLIDE[None] + rng.normal(0, 10, (3, H, W)), 1, 255)
+    grid = dict(driver="GTiff", width=W, height=H, crs=CRS, transform=TRANSFORM)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(root / "rgb.tif", "w", count=3, dtype="uint8", **grid) as dst:
+            dst.write(image.astype(np.uint8))
+            dst.write_mask(np.where(VALID, 255, 0).astype(np.uint8))
+    if label is None:
+        label = np.where(VALID, LANDSLIDE, 255).astype(np.uint8)
+    with rasterio.open(root / "mask.tif", "w", count=1, dtype="uint8", nodata=255,
+                       **{**grid, "transform": label_transform}) as dst:
+        dst.write(label, 1)
+    if dsm:
+        z = 1000.0 + 0.3 * COLS * PX - 4.0 * LANDSLIDE
+        with rasterio.open(root / "dsm.tif", "w", count=1, dtype="float32", nodata=-9999,
+                           **grid) as dst:
+            dst.write(np.where(COLS >= 10, z, -9999).astype(np.float32), 1)
+    return root
+
+
+def tiny_weights(path: Path, inputs: list[str]) -> Path:
+    torch.manual_seed(0)
+    model = create_model("scdnn", in_channels=len(inputs))
+    card = {"model": "scdnn", "in_channels": len(inputs), "num_classes": 2, "model_kwargs": {},
+            "classes": ["background", "landslide"], "inputs": inputs,
+            "normalization": Normalization([120.0] * len(inputs),
+                                           [50.0] * len(inputs)).to_dict()}
+    save_weights(model, path, card)
+    return path
+
+
+def one_line_error(code: int, capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# --- terrain channels (hand-computed cases) ---------------------------------------------
+
+def test_slope_of_a_tilted_plane() -> None:
+    # z rises 0.5 m per metre eastward: slope atan(0.5) = 26.565°, on any pixel size
+    rows, cols = np.mgrid[0:8, 0:9]
+    z = 0.5 * cols * 2.0  # 2 m pixels
+    slope = slope_degrees(z, np.ones_like(z, bool), (2.0, 3.0))
+    assert np.allclose(slope, np.degrees(np.arctan(0.5)))
+    channels = terrain_channels(z, np.ones_like(z, bool), (2.0, 3.0))
+    assert (channels[..., 0] == round(26.565 / 90 * 255)).all()  # 75
+
+
+def test_relative_elevation_of_a_pit() -> None:
+    # a flat field with one pixel 9 m lower; the 25 m box at 5 m pixels is 5 x 5 pixels
+    z = np.full((11, 11), 100.0)
+    z[5, 5] = 91.0
+    rel = relative_elevation(z, np.ones_like(z, bool), (5.0, 5.0))
+    assert rel[5, 5] == pytest.approx(-9.0 + 9.0 / 25)  # below the box mean by 8.64 m
+    assert rel[5, 7] == pytest.approx(9.0 / 25)  # neighbours sit above the mean
+    assert rel[0, 0] == pytest.approx(0.0)
+    channels = terrain_channels(z, np.ones_like(z, bool), (5.0, 5.0))
+    r = RELATIVE_ELEVATION_RANGE_M
+    assert channels[5, 5, 1] == round((-8.64 + r) / (2 * r) * 255)  # 17
+    assert channels[0, 0, 1] == 128  # level with its surroundings
+
+
+def test_missing_heights_are_left_out_of_the_local_mean() -> None:
+    z = np.full((9, 9), 50.0)
+    valid = np.ones_like(z, bool)
+    z[4, 4], valid[4, 4] = -9999.0, False
+    rel = relative_elevation(z, valid, (5.0, 5.0))
+    assert np.allclose(rel[valid], 0.0)
+    assert np.allclose(slope_degrees(z, valid, (5.0, 5.0)), 0.0)
+
+
+def test_windows_read_with_halo_equal_the_whole_scene(tmp_path: Path) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    with open_scene(root / "rgb.tif", 5, TERRAIN, dsm=root / "dsm.tif") as scene:
+        whole = scene.read(Window(0, 0, W, H))
+        assert halo_pixels(scene.dataset.res) < 40
+        for r, c in [(0, 0), (30, 50), (64, 88)]:
+            part = scene.read(Window(c, r, 32, 32))
+            assert np.array_equal(part, whole[r:r + 32, c:c + 32])
+        valid = scene.valid_mask(Window(0, 0, W, H))
+    # valid = image mask (cols >= 20) and DSM heights (cols >= 10)
+    assert np.array_equal(valid, VALID)
+
+
+def test_dsm_on_another_grid_is_resampled_onto_the_scene(tmp_path: Path) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    coarse = tmp_path / "coarse.tif"  # the same surface at 4x coarser pixels
+    z = 1000.0 + 0.3 * (np.arange(W // 4) * 4 + 1.5)[None].repeat(H // 4, 0) * PX
+    with rasterio.open(coarse, "w", driver="GTiff", width=W // 4, height=H // 4, count=1,
+                       dtype="float32", crs=CRS,
+                       transform=TRANSFORM @ Affine.scale(4)) as dst:
+        dst.write(z.astype(np.float32), 1)
+    with open_scene(root / "rgb.tif", 5, TERRAIN, dsm=coarse) as scene:
+        x = scene.read(Window(40, 20, 40, 40))
+    # a plane of 0.3 m/m: slope atan(0.3) = 16.7° -> 47, whatever the grid it came on
+    assert abs(int(np.median(x[..., 3])) - round(np.degrees(np.arctan(0.3)) / 90 * 255)) <= 1
+
+
+# --- map with a DSM: bad inputs ---------------------------------------------------------
+
+def test_map_with_dsm_model(tmp_path: Path, capsys) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    weights = tiny_weights(tmp_path / "w.safetensors", TERRAIN)
+    out = tmp_path / "map"
+    assert main(["map", str(root / "rgb.tif"), "--dsm", str(root / "dsm.tif"), "--weights",
+                 str(weights), "--out", str(out), "--tile", "64", "--overlap", "16"]) == 0
+    summary = json.loads((out / "map.json").read_text())
+    assert summary["inputs"] == TERRAIN and summary["dsm"].endswith("dsm.tif")
+    assert summary["valid_pixels"] == int(VALID.sum())
+
+
+def test_map_refuses_a_dsm_model_without_dsm(tmp_path: Path, capsys) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    weights = tiny_weights(tmp_path / "w.safetensors", TERRAIN)
+    code = main(["map", str(root / "rgb.tif"), "--weights", str(weights), "--out",
+                 str(tmp_path / "o")])
+    one_line_error(code, capsys, "rgb.tif", "--dsm")
+    assert not (tmp_path / "o").exists()
+
+
+def test_map_refuses_a_dsm_for_an_rgb_model(tmp_path: Path, capsys) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    weights = tiny_weights(tmp_path / "w.safetensors", ["red", "green", "blue"])
+    code = main(["map", str(root / "rgb.tif"), "--dsm", str(root / "dsm.tif"), "--weights",
+                 str(weights), "--out", str(tmp_path / "o")])
+    one_line_error(code, capsys, "dsm.tif", "without elevation")
+
+
+def test_map_refuses_a_dsm_that_does_not_overlap(tmp_path: Path, capsys) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    far = tmp_path / "far.tif"
+    with rasterio.open(far, "w", driver="GTiff", width=10, height=10, count=1, dtype="float32",
+                       crs=CRS, transform=Affine(1, 0, 600000.0, 0, -1, 3500000.0)) as dst:
+        dst.write(np.zeros((1, 10, 10), np.float32))
+    weights = tiny_weights(tmp_path / "w.safetensors", TERRAIN)
+    code = main(["map", str(root / "rgb.tif"), "--dsm", str(far), "--weights", str(weights),
+                 "--out", str(tmp_path / "o")])
+    one_line_error(code, capsys, "far.tif", "does not overlap")
+    assert not (tmp_path / "o").exists()
+
+
+def test_map_refuses_weights_whose_in_channels_do_not_match(tmp_path: Path, capsys) -> None:
+    root = write_scene_folder(tmp_path / "s")
+    weights = tiny_weights(tmp_path / "w.safetensors", ["b1", "b2", "b3", "b4"])
+    code = main(["map", str(root / "rgb.tif"), "--weights", str(weights), "--out",
+                 str(tmp_path / "o")])
+    one_line_error(code, capsys, "rgb.tif", "3 bands", "takes 4")
+
+
+# --- scene datasets: split, sampler ------------------------------------------------------
+
+def test_scene_split_and_windows_never_touch_validation_blocks(tmp_path: Path) -> None:
+    write_scene_folder(tmp_path / "data" / "scene-a")
+    write_scene_folder(tmp_path / "data" / "scene-b")
+    collection = SceneCollection(tmp_path / "data")
+    assert [s.name for s in find_scenes(tmp_path / "data")] == ["scene-a", "scene-b"]
+    split = make_scene_split(collection, ["scene-b"], val_fraction=0.25, block_size=32, seed=3)
+    assert split["train"] == ["scene-a"] and split["test"] == ["scene-b"]
+    blocks = split["val_blocks"]["scene-a"]
+    assert blocks and split == make_scene_split(collection, ["scene-b"], 0.25, 32, 3)
+    held = np.zeros((H, W), bool)
+    for r, c, h, w in blocks:
+        held[r:r + h, c:c + w] = True
+    share = (held & VALID).sum() / VALID.sum()
+    assert 0.25 <= share < 0.25 + 32 * 32 / VALID.sum() + 1e-9
+    sampler = RandomWindowSampler(collection, split, size=24, length=200, seed=0)
+    windows = list(sampler)
+    assert len(windows) == 200 and windows != list(sampler)  # each epoch draws new windows
+    assert windows == list(RandomWindowSampler(collection, split, 24, 200, seed=0))
+    for name, r, c, s in windows:
+        assert name == "scene-a"
+        assert not held[r:r + s, c:c + s].any()
+        assert VALID[r:r + s, c:c + s].any()
+    norm = scene_normalization(collection, sampler, windows=4)
+    assert norm.channels == 3
+
+
+def test_label_on_another_grid_is_refused(tmp_path: Path, capsys) -> None:
+    write_scene_folder(tmp_path / "s", label_transform=TRANSFORM @ Affine.translation(3, 0))
+    code = main(["train", str(tmp_path / "s"), "--out", str(tmp_path / "run")])
+    one_line_error(code, capsys, "mask.tif", "another grid")
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_binary_label_is_refused(tmp_path: Path, capsys) -> None:
+    label = np.where(VALID, LANDSLIDE * 2, 255).astype(np.uint8)  # 0/2 instead of 0/1
+    write_scene_folder(tmp_path / "s", label=label)
+    code = main(["train", str(tmp_path / "s"), "--out", str(tmp_path / "run")])
+    one_line_error(code, capsys, "mask.tif", "not binary")
+
+
+def test_use_dsm_without_dsm_is_refused(tmp_path: Path, capsys) -> None:
+    write_scene_folder(tmp_path / "s", dsm=False)
+    code = main(["train", str(tmp_path / "s"), "--out", str(tmp_path / "run"), "--use-dsm"])
+    one_line_error(code, capsys, "dsm.tif")
+
+
+# --- scene training and scoring, end to end ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def scene_run(tmp_path_factory) -> tuple[Path, Path]:
+    data = tmp_path_factory.mktemp("scenes") / "data"
+    write_scene_folder(data / "scene-a")
+    write_scene_folder(data / "scene-b")
+    run = data.parent / "run"
+    code = main(["train", str(data), "--out", str(run), "--test-scenes", "scene-b",
+                 "--use-dsm", "--epochs", "1", "--windows-per-epoch", "4", "--batch-size", "2",
+                 "--image-size", "32", "--val-block", "32", "--val-fraction", "0.2"])
+    assert code == 0
+    return data, run
+
+
+def test_scene_training_records_inputs_and_split(scene_run) -> None:
+    _, run = scene_run
+    card = json.loads((run / "model.json").read_text())
+    assert card["inputs"] == TERRAIN and card["in_channels"] == 5
+    assert card["split"]["test"] == ["scene-b"] and card["split"]["val_blocks"]["scene-a"]
+    assert card["config"]["windows_per_epoch"] == 4 and card["config"]["use_dsm"] is True
+
+
+def test_scene_evaluation_scores_every_valid_pixel(scene_run, tmp_path: Path, capsys) -> None:
+    data, run = scene_run
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(data), "--weights", str(run / "weights.safetensors"),
+                 "--out", str(out), "--tile", "64", "--overlap", "16"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["source"]["scenes"] == ["scene-b"]  # the model's own test scene
+    assert metrics["confusion"] is not None
+    assert sum(map(sum, metrics["confusion"])) == int(VALID.sum())
+    assert metrics["boundary_tolerance_m"] == pytest.approx(2 * (PX + PY) / 2)
+    with rasterio.open(out / "masks" / "scene-b.tif") as src:
+        assert src.crs.to_string() == CRS and src.transform == TRANSFORM
+        mask = src.read(1)
+    assert (mask[~VALID] == 255).all() and np.isin(mask[VALID], (0, 1)).all()
+    assert "2 px = 1.20 m" in capsys.readouterr().out
+
+
+def test_scene_evaluation_of_a_perfect_prediction(tmp_path: Path) -> None:
+    root = write_scene_folder(tmp_path / "s", dsm=False)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(root), "--predictions", str(root / "mask.tif"),
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["miou"] == pytest.approx(1.0)
+    assert metrics["boundary_f1"] == pytest.approx(1.0)
+
+
+def test_scene_evaluation_refuses_a_prediction_on_another_grid(tmp_path: Path, capsys) -> None:
+    root = write_scene_folder(tmp_path / "s", dsm=False)
+    other = tmp_path / "other.tif"
+    with rasterio.open(other, "w", driver="GTiff", width=W - 1, height=H, count=1,
+                       dtype="uint8", crs=CRS, transform=TRANSFORM) as dst:
+        dst.write(np.zeros((1, H, W - 1), np.uint8))
+    code = main(["evaluate", str(root), "--predictions", str(other), "--out",
+                 str(tmp_path / "e")])
+    one_line_error(code, capsys, "other.tif", "another grid")
+
+
+# --- strip-wise scoring equals whole-image scoring ---------------------------------------
+
+def test_scene_scores_in_strips_equal_whole_image_scores() -> None:
+    rng = np.random.default_rng(0)
+    from scipy import ndimage
+
+    pred = (ndimage.uniform_filter(rng.random((130, 90)), 9) > 0.5).astype(np.uint8)
+    target = (ndimage.uniform_filter(rng.random((130, 90)), 9) > 0.5).astype(np.uint8)
+    target[:10, :10] = 255
+    valid = rng.random((130, 90)) > 0.1
+    assert boundary_counts_in_strips(pred, target, 3, valid, strip_rows=17) == \
+        boundary_counts(pred, target, 3, valid)
+    whole, strips = Evaluator(3), Evaluator(3)
+    assert whole.update(pred, target, "x", valid) == strips.update_scene(pred, target, "x",
+                                                                        valid, strip_rows=23)
+    a, b = whole.compute(), strips.compute()
+    assert a["confusion"] == b["confusion"]
+    assert a["boundary_f1"] == b["boundary_f1"]
