@@ -340,5 +340,5 @@ def test_outputs_are_ordinary_files_not_private(trained: Path) -> None:
     """Atomic writes go through mkstemp (0600); final files get the usual permissions."""
     umask = os.umask(0)
     os.umask(umask)
-    for name in ("model.json", "split.json", "log.csv", "config.json"):
+    for name in ("model.json", "split.json", "log.csv", "config.json", "weights.safetensors"):
         assert (trained / "run" / name).stat().st_mode & 0o777 == 0o666 & ~umask, name

@@ -82,7 +82,6 @@ def test_sigkill_leaves_no_final_file_and_the_same_command_then_completes(
         assert run.poll() is None, run.communicate()
         assert time.monotonic() < deadline, "no staging file appeared"
         time.sleep(0.005)
-    time.sleep(0.3)  # into the prediction
     assert run.poll() is None, "the run finished before it could be killed"
     run.send_signal(signal.SIGKILL)
     run.communicate()

@@ -1,43 +1,176 @@
-"""``scdnn demo``: the main job end to end on data that needs no network.
+"""``scdnn demo``: landslide boundaries on real images, offline, with the bundled weights.
 
-Trains SCDnn briefly on ../shared/data/sichuan-aerial when that folder is there (real aerial
-imagery, CC BY 4.0), otherwise on a small generated dataset, scores the held-out test images
-and prints the metrics table. The output folder is the demo's own and is replaced each run.
+The package ships SCDnn weights (``scdnn/data/scdnn-sichuan.safetensors``, trained by
+``scdnn train`` on aerial images of Sichuan, CC BY 4.0; see ``scdnn/data/WEIGHTS.md``) and a
+small sample of held-back test images of the same dataset with their truth masks
+(``scdnn/data/sample/``: ``images/`` + ``masks/``, never seen in training; see its
+``ATTRIBUTION.md``). :func:`run_demo`:
+
+1. maps every sample image with :func:`scdnn.mapping.map_scene`, the code of ``scdnn map``
+   (the PNGs have no CRS, so coordinates and areas are in pixels);
+2. scores the predicted masks against the truth (:class:`scdnn.metrics.Evaluator`);
+3. writes the output folder in the layout of ``scdnn evaluate`` and renders its report::
+
+     OUT/maps/<name>/   probability.tif, mask.tif, landslides.gpkg, map.json (scdnn map)
+     OUT/masks/<name>.png   predicted mask, 0/255
+     OUT/metrics.json, OUT/per_image.csv   scores (as scdnn evaluate writes them)
+     OUT/report.html   scdnn report of OUT: tables, and each image with the true and the
+                       predicted boundaries
+     OUT/.scdnn-demo   marker: the folder is the demo's own
+
+The output folder is replaced on each run, but only when it is a previous demo's (it holds
+the marker) or empty; any other folder is refused unless ``overwrite`` is set, and then
+files are written into it and nothing in it is deleted.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+from importlib import resources
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
-from .datasets.synthetic import write_synthetic_dataset
-from .inference import evaluate
-from .metrics import format_table
-from .trainers.fit import TrainConfig, env_workers, train
+import numpy as np
+import rasterio
 
-SHARED_SICHUAN = Path("..") / "shared" / "data" / "sichuan-aerial"
+from .datasets import open_dataset, read_mask
+from .datasets.scene import uses_elevation
+from .errors import UserError
+from .inference import save_png
+from .mapping import MASK_NODATA, map_scene
+from .metrics import Evaluator
+from .report import write_report
+from .runs import atomic_write, provenance, write_json
+from .weights import load_model, read_card
 
-# Budgets: a few minutes on 2 CPU cores. Real data: 256 px crops of the 1024 px images.
-REAL = {"epochs": 8, "crops_per_image": 4, "image_size": 256, "batch_size": 8}
-SYNTHETIC = {"epochs": 12, "crops_per_image": 2, "image_size": 96, "batch_size": 8}
+__all__ = ["run_demo", "bundled_weights", "bundled_sample", "MARKER"]
+
+#: The file that marks an output folder as the demo's own (replaced on the next run).
+MARKER = ".scdnn-demo"
+WEIGHTS_NAME = "scdnn-sichuan.safetensors"
+SAMPLE_NAME = "sample"
 
 
-def run_demo(data: str | None = None, out: str = "demo-output", epochs: int | None = None) -> None:
-    out_dir = Path(out)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    if data is None and SHARED_SICHUAN.is_dir():
-        data_dir, budget, what = SHARED_SICHUAN, REAL, "real data: ../shared/data/sichuan-aerial"
-    elif data is not None:
-        data_dir, budget, what = Path(data), REAL, f"your data: {data}"
-    else:
-        data_dir = write_synthetic_dataset(out_dir / "synthetic-data")
-        budget, what = SYNTHETIC, "generated data (../shared/data/sichuan-aerial not found)"
-    budget = {**budget, **({"epochs": epochs} if epochs else {})}
-    print(f"scdnn demo: training SCDnn on {what}; {budget['epochs']} epochs")
-    weights = train(TrainConfig(data=str(data_dir), out=str(out_dir / "run"), model="scdnn",
-                                workers=env_workers(), **budget))
-    metrics = evaluate(data_dir, out_dir / "evaluation", weights=str(weights))
-    print(f"scored {metrics['images']} held-out test images ({metrics['scored']}) of {what}")
-    print(format_table(metrics))
-    print(f"outputs: {out_dir}/run (weights, log) and {out_dir}/evaluation (metrics.json)")
+def _data_dir() -> Path:
+    """The package's data folder (``scdnn/data``, shipped as package data)."""
+    return Path(str(resources.files("scdnn").joinpath("data")))
+
+
+def bundled_weights() -> Path:
+    """Path of the bundled SCDnn weights (it may be absent in a checkout before bundling)."""
+    return _data_dir() / WEIGHTS_NAME
+
+
+def bundled_sample() -> Path:
+    """Path of the bundled sample dataset (``images/`` + ``masks/``)."""
+    return _data_dir() / SAMPLE_NAME
+
+
+def _silent(message: str) -> None:
+    """The default ``warn``: library code says nothing."""
+
+
+def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike | None = None,
+             sample: str | os.PathLike | None = None, overwrite: bool = False,
+             progress: Callable[[Iterable], Iterable] = iter,
+             warn: Callable[[str], None] = _silent) -> dict[str, Any]:
+    """Map, score and report the demo sample; return the metrics with ``report`` (the path
+    of report.html) and ``maps`` (name -> the map.json summary of ``scdnn map``) added.
+
+    ``weights`` and ``sample`` replace the bundled weights file and sample folder (a dataset
+    folder with ``images/`` and ``masks/``). ``progress`` wraps the images to map;
+    ``warn`` receives one-line notes (once: the sample has no CRS).
+
+    Raises
+    ------
+    UserError
+        The weights file is missing (the bundled one too: not bundled yet), not an scdnn
+        weights file, holds tensors of another network than its card names, or takes other
+        inputs than the sample's image bands (elevation, another band count); the sample is
+        missing or has an image without a mask; the output folder is not the demo's own.
+    """
+    weights = Path(weights) if weights is not None else bundled_weights()
+    sample = Path(sample) if sample is not None else bundled_sample()
+    if not weights.is_file():
+        if weights == bundled_weights():
+            raise UserError("the bundled weights are not in this copy of scdnn (they are "
+                            "written by benchmarks/bundle.py); give --weights", weights)
+        raise UserError("weights file does not exist", weights)
+    if not sample.is_dir():
+        raise UserError("demo sample folder does not exist (expected images/ and masks/)",
+                        sample)
+    dataset = open_dataset(sample)
+    for s in dataset.samples:
+        if s.mask_path is None:
+            raise UserError("sample image has no truth mask in masks/", s.image_path)
+    _check_weights(weights, dataset.in_channels)
+    out = _prepare(Path(out), overwrite)
+
+    evaluator = Evaluator(tolerance=2)
+    notes: list[str] = []
+    maps: dict[str, Any] = {}
+    for s in progress(dataset.samples):
+        summary = map_scene(s.image_path, weights, out / "maps" / s.name, overwrite=True,
+                            warn=notes.append)
+        maps[s.name] = summary
+        with rasterio.open(out / "maps" / s.name / "mask.tif") as src:
+            mask = src.read(1)
+        truth = read_mask(s.mask_path)
+        if truth.shape != mask.shape:
+            raise UserError(f"truth mask is {truth.shape[0]}x{truth.shape[1]} but the image "
+                            f"is {mask.shape[0]}x{mask.shape[1]}", s.mask_path)
+        predicted = (mask == 1).astype(np.uint8)
+        save_png(np.where(predicted == 1, 255, 0).astype(np.uint8),
+                 out / "masks" / f"{s.name}.png")
+        evaluator.update(predicted, truth, s.name, valid=mask != MASK_NODATA)
+    if notes:
+        warn("the sample images have no CRS: polygons are in pixel coordinates, areas in "
+             "pixels")
+
+    metrics = evaluator.compute()
+    metrics["scored"] = "every image of the demo sample (held-back test images)"
+    metrics["source"] = {"data": os.path.abspath(sample), "weights": os.path.abspath(weights),
+                         "predictions": None}
+    metrics["provenance"] = provenance()
+    write_json(out / "metrics.json", metrics)
+    evaluator.write_csv(out / "per_image.csv")
+    report = write_report(out)
+    return {**metrics, "report": report, "maps": maps}
+
+
+def _check_weights(weights: Path, bands: int) -> None:
+    """Refuse weights the sample cannot feed: tensors of another network than the card
+    names (load_model), or inputs other than ``bands`` image bands."""
+    read_card(weights)
+    _, card = load_model(weights)
+    inputs = list(card.get("inputs") or [])
+    takes = int(card["in_channels"])
+    if uses_elevation(inputs) or "dem" in inputs or takes != bands:
+        names = f" ({', '.join(inputs)})" if inputs else ""
+        raise UserError(f"the weights take {takes} inputs{names} but the demo sample images "
+                        f"have {bands} bands and no elevation; give weights trained on "
+                        f"{bands}-band images alone", weights)
+
+
+def _prepare(out: Path, overwrite: bool) -> Path:
+    """Make ``out`` the demo's output folder: a previous demo's folder (with the marker) is
+    deleted and made anew; an empty or new folder gets the marker; any other folder is
+    refused unless ``overwrite`` (then written into, nothing deleted, no marker)."""
+    if out.exists() and not out.is_dir():
+        raise UserError("output path exists and is not a folder", out)
+    if out.is_dir() and (out / MARKER).is_file():
+        shutil.rmtree(out)
+    elif out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"output folder exists, is not empty and is not a previous demo "
+                            f"output (no {MARKER} file); give another --out or --overwrite", out)
+        return out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder: {exc.strerror}", out) from None
+    with atomic_write(out / MARKER, "w") as handle:
+        handle.write("Written by scdnn demo: the next scdnn demo run with this --out deletes "
+                     "this folder and writes it anew.\n")
+    return out

@@ -109,9 +109,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary name beside ``path`` for writers that take a file name (PIL, safetensors,
     matplotlib): renamed to ``path`` when the block succeeds, removed when it fails."""
     final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(final)
     try:
         yield tmp
+        if tmp.exists():  # some writers (safetensors) create 0600 files: make it ordinary
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

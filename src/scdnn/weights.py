@@ -53,7 +53,9 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the network a weights file describes and load its tensors (eval mode)."""
+    """Rebuild the network a weights file describes and load its tensors (eval mode).
+
+    The network is always float32; a file stored in half precision is cast on load."""
     card = read_card(path)
     try:
         model = create_model(
@@ -70,6 +72,11 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise UserError(f"cannot read weights ({exc})", path) from None
+    # A file stored in half precision (card "dtype": "float16", e.g. the bundled weights)
+    # loads into the float32 network: floating tensors are cast to the model's own dtypes.
+    own = model.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point()
+             and own[k].is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

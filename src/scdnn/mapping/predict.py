@@ -104,34 +104,35 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
                       predictor=True, blocksize=cog_blocksize)
             write_cog(mask_tmp, staging.final("mask.tif"), resampling="mode",
                       blocksize=cog_blocksize)
+            summary = {
+                "scene": str(sc.path),
+                "dsm": None if dsm is None else str(dsm),
+                "weights": str(weights),
+                "engine": engine,
+                "model": card.get("model"),
+                "inputs": card.get("inputs"),
+                "bands": list(sc.bands),
+                "width": sc.width,
+                "height": sc.height,
+                "crs": sc.crs.to_string() if sc.crs else None,
+                "transform": list(sc.transform)[:6],
+                "units": sc.units,
+                "tile": tile, "overlap": overlap, "batch_size": batch_size,
+                "threshold": threshold, "min_area": min_area, "simplify": simplify,
+                "windows": {"total": len(windows), "run": len(to_run),
+                            "skipped_no_valid_pixel": len(windows) - len(to_run)},
+                **counts,
+                "valid_area": counts["valid_pixels"] * sc.pixel_area,
+                "landslide_area": counts["landslide_pixels"] * sc.pixel_area,
+                "landslides": len(table),
+                "nodata": {"probability": PROBABILITY_NODATA, "mask": MASK_NODATA},
+                "outputs": ["probability.tif", "mask.tif", f"landslides.{fmt}"],
+                "provenance": provenance(),
+            }
+            # map.json is staged too (renamed last), so that a killed run never leaves
+            # outputs without it (a rerun would then see a folder that is not its own)
+            write_json(staging.final("map.json"), summary)
             staging.commit()
-
-        summary = {
-            "scene": str(sc.path),
-            "dsm": None if dsm is None else str(dsm),
-            "weights": str(weights),
-            "engine": engine,
-            "model": card.get("model"),
-            "inputs": card.get("inputs"),
-            "bands": list(sc.bands),
-            "width": sc.width,
-            "height": sc.height,
-            "crs": sc.crs.to_string() if sc.crs else None,
-            "transform": list(sc.transform)[:6],
-            "units": sc.units,
-            "tile": tile, "overlap": overlap, "batch_size": batch_size,
-            "threshold": threshold, "min_area": min_area, "simplify": simplify,
-            "windows": {"total": len(windows), "run": len(to_run),
-                        "skipped_no_valid_pixel": len(windows) - len(to_run)},
-            **counts,
-            "valid_area": counts["valid_pixels"] * sc.pixel_area,
-            "landslide_area": counts["landslide_pixels"] * sc.pixel_area,
-            "landslides": len(table),
-            "nodata": {"probability": PROBABILITY_NODATA, "mask": MASK_NODATA},
-            "outputs": ["probability.tif", "mask.tif", f"landslides.{fmt}"],
-            "provenance": provenance(),
-        }
-    write_json(out / "map.json", summary)
     return summary
 
 
