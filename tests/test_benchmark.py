@@ -439,3 +439,255 @@ def test_scdnn_benchmark_command(data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model 'unet'" in err[0]
     assert not (tmp_path / "c").exists()
+
+
+# ----------------------------------------------------------------------------- scenes
+#
+# Two tiny georeferenced scenes (96 x 128 px, 0.5 m, an internal mask band, a DSM), trained on
+# scene-a and tested on scene-b with the DSM's terrain channels, smoke budget, two networks.
+
+SH, SW = 96, 128
+SROWS, SCOLS = np.mgrid[0:SH, 0:SW]
+#: valid data: not the first 20 columns, nor a corner at the bottom right (so one 32 px tile
+#: of scene-b has less than 10 % of its area valid and is not scored)
+SVALID = (SCOLS >= 20) & ~((SROWS >= 64) & (SCOLS >= 98))
+SCENE_MODELS = ["deeplabv3plus-mobilenetv2", "scdnn"]
+TILE = 32
+
+
+def _write_scene(root: Path, centre: tuple[int, int], seed: int) -> Path:
+    """rgb.tif (internal mask band), mask.tif (0/1/255), dsm.tif (float32, nodata -9999)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    root.mkdir(parents=True, exist_ok=True)
+    landslide = ((SROWS - centre[0]) ** 2 / 20 ** 2 + (SCOLS - centre[1]) ** 2 / 25 ** 2) < 1
+    rng = np.random.default_rng(seed)
+    image = np.clip(100 + 60 * landslide[None] + rng.normal(0, 10, (3, SH, SW)), 1, 255)
+    grid = dict(driver="GTiff", width=SW, height=SH, crs="EPSG:32647",
+                transform=Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 3400000.0))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(root / "rgb.tif", "w", count=3, dtype="uint8", **grid) as dst:
+            dst.write(image.astype(np.uint8))
+            dst.write_mask(np.where(SVALID, 255, 0).astype(np.uint8))
+    with rasterio.open(root / "mask.tif", "w", count=1, dtype="uint8", nodata=255,
+                       **grid) as dst:
+        dst.write(np.where(SVALID, landslide, 255).astype(np.uint8), 1)
+    with rasterio.open(root / "dsm.tif", "w", count=1, dtype="float32", nodata=-9999,
+                       **grid) as dst:
+        dst.write((1000.0 + 0.15 * SCOLS - 4.0 * landslide).astype(np.float32), 1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench-scenes") / "jinsha"
+    _write_scene(root / "scene-a", (40, 60), 0)
+    _write_scene(root / "scene-b", (52, 80), 1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scene_bench(scenes, tmp_path_factory):
+    """(folder, results, progress events) of the two networks on the scenes."""
+    out = tmp_path_factory.mktemp("scene-bench") / "b"
+    events: list[ProgressEvent] = []
+    results = run_benchmark(scenes, out, models=SCENE_MODELS, budget="smoke",
+                            test_scenes=["scene-b"], use_dsm=True, scene_tile=TILE,
+                            progress=events.append)
+    return out, results, events
+
+
+def _scene_label(scenes: Path, name: str) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(scenes / name / "mask.tif") as src:
+        return src.read(1)
+
+
+def _expected_tiles(label: np.ndarray) -> list[tuple[int, int]]:
+    """(row, col) of the tiles with >= 10 % of a full tile valid and labelled."""
+    return [(r, c) for r in range(0, SH, TILE) for c in range(0, SW, TILE)
+            if (label[r:r + TILE, c:c + TILE] != 255).sum() >= 0.1 * TILE * TILE]
+
+
+def test_scene_budgets_count_windows_per_epoch():
+    from scdnn.trainers.fit import TrainConfig
+
+    cpu = budget_overrides("cpu", "scenes")
+    assert cpu == {**budget_overrides("cpu"), "windows_per_epoch": 160, "val_block": 256}
+    assert cpu["max_minutes"] == 20.0 and cpu["batch_size"] == 8 and cpu["image_size"] == 256
+    smoke = budget_overrides("smoke", "scenes")
+    assert (smoke["windows_per_epoch"], smoke["val_block"], smoke["epochs"]) == (4, 64, 1)
+    for name in BUDGETS:
+        TrainConfig(data="d", out="o", **budget_overrides(name, "scenes"))
+
+
+def test_scene_benchmark_writes_every_file_and_one_split(scene_bench, scenes):
+    out, results, _ = scene_bench
+    for name in ("benchmark.json", "split.json", "results.md", "results.json", *PNGS):
+        assert (out / name).is_file(), name
+    for name in PNGS:
+        with Image.open(out / name) as image:
+            assert image.format == "PNG"
+            image.verify()
+    assert results["figures"] == {"fig8": PNGS[0], "fig9": PNGS[1], "curves": PNGS[2]}
+    split = _json(out / "split.json")
+    assert (split["train"], split["test"]) == (["scene-a"], ["scene-b"])
+    assert split["val_blocks"]["scene-a"] and split["block_size"] == 64
+    cfg = results["config"]
+    assert cfg["dataset"] == {"kind": "scenes", "data": str(scenes.resolve()),
+                              "test_scenes": ["scene-b"], "use_dsm": True}
+    assert cfg["train"]["windows_per_epoch"] == 4 and cfg["train"]["use_dsm"] is True
+    for model in SCENE_MODELS:
+        run = out / "runs" / f"{model}-seed0"
+        assert _json(run / "split.json") == split  # the benchmark's split, validation blocks too
+        card = _json(run / "model.json")
+        assert card["in_channels"] == 5 and card["inputs"][-2:] == ["slope",
+                                                                    "relative_elevation"]
+        assert card["config"]["test_scenes"] == ["scene-b"]
+        assert card["config"]["windows_per_epoch"] == 4 and card["config"]["val_block"] == 64
+        for name in ("weights.safetensors", "eval/metrics.json", "eval/per_image.csv",
+                     "eval/masks/scene-b.tif", "eval/per_tile.csv"):
+            assert (run / name).is_file(), f"{model}: {name}"
+
+
+def test_scene_tables_score_every_valid_pixel_and_agree(scene_bench, scenes):
+    out, results, _ = scene_bench
+    label = _scene_label(scenes, "scene-b")
+    for model in SCENE_MODELS:
+        metrics = _json(out / "runs" / f"{model}-seed0" / "eval" / "metrics.json")
+        assert metrics["source"]["scenes"] == ["scene-b"]
+        assert sum(map(sum, metrics["confusion"])) == int((label != 255).sum())
+        t2, t3 = results["table2"][model], results["table3"][model]
+        assert t2["miou"]["mean"] == pytest.approx(metrics["miou"])
+        # Eq. 23: Table 2's MIoU is the mean of Table 3's two IoUs
+        assert t2["miou"]["mean"] == pytest.approx(
+            (t3["landslide"]["iou"]["mean"] + t3["background"]["iou"]["mean"]) / 2)
+
+
+def test_scene_fig8_bins_scdnns_per_tile_miou(scene_bench, scenes):
+    import rasterio
+
+    from scdnn.metrics import Evaluator, miou_bins
+
+    out, results, _ = scene_bench
+    run = out / "runs" / "scdnn-seed0"
+    rows = _csv(run / "eval" / "per_tile.csv")
+    label = _scene_label(scenes, "scene-b")
+    tiles = _expected_tiles(label)
+    assert len(tiles) == SH // TILE * SW // TILE - 1  # the bottom-right corner tile is left out
+    assert [r["name"] for r in rows] == [f"scene-b:{r},{c}" for r, c in tiles]
+    with rasterio.open(run / "eval" / "masks" / "scene-b.tif") as src:
+        pred = src.read(1)
+    evaluator = Evaluator(tolerance=2)
+    for row, (r, c) in zip(rows, tiles):  # each tile scored as an image, from the saved mask
+        cut = (slice(r, r + TILE), slice(c, c + TILE))
+        expected = evaluator.update((pred[cut] == 1).astype(np.uint8), label[cut], "tile")
+        assert int(row["pixels"]) == expected["pixels"] == int((label[cut] != 255).sum())
+        for key in ("miou", "landslide_pa", "background_pa", "landslide_iou", "boundary_f1"):
+            if expected[key] is None:
+                assert row[key] == ""
+            else:
+                assert float(row[key]) == pytest.approx(expected[key], abs=1e-6)
+    f8 = results["fig8"]
+    assert (f8["run"], f8["images"], f8["unit"], f8["tile"]) == ("scdnn-seed0", len(tiles),
+                                                                 "tiles", TILE)
+    assert f8["bins"] == miou_bins(_float(r["miou"]) for r in rows)
+    md = (out / "results.md").read_text()
+    assert "## Fig. 8: SCDnn's per-tile MIoU" in md
+    assert f"{len(tiles)} tiles of {TILE} x {TILE} px" in md and "per_tile.csv" in md
+
+
+def _float(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def test_scene_table4_shows_the_same_tiles_with_most_landslide_for_every_network(scene_bench,
+                                                                                  scenes):
+    out, results, _ = scene_bench
+    label = _scene_label(scenes, "scene-b")
+    ranked = []
+    for r, c in _expected_tiles(label):
+        cut = label[r:r + TILE, c:c + TILE]
+        valid, slide = int((cut != 255).sum()), int((cut == 1).sum())
+        balanced = min(slide, valid - slide) >= 0.1 * valid
+        ranked.append(((not balanced, -slide, r, c), f"scene-b:{r},{c}", slide / valid))
+    expected = [(name, share) for _, name, share in sorted(ranked)[:4]]
+    t4 = results["table4"]
+    assert t4["models"] == SCENE_MODELS  # both are Fig. 9 networks, in its column order
+    assert [(im["name"], pytest.approx(im["landslide_share"])) for im in t4["images"]] == \
+        [(name, share) for name, share in expected]
+    for model in SCENE_MODELS:
+        rows = {r["name"]: r for r in _csv(out / "runs" / f"{model}-seed0" / "eval"
+                                           / "per_tile.csv")}
+        for im in t4["images"]:
+            for key in ("landslide_pa", "background_pa", "miou"):
+                assert im["scores"][model][key] == pytest.approx(_float(rows[im["name"]][key]),
+                                                                 abs=1e-6)
+    md = (out / "results.md").read_text()
+    assert f"| `{expected[0][0]}` |" in md and "most landslide pixels" in md
+
+
+def test_scene_rerun_skips_finished_runs_rescores_and_resumes(scene_bench, scenes):
+    out, _, _ = scene_bench
+    options = dict(models=SCENE_MODELS, budget="smoke", test_scenes=["scene-b"], use_dsm=True,
+                   scene_tile=TILE)
+    stamp = (out / "runs" / "scdnn-seed0" / "eval" / "metrics.json").stat().st_mtime_ns
+    events: list[ProgressEvent] = []
+    run_benchmark(scenes, out, progress=events.append, **options)
+    assert [e.action for e in events] == ["skip", "skip", "report"]
+    assert (out / "runs" / "scdnn-seed0" / "eval" / "metrics.json").stat().st_mtime_ns == stamp
+
+    # a predicted test scene missing: only scored again
+    scdnn = out / "runs" / "scdnn-seed0"
+    (scdnn / "eval" / "masks" / "scene-b.tif").unlink()
+    events.clear()
+    run_benchmark(scenes, out, progress=events.append, **options)
+    assert [(e.model, e.action) for e in events] == [
+        ("deeplabv3plus-mobilenetv2", "skip"), ("scdnn", "evaluate"), ("", "report")]
+    assert (scdnn / "eval" / "masks" / "scene-b.tif").is_file()
+
+    # killed after the last checkpoint, before the weights: resumed
+    (scdnn / "weights.safetensors").unlink()
+    events.clear()
+    run_benchmark(scenes, out, progress=events.append, **options)
+    assert ("scdnn", "resume") in [(e.model, e.action) for e in events]
+    assert len(_csv(scdnn / "log.csv")) == 1
+
+    # another test scene, or no DSM, is another benchmark
+    with pytest.raises(UserError, match="use_dsm: true -> false"):
+        run_benchmark(scenes, out, **{**options, "use_dsm": False})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "name the ones to test on with --test-scenes"),
+    ({"test_scenes": ["scene-c"]}, "no scene 'scene-c' \\(scenes: scene-a, scene-b\\)"),
+    ({"test_scenes": ["scene-a", "scene-b"]}, "nothing is left to train on"),
+    ({"test_scenes": ["scene-b", "scene-b"]}, "names 'scene-b' twice"),
+])
+def test_bad_scene_options_fail_before_anything_is_written(scenes, tmp_path, kwargs, message):
+    out = tmp_path / "new"
+    with pytest.raises(UserError, match=message):
+        run_benchmark(scenes, out, models=["sssn"], budget="smoke", **kwargs)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"test_scenes": ["x"]}, "--test-scenes applies to scene folders"),
+    ({"use_dsm": True}, "--use-dsm applies to scene folders"),
+])
+def test_scene_options_on_an_image_dataset_are_refused(data, tmp_path, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        run_benchmark(data, tmp_path / "new", models=["sssn"], budget="smoke", **kwargs)
+    assert not (tmp_path / "new").exists()
+
+
+def test_parser_scene_options():
+    args = _parser().parse_args(["benchmark", "d", "--out", "o", "--test-scenes", "scene-b",
+                                 "--use-dsm", "--scene-tile", "256"])
+    assert (args.test_scenes, args.use_dsm, args.scene_tile) == (["scene-b"], True, 256)
+    args = _parser().parse_args(["benchmark", "d", "--out", "o"])
+    assert (args.test_scenes, args.use_dsm, args.scene_tile) == (None, False, 512)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["benchmark", "d", "--out", "o", "--scene-tile", "8"])

@@ -1,37 +1,222 @@
-"""``scdnn demo`` without ../shared/data: the generated-data path, end to end."""
+"""``scdnn demo``: map, score and report a sample with weights, on tiny generated inputs; and
+the bundled weights and sample themselves when they are there."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
+import torch
+from PIL import Image
 
 import scdnn.demo
 from scdnn.cli import main
+from scdnn.datasets import Normalization
+from scdnn.models import create_model
+from scdnn.weights import load_model, read_card, save_weights
+
+TINY = {"widths": (4, 8, 8, 8), "aspc_channels": 8, "decoder_channels": 8}
+RGB = ["red", "green", "blue"]
+NAMES = ("scene-a", "scene-b", "scene-c")
 
 
-def test_demo_falls_back_to_generated_data(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(scdnn.demo, "SHARED_SICHUAN", tmp_path / "no-shared-data")
+def tiny_weights(path: Path, in_channels: int = 3, inputs: list[str] | None = None,
+                 card_kwargs: dict | None = None) -> Path:
+    """Tiny SCDnn weights with a model card; ``card_kwargs`` puts other model_kwargs in the
+    card than the tensors were made with (a file whose tensors belong to another network)."""
+    torch.manual_seed(0)
+    model = create_model("scdnn", in_channels=in_channels, **TINY).eval()
+    card = {"model": "scdnn", "in_channels": in_channels, "num_classes": 2,
+            "model_kwargs": card_kwargs if card_kwargs is not None else TINY,
+            "classes": ["background", "landslide"], "inputs": inputs or RGB[:in_channels],
+            "normalization": Normalization(mean=[128.0] * in_channels,
+                                           std=[60.0] * in_channels).to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(model, path, card)
+    return path
+
+
+def tiny_sample(root: Path, size: int = 48) -> Path:
+    """A sample folder: images/ (RGB PNG) and masks/ (0/255 PNG), one box per mask."""
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(NAMES):
+        image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        mask[4 + k:20 + k, 6:30] = 255
+        for sub, array in (("images", image), ("masks", mask)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(root / sub / f"{name}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("demo-inputs")
+    return {"weights": tiny_weights(root / "w" / "weights.safetensors"),
+            "sample": tiny_sample(root / "sample")}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, inputs) -> tuple[Path, str]:
+    """One demo run over the tiny sample: (output folder, what it printed)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("demo-run") / "demo-output"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["demo", "--out", str(out), "--weights", str(inputs["weights"]),
+                     "--sample", str(inputs["sample"])])
+    assert code == 0
+    return out, printed.getvalue()
+
+
+def run(args: list[str], capsys) -> tuple[int, str]:
+    code = main(["demo", *args])
+    return code, capsys.readouterr().err
+
+
+def test_demo_maps_scores_and_reports(demo_run, inputs) -> None:
+    out, printed = demo_run
+    for name in NAMES:
+        maps = out / "maps" / name
+        assert {"probability.tif", "mask.tif", "landslides.gpkg", "map.json"} <= \
+            {p.name for p in maps.iterdir()}
+        with rasterio.open(maps / "mask.tif") as src:
+            mapped = src.read(1)
+        saved = np.asarray(Image.open(out / "masks" / f"{name}.png"))
+        assert set(np.unique(saved)) <= {0, 255}
+        np.testing.assert_array_equal(saved == 255, mapped == 1)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 3
+    assert metrics["pixels"] == 3 * 48 * 48
+    assert metrics["source"]["data"] == str(inputs["sample"].resolve())
+    assert metrics["source"]["weights"] == str(inputs["weights"].resolve())
+    rows = (out / "per_image.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == list(NAMES)
+    html = (out / "report.html").read_text()
+    assert "Evaluation report" in html and "overlay of scene-a" in html
+    assert "MIoU" in printed
+    assert printed.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
+
+
+def test_demo_mask_equals_scdnn_map(demo_run, inputs, tmp_path) -> None:
+    """The demo's maps are exactly what ``scdnn map`` writes for the same image."""
+    out, _ = demo_run
+    image = inputs["sample"] / "images" / "scene-b.png"
+    assert main(["map", str(image), "--weights", str(inputs["weights"]),
+                 "--out", str(tmp_path / "map")]) == 0
+    for name in ("probability.tif", "mask.tif"):
+        with rasterio.open(tmp_path / "map" / name) as a, \
+                rasterio.open(out / "maps" / "scene-b" / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_demo_replaces_only_its_own_folder(inputs, tmp_path, capsys) -> None:
+    args = ["--weights", str(inputs["weights"]), "--sample", str(inputs["sample"])]
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "1"]) == 0
-    printed = capsys.readouterr().out
-    assert "generated data" in printed and "MIoU" in printed
-    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
-    assert metrics["images"] == 7  # 30 % of the 24 generated images
-    assert (out / "run" / "weights.safetensors").is_file()
-
-
-def test_demo_replaces_its_own_output_folder(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(scdnn.demo, "SHARED_SICHUAN", tmp_path / "no-shared-data")
-    out = tmp_path / "demo"
-    out.mkdir()
-    (out / "stale.txt").write_text("from an earlier run")
-    assert main(["demo", "--out", str(out), "--epochs", "1"]) == 0
+    assert run(["--out", str(out), *args], capsys)[0] == 0
+    (out / "stale.txt").write_text("from the previous run")
+    assert run(["--out", str(out), *args], capsys)[0] == 0
     assert not (out / "stale.txt").exists()
+    assert (out / "report.html").is_file()
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, err = run(["--out", str(mine), *args], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "not a previous demo output" in err and str(mine) in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert run(["--out", str(mine), "--overwrite", *args], capsys)[0] == 0
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert (mine / "report.html").is_file()
+    assert not (mine / scdnn.demo.MARKER).exists()  # still not the demo's own folder
 
 
-@pytest.mark.realdata
-def test_demo_uses_sichuan_aerial_when_present(shared_data: Path) -> None:
-    assert (shared_data / "sichuan-aerial" / "images").is_dir()
-    assert scdnn.demo.SHARED_SICHUAN.parts[-3:] == ("shared", "data", "sichuan-aerial")
+def test_demo_never_deletes_or_writes_into_its_inputs(inputs, tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    sample_args = ["--sample", str(inputs["sample"])]
+    assert run(["--out", str(out), "--weights", str(inputs["weights"]), *sample_args],
+               capsys)[0] == 0
+    kept = out / "w.safetensors"  # weights inside a previous demo output
+    kept.write_bytes(inputs["weights"].read_bytes())
+    code, err = run(["--out", str(out), "--weights", str(kept), *sample_args], capsys)
+    assert code == 2 and "holds or is inside the weights or the sample" in err
+    assert kept.is_file() and (out / "report.html").is_file()
+    before = sorted(p.relative_to(inputs["sample"]) for p in inputs["sample"].rglob("*"))
+    code, err = run(["--out", str(inputs["sample"]), "--overwrite", "--weights",
+                     str(inputs["weights"]), *sample_args], capsys)
+    assert code == 2 and "holds or is inside the weights or the sample" in err
+    assert sorted(p.relative_to(inputs["sample"]) for p in inputs["sample"].rglob("*")) == before
+
+
+@pytest.mark.parametrize("kind", ["4 bands", "terrain", "other network", "not scdnn"])
+def test_demo_refuses_weights_it_cannot_use(kind, inputs, tmp_path, capsys) -> None:
+    path = tmp_path / "w.safetensors"
+    if kind == "4 bands":
+        tiny_weights(path, in_channels=4, inputs=[*RGB, "nir"])
+    elif kind == "terrain":
+        tiny_weights(path, in_channels=5, inputs=[*RGB, "slope", "relative_elevation"])
+    elif kind == "other network":
+        tiny_weights(path, card_kwargs={**TINY, "widths": (8, 8, 8, 8)})
+    else:
+        from safetensors.torch import save_file
+
+        save_file({"x": torch.zeros(2)}, str(path))
+    out = tmp_path / "out"
+    code, err = run(["--out", str(out), "--weights", str(path),
+                     "--sample", str(inputs["sample"])], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"scdnn demo: error: {path}: ")
+    assert not out.exists()
+
+
+def test_demo_refuses_a_missing_sample(inputs, tmp_path, capsys) -> None:
+    missing = tmp_path / "no-sample"
+    code, err = run(["--out", str(tmp_path / "out"), "--weights", str(inputs["weights"]),
+                     "--sample", str(missing)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{missing}: demo sample folder does not exist" in err
+
+
+def test_demo_without_bundled_weights_says_so(inputs, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(scdnn.demo, "bundled_weights", lambda: tmp_path / "absent.safetensors")
+    code, err = run(["--out", str(tmp_path / "out"), "--sample", str(inputs["sample"])], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "bundled weights are not in this copy" in err
+
+
+BUNDLED = scdnn.demo.bundled_weights()
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(),
+                    reason=f"no bundled weights yet: {BUNDLED} is written by "
+                           "benchmarks/bundle.py once the sichuan-scdnn run is trained")
+def test_bundled_weights_and_sample() -> None:
+    from safetensors import safe_open
+
+    assert BUNDLED.stat().st_size <= 10_000_000
+    card = read_card(BUNDLED)
+    assert card["dtype"] == "float16"
+    with safe_open(str(BUNDLED), framework="pt") as handle:
+        dtypes = {handle.get_tensor(k).dtype for k in handle.keys()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    model, _ = load_model(BUNDLED)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert card["inputs"] == RGB
+
+    sample = scdnn.demo.bundled_sample()
+    images = sorted(p.stem for p in (sample / "images").glob("*.png"))
+    masks = sorted(p.stem for p in (sample / "masks").glob("*.png"))
+    assert images and images == masks
+    seen = set(card["split"]["train"]) | set(card["split"]["val"])
+    assert not seen & set(images), "sample images were used in training"
+    assert set(images) <= set(card["split"]["test"])
+    assert sum(p.stat().st_size for p in sample.rglob("*") if p.is_file()) < 5_000_000
+    assert (sample / "ATTRIBUTION.md").is_file()
+    assert (BUNDLED.parent / "WEIGHTS.md").is_file()

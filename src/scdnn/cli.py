@@ -227,12 +227,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_benchmark_parser(sub)
 
-    p = sub.add_parser("demo", help="train SCDnn briefly and score it, offline",
-                       description="Train SCDnn briefly and score it: on ../shared/data/"
-                       "sichuan-aerial when present, else on a small generated dataset.")
-    p.add_argument("--data", help="dataset folder to use instead of the default")
-    p.add_argument("--out", default="demo-output", help="output folder (demo-output, replaced)")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
+    p = sub.add_parser("demo", help="map landslides on bundled real images, offline",
+                       description="Map the bundled sample (held-back aerial test images of "
+                       "Sichuan, CC BY 4.0) with the bundled SCDnn weights, as scdnn map does, "
+                       "score the masks against the sample's truth and write OUT/maps/<name>/ "
+                       "(probability.tif, mask.tif, landslides.gpkg, map.json), OUT/masks/, "
+                       "OUT/metrics.json, OUT/per_image.csv and OUT/report.html. Prints the "
+                       "scores and where the report is. OUT is replaced on each run when it "
+                       "is a previous demo output (it holds a .scdnn-demo file).")
+    p.add_argument("--out", default="demo-output",
+                   help="output folder (demo-output; a previous demo output is replaced)")
+    p.add_argument("--weights", help="weights.safetensors to use instead of the bundled ones "
+                   "(RGB inputs)")
+    p.add_argument("--sample", help="dataset folder (images/ + masks/) to use instead of the "
+                   "bundled sample")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out that is not a demo output (nothing in "
+                   "it is deleted)")
     return parser
 
 
@@ -343,8 +354,19 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
+    from .metrics import format_table
 
-    run_demo(data=args.data, out=args.out, epochs=args.epochs)
+    result = run_demo(out=args.out, weights=args.weights, sample=args.sample,
+                      overwrite=args.overwrite, progress=_progress("mapping"),
+                      warn=lambda message: print(f"scdnn demo: note: {message}",
+                                                 file=sys.stderr))
+    print(f"scored {result['images']} sample images against their truth masks")
+    print(format_table(result))
+    for name, summary in result["maps"].items():
+        polygons = "polygon" if summary["landslides"] == 1 else "polygons"
+        print(f"{name}: {summary['landslides']} landslide {polygons} in "
+              f"{args.out}/maps/{name}/landslides.gpkg")
+    print(f"report: {result['report']}")
 
 
 COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluate,

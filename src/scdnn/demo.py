@@ -20,7 +20,8 @@ small sample of held-back test images of the same dataset with their truth masks
 
 The output folder is replaced on each run, but only when it is a previous demo's (it holds
 the marker) or empty; any other folder is refused unless ``overwrite`` is set, and then
-files are written into it and nothing in it is deleted.
+files are written into it and nothing in it is deleted. A folder that holds the weights or
+the sample, or lies inside the sample, is always refused.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .mapping import MASK_NODATA, map_scene
 from .metrics import Evaluator
 from .report import write_report
 from .runs import atomic_write, provenance, write_json
-from .weights import load_model, read_card
+from .weights import load_model
 
 __all__ = ["run_demo", "bundled_weights", "bundled_sample", "MARKER"]
 
@@ -88,7 +89,8 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
         The weights file is missing (the bundled one too: not bundled yet), not an scdnn
         weights file, holds tensors of another network than its card names, or takes other
         inputs than the sample's image bands (elevation, another band count); the sample is
-        missing or has an image without a mask; the output folder is not the demo's own.
+        missing or has an image without a mask; the output folder is not the demo's own, or
+        holds the weights or the sample.
     """
     weights = Path(weights) if weights is not None else bundled_weights()
     sample = Path(sample) if sample is not None else bundled_sample()
@@ -105,6 +107,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
         if s.mask_path is None:
             raise UserError("sample image has no truth mask in masks/", s.image_path)
     _check_weights(weights, dataset.in_channels)
+    _check_apart(Path(out), weights, sample)
     out = _prepare(Path(out), overwrite)
 
     evaluator = Evaluator(tolerance=2)
@@ -142,7 +145,6 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
 def _check_weights(weights: Path, bands: int) -> None:
     """Refuse weights the sample cannot feed: tensors of another network than the card
     names (load_model), or inputs other than ``bands`` image bands."""
-    read_card(weights)
     _, card = load_model(weights)
     inputs = list(card.get("inputs") or [])
     takes = int(card["in_channels"])
@@ -151,6 +153,16 @@ def _check_weights(weights: Path, bands: int) -> None:
         raise UserError(f"the weights take {takes} inputs{names} but the demo sample images "
                         f"have {bands} bands and no elevation; give weights trained on "
                         f"{bands}-band images alone", weights)
+
+
+def _check_apart(out: Path, weights: Path, sample: Path) -> None:
+    """Refuse an output folder that holds the weights or the sample, or lies inside the
+    sample: replacing it, or writing masks/ into it, would destroy the inputs."""
+    o = out.resolve()
+    if weights.resolve().is_relative_to(o) or sample.resolve().is_relative_to(o) \
+            or o.is_relative_to(sample.resolve()):
+        raise UserError("output folder holds or is inside the weights or the sample; give "
+                        "another --out", out)
 
 
 def _prepare(out: Path, overwrite: bool) -> Path:

@@ -24,6 +24,32 @@ Budgets
     8. The paper does not state its epoch count, crop size or batch size; these are our
     choice.
 
+Scenes
+------
+On georeferenced scenes (a train scene and a test scene, e.g. ``jinsha-uav``) there are no
+training images to count: an epoch is ``windows_per_epoch`` random windows of ``image_size``
+pixels over the training scenes' valid, non-held-out area, and validation holds out
+``val_fraction`` (10 %) of their valid labelled pixels as square blocks of ``val_block``
+pixels (:func:`scdnn.datasets.scenes.make_scene_split`). :data:`SCENE_OVERRIDES` adds, per
+budget:
+
+``smoke``
+    4 windows per epoch (of 32 px, batch 2), 64 px validation blocks: seconds on a tiny scene
+    (on jinsha-uav, minutes: validation alone is about 60 blocks).
+``cpu``
+    160 windows per epoch (20 batches of 8), 256 px validation blocks. The crops per epoch
+    match the image datasets' at this budget: 8 crops x about 20 training images (21 in the
+    seeded splits of ``sichuan-aerial`` and ``hokkaido-iburi``, 168 crops), so an epoch costs
+    about what it costs there, and the 20-minute wall clock is still the binding limit. At the
+    training speeds of ``benchmarks/results/models.md`` (2-core CPU, batch 8, 256 px) that is
+    about 60 epochs for SCDnn and 5 for SegNet, the slowest (0.77 images/s), so even SegNet is
+    validated and checkpointed several times. 256 px blocks (not 512) spread the 10 %
+    validation share over more places of the training scene (jinsha scene-a, split seed 0:
+    6 blocks instead of 2), which makes picking the best epoch less of a coin toss.
+``paper``
+    512 windows per epoch (64 batches of 8, about the 462 training images of the Bijie
+    dataset under this split), 256 px validation blocks, 100 epochs.
+
 Model rows
 ----------
 The paper's five networks (:data:`PAPER_MODELS`, in the order of its Table 2) and two SCDnn
@@ -42,7 +68,8 @@ from typing import Any
 from ..errors import UserError
 
 __all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "MODEL_SPECS",
-           "ModelSpec", "PAPER_MODELS", "Budget", "budget_overrides", "resolve_models"]
+           "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_overrides",
+           "resolve_models"]
 
 
 #: Settings every network gets whatever the budget: the paper's optimizer and split fractions,
@@ -82,9 +109,26 @@ BUDGETS: dict[str, Budget] = {
 
 BUDGET_NAMES: tuple[str, ...] = tuple(BUDGETS)
 
+#: What a budget adds on scene data (see *Scenes* above): windows per epoch and the size of
+#: the held-out validation blocks.
+SCENE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "smoke": {"windows_per_epoch": 4, "val_block": 64},
+    "cpu": {"windows_per_epoch": 160, "val_block": 256},
+    "paper": {"windows_per_epoch": 512, "val_block": 256},
+}
 
-def budget_overrides(name: str) -> dict[str, Any]:
-    """The TrainConfig overrides of budget ``name``: :data:`COMMON` plus the budget's own.
+#: One line per budget on what an epoch is on scenes (for help texts and results.md).
+SCENE_DESCRIPTIONS: dict[str, str] = {
+    "smoke": "an epoch is 4 random 32 px windows; 64 px validation blocks",
+    "cpu": "an epoch is 160 random 256 px windows (8 crops x ~20 images, as on image "
+           "datasets); 256 px validation blocks",
+    "paper": "an epoch is 512 random 256 px windows; 256 px validation blocks",
+}
+
+
+def budget_overrides(name: str, kind: str = "dataset") -> dict[str, Any]:
+    """The TrainConfig overrides of budget ``name``: :data:`COMMON` plus the budget's own,
+    plus :data:`SCENE_OVERRIDES` when ``kind`` is ``"scenes"``.
 
     Raises
     ------
@@ -93,7 +137,10 @@ def budget_overrides(name: str) -> dict[str, Any]:
     """
     if name not in BUDGETS:
         raise UserError(f"unknown budget '{name}'; choose from: {', '.join(BUDGET_NAMES)}")
-    return {**COMMON, **BUDGETS[name].overrides}
+    overrides = {**COMMON, **BUDGETS[name].overrides}
+    if kind == "scenes":
+        overrides.update(SCENE_OVERRIDES[name])
+    return overrides
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from .budgets import ALL_MODELS, BUDGETS, BUDGET_NAMES
+from .budgets import ALL_MODELS, BUDGETS, BUDGET_NAMES, SCENE_DESCRIPTIONS
 
 
 def add_parser(sub) -> None:
     """Add the ``benchmark`` subcommand to ``sub`` (an argparse subparsers action)."""
-    from ..cli import _non_negative_int
+    from ..cli import _non_negative_int, _number
+
+    tile_size = _number(int, lambda v: v >= 16, "must be an integer ≥ 16")
 
     budgets = "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values())
     p = sub.add_parser(
@@ -23,15 +25,22 @@ def add_parser(sub) -> None:
         "results.json (the paper's Tables 1-4 and Figs. 8-9 with its published numbers "
         "beside ours, plus boundary F1, parameters, GFLOPs, training time and curves). "
         "Runs go to DIR/runs/<model>-seed<k>/. Rerunning with the same DIR and options "
-        "carries on after a kill: finished runs are skipped, interrupted ones resumed.")
-    p.add_argument("data", help="dataset folder (images/ + masks/, or the Bijie layout)")
+        "carries on after a kill: finished runs are skipped, interrupted ones resumed. "
+        "On georeferenced scenes (e.g. jinsha-uav: train scene-a, test scene-b with "
+        "--test-scenes scene-b) the test scenes are scored on every valid labelled pixel, "
+        "validation blocks are held out of the training scenes, and Fig. 8 and Fig. 9 use "
+        "tiles of the test scenes (--scene-tile).")
+    p.add_argument("data", help="dataset folder (images/ + masks/, or the Bijie layout), or "
+                   "georeferenced scenes: a folder of scene folders with rgb.tif + mask.tif "
+                   "[+ dsm.tif] each")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="benchmark folder (new, or this benchmark's)")
     p.add_argument("--models", nargs="+", default=["all"], metavar="MODEL",
                    help=f"networks: all (the paper's five) or any of {', '.join(ALL_MODELS)} "
                    "(all)")
+    scene_budgets = "; ".join(f"{k}: {v}" for k, v in SCENE_DESCRIPTIONS.items())
     p.add_argument("--budget", choices=BUDGET_NAMES, default="cpu",
-                   help=f"training budget (cpu). {budgets}")
+                   help=f"training budget (cpu). {budgets}. On scenes: {scene_budgets}")
     p.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0], metavar="SEED",
                    help="one run per network and seed; seeds vary weight initialisation and "
                    "sampling, never the split (0)")
@@ -42,6 +51,17 @@ def add_parser(sub) -> None:
                    "connection) under the same budget")
     p.add_argument("--tolerance", type=_non_negative_int, default=2,
                    help="boundary F1 tolerance in pixels (2)")
+    p.add_argument("--test-scenes", nargs="+", default=None, metavar="NAME",
+                   help="scenes only, required there: the scene folders held out whole for "
+                   "testing (e.g. scene-b); the others are trained on, less 10 %% of their "
+                   "valid labelled pixels held out as validation blocks")
+    p.add_argument("--use-dsm", action="store_true",
+                   help="scenes only: give every network the terrain channels (slope, relative "
+                   "elevation) of each scene's dsm.tif as well")
+    p.add_argument("--scene-tile", type=tile_size, default=512, metavar="PX",
+                   help="scenes only: side of the square tiles of the test scenes scored one "
+                   "by one for Fig. 8 (per-tile MIoU) and shown in Table 4 / Fig. 9; a tile "
+                   "counts when at least 10 %% of its area is valid and labelled (512)")
     p.add_argument("--workers", type=_non_negative_int, default=None,
                    help="data-loading workers (0 on ≤ 2 cores, else 2)")
     p.add_argument("--overwrite", action="store_true",
@@ -59,6 +79,8 @@ def run(args: argparse.Namespace) -> None:
                             seeds=args.seeds, split_seed=args.split_seed,
                             ablations=args.ablations, overwrite=args.overwrite,
                             tolerance=args.tolerance, workers=args.workers,
+                            test_scenes=args.test_scenes, use_dsm=args.use_dsm,
+                            scene_tile=args.scene_tile,
                             progress=lambda e: console.print(f"{e.message} ...", style="bold",
                                                            markup=False))
     print(f"{'model':<32}{'seeds':>6}{'PA':>9}{'MPA':>9}{'MIoU':>9}{'FWIoU':>9}")

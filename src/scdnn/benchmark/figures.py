@@ -47,7 +47,8 @@ def _save(fig, path: Path) -> None:
 
 
 def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: str,
-             paper_counts: dict[str, int], paper_total: int) -> Path:
+             paper_counts: dict[str, int], paper_total: int, unit: str = "test images"
+             ) -> Path:
     """Bar chart: share of test images per per-image-MIoU bin, ours beside the paper's.
 
     Parameters
@@ -55,6 +56,7 @@ def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: st
     bins : ``metrics["miou_bins"]``: label -> {"count", "fraction"}
     label : legend entry for ours (e.g. "SCDnn, scdnn-seed0, 4 images")
     paper_counts, paper_total : the paper's images per bin and its number of test images
+    unit : what ours counts, for the y axis ("test tiles" on scenes)
     """
     plt = _pyplot()
     x = np.arange(len(MIOU_BINS))
@@ -67,8 +69,10 @@ def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: st
     for xi, value in zip(x - 0.2, ours):
         ax.text(xi, value, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, [f"MIoU {b}" for b in MIOU_BINS])
-    ax.set_ylabel("test images (%)")
-    ax.set_title("Per-image MIoU of SCDnn (Fig. 8)")
+    ax.set_ylabel(f"{unit} (%)" if unit == "test images"
+                  else f"{unit} (%); paper: test images (%)")
+    ax.set_title("Per-image MIoU of SCDnn (Fig. 8)" if unit == "test images"
+                 else "Per-tile MIoU of SCDnn (Fig. 8's bins)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, Path(path))
@@ -157,7 +161,7 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None) -> np
 
 
 def examples_png(path: str | os.PathLike, rows: Sequence[dict[str, Any]],
-                 columns: Sequence[str]) -> Path:
+                 columns: Sequence[str], what: str = "Test images") -> Path:
     """The Fig. 9 grid: per image, the image, the truth and each model's prediction.
 
     Parameters
@@ -165,6 +169,7 @@ def examples_png(path: str | os.PathLike, rows: Sequence[dict[str, Any]],
     rows : per image ``{"name", "image" (H x W x C uint8), "truth" (H x W in {0, 1, 255}),
         "preds": {column label: (H x W bool mask, MIoU or None)}}``
     columns : the model column labels, in order
+    what : the title's first words (``"Test tiles (512 px)"`` on scenes)
     """
     plt = _pyplot()
     ncols = 2 + len(columns)
@@ -189,7 +194,7 @@ def examples_png(path: str | os.PathLike, rows: Sequence[dict[str, Any]],
     for r in range(len(rows), nrows):
         for ax in axes[r]:
             ax.axis("off")
-    fig.suptitle("Test images: true boundary yellow, predicted landslide and boundary red "
+    fig.suptitle(f"{what}: true boundary yellow, predicted landslide and boundary red "
                  "(Fig. 9)",
                  fontsize=9)
     fig.tight_layout()

@@ -8,7 +8,8 @@ Benchmark folder layout::
       split.json              the one train/val/test split every run uses
       runs/<model>-seed<k>/   a run folder of ``scdnn train`` (config.json, log.csv, weights...)
         eval/                 ``scdnn evaluate`` on the split's test images (metrics.json,
-                              per_image.csv)
+                              per_image.csv); on scenes also masks/<scene>.tif (the predicted
+                              test scenes) and per_tile.csv (the per-tile scores, see below)
       results.md, results.json, fig8_miou_bins.png, fig9_examples.png, training_curves.png
 
 What is held fixed: one split for the whole benchmark (drawn with ``split_seed``), the same
@@ -23,9 +24,26 @@ benchmark's) is trained afresh, its folder replaced. A different configuration i
 refused unless ``overwrite``, which redoes every requested run from scratch. The models and
 seeds requested may change between reruns; the results cover those of the latest request.
 
-The dataset is described by a :class:`DatasetSpec`: today one dataset folder split once. A
-later kind (a train scene and a test scene) would supply its own names, split and training
-fields through the same three methods.
+The dataset is described by a :class:`DatasetSpec` of one of two kinds:
+
+- ``dataset``: one dataset folder (images/ + masks/, or the Bijie layout) split once into
+  train/val/test images (:func:`scdnn.datasets.make_split`);
+- ``scenes``: georeferenced scene folders (``rgb.tif`` + ``mask.tif`` [+ ``dsm.tif``], e.g.
+  ``jinsha-uav/`` with ``scene-a/`` and ``scene-b/``): the ``test_scenes`` are held out whole
+  and scored on every valid labelled pixel (:func:`scdnn.mapping.score.evaluate_scenes`), and
+  10 % of the other scenes' valid labelled pixels are held out as validation blocks
+  (:func:`scdnn.datasets.scenes.make_scene_split`); an epoch is a number of random windows
+  (:data:`.budgets.SCENE_OVERRIDES`). ``use_dsm`` gives every network the terrain channels.
+
+Per-image figures on scenes: with one test scene, per-image MIoU would be a single number. So
+on scenes the test scenes are cut into square tiles (``scene_tile`` pixels, 512 by default,
+from the top-left corner); every tile with at least :data:`TILE_MIN_VALID` of a full tile's
+area valid and labelled is scored on its own from the run's predicted mask
+(``eval/masks/<scene>.tif``) and the label raster (``eval/per_tile.csv``, the columns of
+per_image.csv). Fig. 8 bins SCDnn's per-tile MIoUs, and Table 4 / Fig. 9 show the
+:data:`EXAMPLE_IMAGES` tiles with the most landslide pixels among those where each class holds
+at least :data:`TILE_MIN_CLASS` of the valid labelled pixels (then any tile; ties by scene,
+row, column): the same tiles for every network.
 """
 
 from __future__ import annotations
@@ -41,15 +59,22 @@ from typing import Any, Callable, Sequence
 
 from ..errors import UserError
 from ..runs import atomic_write, provenance, read_json, write_json
-from .budgets import BUDGETS, ModelSpec, budget_overrides, resolve_models
+from .budgets import BUDGETS, SCENE_DESCRIPTIONS, ModelSpec, budget_overrides, resolve_models
 from .figures import curves_png, examples_png, fig8_png, require_matplotlib
 from .tables import (FIG9_MODELS, PAPER_FIG8_COUNTS, PAPER_FIG8_TOTAL, build_tables,
                      paper_reference, render_markdown, run_scores)
 
-__all__ = ["DatasetSpec", "ProgressEvent", "run_benchmark", "GFLOPS_SIZE", "EXAMPLE_IMAGES"]
+__all__ = ["DatasetSpec", "ProgressEvent", "run_benchmark", "GFLOPS_SIZE", "EXAMPLE_IMAGES",
+           "SCENE_TILE", "TILE_MIN_VALID", "TILE_MIN_CLASS"]
 
 GFLOPS_SIZE = 256
 EXAMPLE_IMAGES = 4
+#: Scenes: default side of the square tiles scored one by one (Fig. 8) and shown (Fig. 9).
+SCENE_TILE = 512
+#: Scenes: a tile is scored when this share of a full tile's area is valid and labelled.
+TILE_MIN_VALID = 0.1
+#: Scenes: Fig. 9 prefers tiles where each class holds at least this share of the valid pixels.
+TILE_MIN_CLASS = 0.1
 FIGURES = {"fig8": "fig8_miou_bins.png", "fig9": "fig9_examples.png",
            "curves": "training_curves.png"}
 #: TrainConfig fields that differ per run (or per machine) and are not part of the benchmark.
@@ -64,30 +89,149 @@ class DatasetSpec:
 
     ``kind="dataset"``: one dataset folder (images/ + masks/, or the Bijie layout), split once
     into train/val/test by :func:`scdnn.datasets.make_split`.
+
+    ``kind="scenes"``: a scene folder or a folder of scene folders; ``test_scenes`` (sorted)
+    are held out whole for testing, validation blocks are held out of the others by
+    :func:`scdnn.datasets.scenes.make_scene_split`; ``use_dsm`` adds the terrain channels.
     """
 
     data: str
     kind: str = "dataset"
+    test_scenes: tuple[str, ...] = ()
+    use_dsm: bool = False
 
     @classmethod
-    def from_path(cls, data: str | os.PathLike) -> "DatasetSpec":
-        return cls(data=str(Path(data).resolve()))
+    def from_path(cls, data: str | os.PathLike, test_scenes: Sequence[str] | None = None,
+                  use_dsm: bool = False) -> "DatasetSpec":
+        """The spec of ``data``: ``scenes`` when it holds scene folders, else ``dataset``.
+
+        Raises
+        ------
+        UserError
+            A missing folder; scenes without ``test_scenes`` or naming one twice;
+            ``test_scenes`` or ``use_dsm`` for an image dataset.
+        """
+        from ..datasets.scenes import find_scenes, is_scene_data
+
+        path = Path(data).resolve()
+        if not path.exists():
+            raise UserError("dataset folder does not exist", path)
+        test = [str(n) for n in (test_scenes or ())]
+        if is_scene_data(path):
+            if not test:
+                names = ", ".join(s.name for s in find_scenes(path))
+                raise UserError(f"holds scenes ({names}): name the ones to test on with "
+                                "--test-scenes NAME ...; the others are trained on", path)
+            if len(set(test)) != len(test):
+                dup = next(n for n in test if test.count(n) > 1)
+                raise UserError(f"--test-scenes names '{dup}' twice", path)
+            return cls(data=str(path), kind="scenes", test_scenes=tuple(sorted(test)),
+                       use_dsm=bool(use_dsm))
+        if test or use_dsm:
+            option = "--test-scenes" if test else "--use-dsm"
+            raise UserError(f"{option} applies to scene folders (rgb.tif + mask.tif); this is "
+                            "an image dataset", path)
+        return cls(data=str(path))
 
     def identity(self) -> dict[str, Any]:
         """What must match for a rerun to continue a benchmark."""
+        if self.kind == "scenes":
+            return {"kind": self.kind, "data": self.data, "test_scenes": list(self.test_scenes),
+                    "use_dsm": self.use_dsm}
         return {"kind": self.kind, "data": self.data}
 
     def open(self):
-        """The dataset reader, validated (every file read once, so bad data fails early)."""
+        """The dataset reader, validated (every file read once, so bad data fails early):
+        a dataset reader, or a :class:`~scdnn.datasets.scenes.SceneCollection` with every
+        scene opened."""
+        if self.kind == "scenes":
+            from ..datasets.scenes import SceneCollection
+
+            collection = SceneCollection(self.data, use_dsm=self.use_dsm)
+            unknown = [n for n in self.test_scenes if n not in collection.names]
+            if unknown:
+                raise UserError(f"--test-scenes: no scene '{unknown[0]}' (scenes: "
+                                f"{', '.join(collection.names)})", self.data)
+            if len(self.test_scenes) == len(collection.names):
+                raise UserError("--test-scenes holds out every scene; nothing is left to "
+                                "train on", self.data)
+            for name in collection.names:
+                collection.open(name)
+            return collection
         from ..datasets import open_dataset
 
         dataset = open_dataset(self.data)
         dataset.validate()
         return dataset
 
+    def names(self, dataset) -> list[str]:
+        """The sample (or scene) names of the opened dataset."""
+        if self.kind == "scenes":
+            return list(dataset.names)
+        return [s.name for s in dataset.samples]
+
+    def make_split(self, dataset, overrides: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The benchmark's one split, drawn with ``seed``."""
+        if self.kind == "scenes":
+            from ..datasets.scenes import make_scene_split
+
+            return make_scene_split(dataset, self.test_scenes, overrides["val_fraction"],
+                                    overrides["val_block"], seed)
+        from ..datasets import make_split
+
+        return make_split(self.names(dataset), test_fraction=overrides["test_fraction"],
+                          val_fraction=overrides["val_fraction"], seed=seed)
+
+    def load_split(self, path: Path, dataset) -> dict[str, Any]:
+        """The split saved in DIR/split.json, checked against the data."""
+        if self.kind != "scenes":
+            from ..datasets import load_split
+
+            return load_split(path, self.names(dataset))
+        split = read_json(path)
+        known = set(self.names(dataset))
+        if not (isinstance(split, dict)
+                and all(isinstance(split.get(p), list) for p in ("train", "val", "test"))
+                and isinstance(split.get("val_blocks"), dict)):
+            raise UserError("not a scene split (train, val, test, val_blocks)", path)
+        for part in ("train", "test"):
+            missing = [n for n in split[part] if n not in known]
+            if missing:
+                raise UserError(f"split names scene '{missing[0]}' ({part}) which is not in "
+                                f"{self.data}", path)
+        return split
+
+    def train_options(self) -> dict[str, Any]:
+        """TrainConfig fields every run of this data gets (part of the benchmark)."""
+        if self.kind == "scenes":
+            return {"test_scenes": list(self.test_scenes), "use_dsm": self.use_dsm}
+        return {}
+
     def train_fields(self, split_path: Path) -> dict[str, Any]:
         """TrainConfig fields that point a run at this data and the benchmark's split."""
         return {"data": self.data, "split": str(split_path)}
+
+    def eval_outputs(self, split: dict[str, Any]) -> list[str]:
+        """The files of a complete eval/ folder, relative to it."""
+        files = ["metrics.json", "per_image.csv"]
+        if self.kind == "scenes":
+            files += [f"masks/{name}.tif" for name in split["test"]]
+        return files
+
+    def evaluate(self, run_dir: Path, split_path: Path, tolerance: int, device: str) -> None:
+        """Score a run's weights on the split's test images (or scenes) into run_dir/eval."""
+        weights = str(run_dir / "weights.safetensors")
+        if self.kind == "scenes":
+            from ..mapping.score import evaluate_scenes
+
+            evaluate_scenes(self.data, run_dir / "eval", weights=weights,
+                            split=str(split_path), tolerance=tolerance, overwrite=True,
+                            device=device)
+            return
+        from ..inference import evaluate
+
+        evaluate(self.data, run_dir / "eval", weights=weights, split=str(split_path),
+                 tolerance=tolerance, overwrite=True, device=device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +265,15 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
                   seeds: Sequence[int] = (0,), split_seed: int = 0, ablations: bool = False,
                   overwrite: bool = False, tolerance: int = 2, device: str | None = None,
                   workers: int | None = None,
-                  progress: Callable[[ProgressEvent], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[ProgressEvent], None] | None = None,
+                  test_scenes: Sequence[str] | None = None, use_dsm: bool = False,
+                  scene_tile: int = SCENE_TILE) -> dict[str, Any]:
     """Train every model on one split under one budget, score each, write the tables.
 
     Parameters
     ----------
-    data : dataset folder (images/ + masks/, or the Bijie layout)
+    data : dataset folder (images/ + masks/, or the Bijie layout), or georeferenced scenes (a
+        scene folder or a folder of scene folders: rgb.tif + mask.tif [+ dsm.tif])
     out : the benchmark folder (layout in the module docstring)
     models : ``"all"`` (the paper's five networks) or a list of names from
         :data:`scdnn.benchmark.budgets.ALL_MODELS`
@@ -140,6 +287,11 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
         uses Lightning's ``auto`` accelerator
     workers : data-loading workers for training (default: as ``scdnn train``)
     progress : called with a :class:`ProgressEvent` before each step
+    test_scenes : scenes only, required there: the scenes held out for testing (the others
+        are trained on and give the validation blocks)
+    use_dsm : scenes only: every network also gets the terrain channels of the scenes' DSMs
+    scene_tile : scenes only: side in pixels of the tiles scored one by one for Fig. 8 and
+        shown in Table 4 / Fig. 9 (module docstring); only the report depends on it
 
     Returns
     -------
@@ -151,26 +303,30 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     Raises
     ------
     UserError
-        Unknown model or budget, bad seeds, unreadable data, or DIR holding something else;
-        all of these before anything is written.
+        Unknown model or budget, bad seeds, unreadable data (or scenes without
+        ``test_scenes``), or DIR holding something else; all of these before anything is
+        written.
     """
-    from ..datasets import load_split, make_split, save_split
+    from ..datasets import save_split
     from ..trainers.fit import TrainConfig, env_workers
 
     specs = resolve_models(models, ablations)
-    overrides = budget_overrides(budget)
+    budget_overrides(budget)  # an unknown budget fails before the data is read
     seeds = _check_seeds(seeds)
     if isinstance(split_seed, bool) or not isinstance(split_seed, int):
         raise UserError(f"split seed must be an integer, got {split_seed!r}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
         raise UserError(f"tolerance must be an integer >= 0, got {tolerance!r}")
+    if isinstance(scene_tile, bool) or not isinstance(scene_tile, int) or scene_tile < 16:
+        raise UserError(f"scene tile must be an integer >= 16 pixels, got {scene_tile!r}")
     require_matplotlib()
-    dataset_spec = DatasetSpec.from_path(data)
+    dataset_spec = DatasetSpec.from_path(data, test_scenes, use_dsm)
+    overrides = budget_overrides(budget, dataset_spec.kind)
     dataset = dataset_spec.open()
-    names = [s.name for s in dataset.samples]
     out = Path(out)
 
-    template = TrainConfig(data="", out="", **overrides).to_dict()
+    template = TrainConfig(data="", out="", **overrides,
+                           **dataset_spec.train_options()).to_dict()
     identity = {
         "dataset": dataset_spec.identity(),
         "budget": budget,
@@ -182,10 +338,9 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     resuming = _check_out(out, identity, overwrite)
     split_path = out / "split.json"
     if resuming and split_path.is_file():
-        split = load_split(split_path, names)
+        split = dataset_spec.load_split(split_path, dataset)
     else:
-        split = make_split(names, test_fraction=overrides["test_fraction"],
-                           val_fraction=overrides["val_fraction"], seed=split_seed)
+        split = dataset_spec.make_split(dataset, overrides, split_seed)
 
     # ---- from here on, files are written
     try:
@@ -210,8 +365,10 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
         run_dir = out / "runs" / name
         config = TrainConfig(out=str(run_dir), model=spec.network,
                              model_kwargs=spec.model_kwargs, seed=seed, workers=workers,
-                             **dataset_spec.train_fields(split_path), **overrides)
-        state = "fresh" if overwrite else _run_state(run_dir, config.to_dict(), split)
+                             **dataset_spec.train_fields(split_path),
+                             **dataset_spec.train_options(), **overrides)
+        state = "fresh" if overwrite else _run_state(run_dir, config.to_dict(), split,
+                                                     dataset_spec.eval_outputs(split))
 
         def step(action: str) -> None:
             notify(ProgressEvent(index, len(plan), action, name, spec.name, seed))
@@ -226,16 +383,12 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
                 step("resume")
                 _train_resume(config)
             step("evaluate")
-            from ..inference import evaluate
-
-            evaluate(dataset_spec.data, run_dir / "eval",
-                     weights=str(run_dir / "weights.safetensors"), split=str(split_path),
-                     tolerance=tolerance, overwrite=True, device=device)
+            dataset_spec.evaluate(run_dir, split_path, tolerance, device)
         runs.append(_collect_run(run_dir, name, spec, seed, out))
 
     notify(ProgressEvent(len(plan), len(plan), "report"))
     results = _report(out, dataset, dataset_spec, specs, seeds, runs, split, identity,
-                      budget, ablations, device)
+                      budget, ablations, device, tolerance, scene_tile)
     return results
 
 
@@ -295,8 +448,10 @@ def _normal(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _run_state(run_dir: Path, expected: dict[str, Any], split: dict[str, Any]) -> str:
-    """``done``, ``evaluate``, ``resume`` or ``fresh`` for one run folder."""
+def _run_state(run_dir: Path, expected: dict[str, Any], split: dict[str, Any],
+               eval_outputs: Sequence[str] = ("metrics.json", "per_image.csv")) -> str:
+    """``done``, ``evaluate``, ``resume`` or ``fresh`` for one run folder (``eval_outputs``:
+    the files of a complete eval/, relative to it)."""
     config_file, split_file = run_dir / "config.json", run_dir / "split.json"
     if not (config_file.is_file() and split_file.is_file()):
         return "fresh"
@@ -308,13 +463,14 @@ def _run_state(run_dir: Path, expected: dict[str, Any], split: dict[str, Any]) -
     want = {k: v for k, v in _normal(expected).items() if k not in _RUN_IGNORED}
     have = {k: v for k, v in saved.items() if k not in _RUN_IGNORED}
     if want != have or any(sorted(saved_split.get(p, [])) != sorted(split.get(p, []))
-                           for p in ("train", "val", "test")):
+                           for p in ("train", "val", "test")) \
+            or _normal(saved_split.get("val_blocks")) != _normal(split.get("val_blocks")):
         return "fresh"
     weights = run_dir / "weights.safetensors"
     if weights.is_file():
-        metrics, per_image = run_dir / "eval" / "metrics.json", run_dir / "eval" / "per_image.csv"
-        if (metrics.is_file() and per_image.is_file()
-                and metrics.stat().st_mtime >= weights.stat().st_mtime):
+        files = [run_dir / "eval" / name for name in eval_outputs]
+        if (all(f.is_file() for f in files)
+                and all(f.stat().st_mtime >= weights.stat().st_mtime for f in files)):
             return "done"
         return "evaluate"
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
@@ -421,8 +577,7 @@ def _examples(dataset, split: dict[str, Any], specs: Sequence[ModelSpec],
     chosen = [name for _, name in sorted(shares, key=lambda t: (-t[0], t[1]))[:EXAMPLE_IMAGES]]
     share_of = {name: share for share, name in shares}
 
-    run_names = [s.name for s in specs]
-    columns = [m for m in FIG9_MODELS if m in run_names] or run_names
+    columns = _fig9_columns(specs)
     first = {r["model"]: r for r in runs if r["seed"] == seed}
     per_image = {m: {row["name"]: row for row in _read_csv(out / first[m]["dir"] / "eval"
                                                            / "per_image.csv")}
@@ -454,24 +609,166 @@ def _examples(dataset, split: dict[str, Any], specs: Sequence[ModelSpec],
     return table, drawn, [labels[m] for m in columns]
 
 
+def _fig9_columns(specs: Sequence[ModelSpec]) -> list[str]:
+    run_names = [s.name for s in specs]
+    return [m for m in FIG9_MODELS if m in run_names] or run_names
+
+
+def _scene_tiles(collection, split: dict[str, Any], tile: int) -> list[dict[str, Any]]:
+    """The tiles of the test scenes that are scored: ``tile`` x ``tile`` from the top-left
+    corner (smaller at the right and bottom edges), kept when at least
+    :data:`TILE_MIN_VALID` of ``tile * tile`` pixels are valid and labelled. Each is
+    ``{"name": "scene:row,col", "scene", "row", "col", "height", "width", "valid",
+    "landslide"}`` (pixel counts)."""
+    from rasterio.windows import Window
+
+    from ..datasets.io import IGNORE_INDEX
+
+    tiles = []
+    for name in split["test"]:
+        scene = collection.open(name)
+        for row in range(0, scene.height, tile):
+            for col in range(0, scene.width, tile):
+                height, width = min(tile, scene.height - row), min(tile, scene.width - col)
+                label = _tile_label(scene, Window(col, row, width, height))
+                valid = int((label != IGNORE_INDEX).sum())
+                if valid >= TILE_MIN_VALID * tile * tile:
+                    tiles.append({"name": f"{name}:{row},{col}", "scene": name, "row": row,
+                                  "col": col, "height": height, "width": width,
+                                  "valid": valid, "landslide": int((label == 1).sum())})
+    return tiles
+
+
+def _tile_label(scene, window) -> Any:
+    """The label inside ``window``: 0, 1, or 255 (not labelled, or no valid data)."""
+    from ..datasets.io import IGNORE_INDEX
+
+    label = scene.read_label(window)
+    label[~scene.scene.valid_mask(window)] = IGNORE_INDEX
+    return label
+
+
+def _score_tiles(collection, tiles: Sequence[dict[str, Any]], run_dir: Path,
+                 tolerance: int) -> dict[str, Any]:
+    """Score one run tile by tile from its eval/masks/<scene>.tif; writes eval/per_tile.csv.
+
+    A tile's row has the columns of per_image.csv, computed as
+    :meth:`scdnn.metrics.Evaluator.update` computes an image's (without its torchmetrics
+    bookkeeping, which costs more than the scores on 512 px tiles).
+
+    Returns ``{"rows": {tile name: row}, "bins": Fig. 8 bins, "tiles": n}``.
+    """
+    import io
+
+    import numpy as np
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    from ..metrics import (CSV_COLUMNS, boundary_counts, boundary_f1_from_counts, miou_bins,
+                           per_image_scores)
+
+    rows: list[dict[str, Any]] = []
+    for scene_name in dict.fromkeys(t["scene"] for t in tiles):
+        scene = collection.open(scene_name)
+        path = run_dir / "eval" / "masks" / f"{scene_name}.tif"
+        try:
+            with rasterio.open(path) as src:
+                for t in (t for t in tiles if t["scene"] == scene_name):
+                    window = Window(t["col"], t["row"], t["width"], t["height"])
+                    pred = (src.read(1, window=window) == 1).astype(np.int64)
+                    target = _tile_label(scene, window).astype(np.int64)
+                    scores = per_image_scores(pred, target)
+                    counts = boundary_counts(pred, target, tolerance)
+                    rows.append({"name": t["name"], "miou": scores["miou"],
+                                 "landslide_pa": scores["landslide_pa"],
+                                 "background_pa": scores["background_pa"],
+                                 "landslide_iou": scores["landslide_iou"],
+                                 "boundary_f1": boundary_f1_from_counts(counts)["f1"],
+                                 "pixels": int((target != 255).sum())})
+        except RasterioError as exc:
+            raise UserError(f"cannot read the predicted mask: {exc}", path) from None
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else
+                         f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]
+                         for k in CSV_COLUMNS})
+    with atomic_write(run_dir / "eval" / "per_tile.csv", "w") as handle:
+        handle.write(buffer.getvalue())
+    return {"rows": {row["name"]: row for row in rows},
+            "bins": miou_bins(row["miou"] for row in rows), "tiles": len(rows)}
+
+
+def _scene_examples(collection, tiles: Sequence[dict[str, Any]], specs: Sequence[ModelSpec],
+                    runs: Sequence[dict[str, Any]], seed: int, out: Path,
+                    per_tile: dict[str, dict[str, Any]]
+                    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Table 4 / Fig. 9 on scenes: :data:`EXAMPLE_IMAGES` tiles (rule in the module
+    docstring), each model's per-tile scores and its predicted mask cut from
+    eval/masks/<scene>.tif."""
+    import rasterio
+    from rasterio.windows import Window
+
+    def balanced(t: dict[str, Any]) -> bool:
+        return min(t["landslide"], t["valid"] - t["landslide"]) >= TILE_MIN_CLASS * t["valid"]
+
+    chosen = sorted(tiles, key=lambda t: (not balanced(t), -t["landslide"], t["scene"],
+                                          t["row"], t["col"]))[:EXAMPLE_IMAGES]
+    columns = _fig9_columns(specs)
+    first = {r["model"]: r for r in runs if r["seed"] == seed}
+    labels = {s.name: s.label for s in specs}
+    table = {"seed": seed, "models": columns, "images": []}
+    drawn = []
+    for t in chosen:
+        window = Window(t["col"], t["row"], t["width"], t["height"])
+        image, truth = collection.open(t["scene"]).read(window)
+        scores, preds = {}, {}
+        for m in columns:
+            row = per_tile[first[m]["name"]]["rows"].get(t["name"], {})
+            scores[m] = {k: row.get(k) for k in ("landslide_pa", "background_pa", "miou")}
+            with rasterio.open(out / first[m]["dir"] / "eval" / "masks" / f"{t['scene']}.tif") \
+                    as src:
+                preds[labels[m]] = (src.read(1, window=window) == 1, scores[m]["miou"])
+        table["images"].append({"name": t["name"], "landslide_share": t["landslide"] / t["valid"],
+                                "scores": scores})
+        drawn.append({"name": t["name"], "image": image, "truth": truth, "preds": preds})
+    return table, drawn, [labels[m] for m in columns]
+
+
 def _report(out: Path, dataset, dataset_spec: DatasetSpec, specs: Sequence[ModelSpec],
             seeds: list[int], runs: list[dict[str, Any]], split: dict[str, Any],
-            identity: dict[str, Any], budget: str, ablations: bool, device: str
-            ) -> dict[str, Any]:
+            identity: dict[str, Any], budget: str, ablations: bool, device: str,
+            tolerance: int = 2, scene_tile: int = SCENE_TILE) -> dict[str, Any]:
     first_seed = seeds[0]
     complexity = _complexity(specs, runs)
-    examples, drawn, columns = _examples(dataset, split, specs, runs, first_seed, out, device)
-    tables = build_tables(specs, runs, complexity, examples, first_seed)
+    scenes = dataset_spec.kind == "scenes"
+    fig8_source = None
+    if scenes:
+        tiles = _scene_tiles(dataset, split, scene_tile)
+        per_tile = {r["name"]: _score_tiles(dataset, tiles, out / r["dir"], tolerance)
+                    for r in runs}
+        examples, drawn, columns = _scene_examples(dataset, tiles, specs, runs, first_seed,
+                                                   out, per_tile)
+        fig8_source = {name: {"bins": p["bins"], "count": p["tiles"], "unit": "tiles",
+                              "tile": scene_tile} for name, p in per_tile.items()}
+    else:
+        examples, drawn, columns = _examples(dataset, split, specs, runs, first_seed, out,
+                                             device)
+    tables = build_tables(specs, runs, complexity, examples, first_seed, fig8_source)
 
     figures: dict[str, str | None] = dict.fromkeys(FIGURES)
     if tables["fig8"] is not None:
         fig8 = tables["fig8"]
+        what = f"tiles of {scene_tile} px" if scenes else "images"
         fig8_png(out / FIGURES["fig8"], fig8["bins"],
-                 f"SCDnn ({fig8['run']}, {fig8['images']} images)", PAPER_FIG8_COUNTS,
-                 PAPER_FIG8_TOTAL)
+                 f"SCDnn ({fig8['run']}, {fig8['images']} {what})", PAPER_FIG8_COUNTS,
+                 PAPER_FIG8_TOTAL, unit="test tiles" if scenes else "test images")
         figures["fig8"] = FIGURES["fig8"]
     if drawn:
-        examples_png(out / FIGURES["fig9"], drawn, columns)
+        examples_png(out / FIGURES["fig9"], drawn, columns,
+                     what=f"Test tiles ({scene_tile} px)" if scenes else "Test images")
         figures["fig9"] = FIGURES["fig9"]
     curves_png(out / FIGURES["curves"], {r["name"]: r["log"] for r in runs},
                {r["name"]: r["model"] for r in runs})
@@ -480,6 +777,10 @@ def _report(out: Path, dataset, dataset_spec: DatasetSpec, specs: Sequence[Model
     config = {**identity, "budget_description": BUDGETS[budget].description,
               "models": [s.name for s in specs], "seeds": seeds, "ablations": ablations,
               "device": device}
+    if scenes:
+        config.update({"scene_description": SCENE_DESCRIPTIONS[budget],
+                       "scene_tile": scene_tile, "tile_min_valid": TILE_MIN_VALID,
+                       "tile_min_class": TILE_MIN_CLASS})
     results = {
         "config": config,
         "split": split,

@@ -140,7 +140,8 @@ def run_scores(metrics: dict[str, Any], epochs: int, train_seconds: float) -> di
 
 def build_tables(specs: Sequence[ModelSpec], runs: Sequence[dict[str, Any]],
                  complexity: dict[str, dict[str, Any]], examples: dict[str, Any] | None,
-                 first_seed: int) -> dict[str, Any]:
+                 first_seed: int, fig8_source: dict[str, dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
     """The tables of results.json.
 
     Parameters
@@ -151,6 +152,9 @@ def build_tables(specs: Sequence[ModelSpec], runs: Sequence[dict[str, Any]],
     complexity : row name -> ``{"parameters": int, "gflops": float, "gflops_size": int}``
     examples : the Table 4 / Fig. 9 images and scores (see the runner), or None
     first_seed : the seed whose runs Fig. 8 and Fig. 9 show
+    fig8_source : run name -> ``{"bins", "count", "unit", "tile"}``: Fig. 8 from these bins
+        instead of the run's per-image ``miou_bins`` (scenes: per-tile MIoU); ``fig8`` then
+        also has ``unit`` ("tiles") and ``tile`` (pixels)
 
     Returns
     -------
@@ -184,7 +188,12 @@ def build_tables(specs: Sequence[ModelSpec], runs: Sequence[dict[str, Any]],
                            for truth in CLASSES_PAPER_ORDER}}
     fig8 = None
     scdnn_first = [r for r in runs if r["model"] == "scdnn" and r["seed"] == first_seed]
-    if scdnn_first:
+    if scdnn_first and fig8_source is not None:
+        source = fig8_source[scdnn_first[0]["name"]]
+        fig8 = {"run": scdnn_first[0]["name"], "images": source["count"],
+                "bins": {label: source["bins"][label] for label in MIOU_BINS},
+                "unit": source["unit"], "tile": source["tile"]}
+    elif scdnn_first:
         bins = scdnn_first[0]["metrics"]["miou_bins"]
         fig8 = {"run": scdnn_first[0]["name"], "images": scdnn_first[0]["metrics"]["images"],
                 "bins": {label: bins[label] for label in MIOU_BINS}}
@@ -241,15 +250,37 @@ def render_markdown(results: dict[str, Any]) -> str:
     models = results["models"]
     split = results["split"]
     several = any(len(m["seeds"]) > 1 for m in models.values())
+    scenes = cfg["dataset"]["kind"] == "scenes"
     out: list[str] = ["# scdnn benchmark: the paper's comparison, reproduced", ""]
-    out += [f"- data: `{cfg['dataset']['data']}` ({cfg['dataset']['kind']})",
-            f"- split: seed {cfg['split_seed']}: {len(split['train'])} train, "
-            f"{len(split['val'])} validation, {len(split['test'])} test images (split.json)",
-            f"- budget: `{cfg['budget']}`: {cfg['budget_description']}",
-            f"- seeds: {', '.join(str(s) for s in cfg['seeds'])} (weight initialisation and "
-            "sampling; one split for all)",
-            f"- scored on the test images at native size; boundary F1 tolerance "
-            f"{cfg['tolerance']} px",
+    if scenes:
+        blocks = sum(len(b) for b in split.get("val_blocks", {}).values())
+        dsm = " + DSM terrain channels (slope, relative elevation)" \
+            if cfg["dataset"].get("use_dsm") else ""
+        trained = split["train"]
+        out += [f"- data: `{cfg['dataset']['data']}` (scenes; RGB{dsm})",
+                f"- split: seed {cfg['split_seed']}: trained on "
+                f"{', '.join(f'`{n}`' for n in trained)} less {blocks} validation "
+                f"block{'s' if blocks != 1 else ''} of {split.get('block_size')} px "
+                f"({100 * split.get('val_fraction', 0):.0f} % of "
+                f"{'their' if len(trained) > 1 else 'its'} valid labelled pixels); "
+                f"tested on {', '.join(f'`{n}`' for n in split['test'])} (split.json)",
+                f"- budget: `{cfg['budget']}`: {cfg['budget_description']}; on scenes "
+                f"{cfg.get('scene_description', '')}",
+                f"- seeds: {', '.join(str(s) for s in cfg['seeds'])} (weight initialisation "
+                "and sampling; one split for all)",
+                f"- scored on every valid labelled pixel of the test scene(s), predicted as "
+                f"`scdnn map` predicts them; boundary F1 tolerance {cfg['tolerance']} px"]
+    else:
+        out += [f"- data: `{cfg['dataset']['data']}` ({cfg['dataset']['kind']})",
+                f"- split: seed {cfg['split_seed']}: {len(split['train'])} train, "
+                f"{len(split['val'])} validation, {len(split['test'])} test images "
+                "(split.json)",
+                f"- budget: `{cfg['budget']}`: {cfg['budget_description']}",
+                f"- seeds: {', '.join(str(s) for s in cfg['seeds'])} (weight initialisation "
+                "and sampling; one split for all)",
+                f"- scored on the test images at native size; boundary F1 tolerance "
+                f"{cfg['tolerance']} px"]
+    out += [
             f"- scdnn {prov['scdnn_version']}, commit {prov['git_commit']}, {prov['created']}, "
             f"{prov['machine']}, torch {prov['torch']}",
             f"- the paper's figures beside ours: {PAPER_CITATION}; its data (Bijie, 231 test "
@@ -307,7 +338,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     out += _table(["model", "class", "PA", "IoU", "paper PA", "paper IoU"], rows)
     out += ["", "MIoU in Table 2 is the mean of the two IoUs here (the paper's Eq. 23).", ""]
 
-    out += ["## Fig. 8: SCDnn's per-image MIoU", ""]
+    tiles = scenes and results["fig8"] is not None and results["fig8"].get("unit") == "tiles"
+    out += ["## Fig. 8: SCDnn's per-tile MIoU" if scenes else
+            "## Fig. 8: SCDnn's per-image MIoU", ""]
     f8 = results["fig8"]
     if f8 is None:
         out += ["SCDnn was not run.", ""]
@@ -317,10 +350,23 @@ def render_markdown(results: dict[str, Any]) -> str:
                  if label not in PAPER_FIG8_DERIVED else f"{PAPER_FIG8_COUNTS[label]}*",
                  f"{100 * PAPER_FIG8_COUNTS[label] / PAPER_FIG8_TOTAL:.2f}"]
                 for label in MIOU_BINS]
-        out += _table(["MIoU", "images", "%", "paper images", "paper %"], rows)
-        out += ["", f"`{f8['run']}`, {f8['images']} test images; paper: 231 images (* derived "
-                "from the counts it states).", "",
-                f"![Fig. 8]({results['figures']['fig8']})", ""]
+        out += _table(["MIoU", "tiles" if tiles else "images", "%", "paper images",
+                       "paper %"], rows)
+        if tiles:
+            out += ["", f"`{f8['run']}`, {f8['images']} tiles of {f8['tile']} x {f8['tile']} "
+                    "px of the test scene(s); paper: 231 images (* derived from the counts it "
+                    "states). A test scene is one image, so its per-image MIoU would be a "
+                    "single number: instead the test scenes are cut into tiles from their "
+                    "top-left corner, and every tile with at least "
+                    f"{100 * cfg.get('tile_min_valid', 0.1):.0f} % of its area valid and "
+                    "labelled is scored on its own (from the predicted scene mask; "
+                    "`eval/per_tile.csv` of each run). Tiles are not the paper's images: "
+                    "compare the shape of the distribution, not the counts.", "",
+                    f"![Fig. 8]({results['figures']['fig8']})", ""]
+        else:
+            out += ["", f"`{f8['run']}`, {f8['images']} test images; paper: 231 images (* "
+                    "derived from the counts it states).", "",
+                    f"![Fig. 8]({results['figures']['fig8']})", ""]
 
     out += ["## Table 4 / Fig. 9: examples", ""]
     t4 = results["table4"]
@@ -328,7 +374,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         out += ["No test image to show.", ""]
     else:
         cols = t4["models"]
-        header = ["image", "landslide share"]
+        header = ["tile" if scenes else "image", "landslide share"]
         for name in cols:
             label = models[name]["label"]
             header += [f"{label} L-PA", f"{label} B-PA", f"{label} MIoU"]
@@ -341,8 +387,17 @@ def render_markdown(results: dict[str, Any]) -> str:
                         "–" if s.get("miou") is None else f"{s['miou']:.4f}"]
             rows.append(row)
         out += _table(header, rows)
-        out += ["", f"The {len(t4['images'])} test images with the largest landslide share "
-                f"(ties by name), seed {t4['seed']}'s runs; L-PA and B-PA in %, MIoU as a "
+        if scenes:
+            chosen = (f"The {len(t4['images'])} scored tiles (`scene:row,col`, "
+                      f"{cfg.get('scene_tile')} px) of the test scene(s) with the most "
+                      "landslide pixels among those where each class holds at least "
+                      f"{100 * cfg.get('tile_min_class', 0.1):.0f} % of the valid labelled "
+                      "pixels (then any tile; ties by scene, row, column), the same tiles for "
+                      "every network; landslide share of the valid labelled pixels")
+        else:
+            chosen = (f"The {len(t4['images'])} test images with the largest landslide share "
+                      "(ties by name)")
+        out += ["", f"{chosen}, seed {t4['seed']}'s runs; L-PA and B-PA in %, MIoU as a "
                 "fraction, as in the paper. In the figure the true boundary is yellow, the "
                 "predicted landslide tinted red and its boundary red.", "",
                 f"![Fig. 9]({results['figures']['fig9']})", "",

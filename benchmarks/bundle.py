@@ -1,0 +1,394 @@
+"""Bundle trained SCDnn weights and a sample of held-back test images into the package
+(issue 6: ``make demo`` out of the box). Run once, after the weights are trained and scored:
+
+    benchmarks/sichuan_scdnn.sh        # trains runs/sichuan-scdnn, writes its test metrics
+    .venv/bin/python benchmarks/bundle.py --weights runs/sichuan-scdnn/weights.safetensors \\
+        --data ../shared/data/sichuan-aerial
+
+1. Converts the weights to float16 safetensors at ``src/scdnn/data/scdnn-sichuan.safetensors``
+   (model card kept, ``"dtype": "float16"`` added; ``model.json`` beside it), after checking
+   that the float16 file, loaded into the float32 network as ``scdnn`` loads it, gives the same
+   masks as the float32 weights on at least ``--min-agreement`` (99.9 %) of the pixels of the
+   held-back test images of the weights' own split. Below that it writes nothing, exit 1.
+2. Writes the demo sample ``src/scdnn/data/sample/``: ``--images`` (4) test images of that
+   split, never a training or validation image, as central ``--crop`` x ``--crop`` (640)
+   crops at native resolution (the scale the weights were trained at), PNG, with their
+   truth masks (0/255), and ``ATTRIBUTION.md``; under 5 MB in all.
+3. Writes ``src/scdnn/data/WEIGHTS.md`` (data, command, test scores from ``--metrics``,
+   licence) and ``benchmarks/results/bundle.json`` (agreement, sizes, demo time).
+4. Times ``scdnn demo`` on the bundled files (``--no-demo`` skips it).
+
+``--metrics`` (benchmarks/results/sichuan-scdnn/metrics.json) must be the evaluation of these
+very weights on their test split (checked: same weights file, written after the weights,
+same test images); exit 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from _common import RESULTS, machine
+from scdnn.datasets import Normalization, open_dataset, read_image, read_mask
+from scdnn.errors import UserError
+from scdnn.inference import landslide_probability
+from scdnn.runs import atomic_path, atomic_write, provenance, read_json, write_json
+from scdnn.weights import load_model, read_card, save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "src" / "scdnn" / "data"
+BUNDLED = DATA_DIR / "scdnn-sichuan.safetensors"
+SAMPLE = DATA_DIR / "sample"
+MAX_WEIGHTS_BYTES = 10_000_000
+MAX_SAMPLE_BYTES = 5_000_000
+
+DATASET_CITATION = ("Zeng et al. 2021, landslide aerial image dataset for Sichuan, Science "
+                    "Data Bank, doi:10.11922/sciencedb.j00001.00222")
+LICENCE = "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)"
+
+
+class Refused(Exception):
+    """A check failed: print the message, exit 1, nothing bundled."""
+
+
+def main() -> int:
+    global DATA_DIR, BUNDLED, SAMPLE, RESULTS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", required=True, help="float32 weights of an scdnn train run")
+    parser.add_argument("--data", required=True, help="the dataset the weights were trained on")
+    parser.add_argument("--metrics", default=str(RESULTS / "sichuan-scdnn" / "metrics.json"),
+                        help="scdnn evaluate's metrics.json of these weights on their test split")
+    parser.add_argument("--images", type=int, default=4, help="sample images (4)")
+    parser.add_argument("--crop", type=int, default=640, help="sample crop size in pixels (640)")
+    parser.add_argument("--min-agreement", type=float, default=0.999,
+                        help="least share of equal mask pixels, float16 vs float32 (0.999)")
+    parser.add_argument("--no-demo", action="store_true", help="do not time scdnn demo")
+    parser.add_argument("--package-data", default=str(DATA_DIR),
+                        help="where to write the weights and sample (src/scdnn/data; another "
+                        "folder for a trial run)")
+    parser.add_argument("--results", default=str(RESULTS), help="where bundle.json goes")
+    args = parser.parse_args()
+    DATA_DIR = Path(args.package_data).resolve()
+    BUNDLED, SAMPLE = DATA_DIR / BUNDLED.name, DATA_DIR / SAMPLE.name
+    RESULTS = Path(args.results).resolve()
+    os.chdir(ROOT)  # paths in the evaluation's metrics.json are relative to the repository
+    try:
+        bundle(args)
+    except (Refused, UserError) as exc:
+        print(f"bundle.py: refused: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def bundle(args: argparse.Namespace) -> None:
+    weights = Path(args.weights)
+    card = read_card(weights)
+    model32, _ = load_model(weights)
+    split = card.get("split") or {}
+    test = list(split.get("test") or [])
+    seen = set(split.get("train") or []) | set(split.get("val") or [])
+    if card.get("model") != "scdnn" or card.get("inputs") != ["red", "green", "blue"]:
+        raise Refused(f"{weights}: not RGB SCDnn weights (model {card.get('model')}, inputs "
+                      f"{card.get('inputs')})")
+    if not test or seen & set(test):
+        raise Refused(f"{weights}: the model card has no held-back test split apart from the "
+                      f"training and validation images")
+    metrics = check_metrics(Path(args.metrics), weights, card, test)
+    dataset = open_dataset(args.data)
+    by_name = {s.name: s for s in dataset.samples}
+    if missing := [n for n in test if n not in by_name]:
+        raise Refused(f"{args.data} lacks the test image {missing[0]} of the weights' split")
+
+    # 1. float16, checked on the test images before anything is written into the package
+    model16 = load_model(weights)[0].half()
+    card16 = {**card, "dtype": "float16",
+              "converted_from": {"path": str(weights), "sha256": sha256(weights),
+                                 "dtype": "float32"}}
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / BUNDLED.name
+        save_weights(model16, candidate, card16)
+        reloaded, _ = load_model(candidate)  # as scdnn loads it: cast back to float32
+        agreement = mask_agreement(model32, reloaded, card, [by_name[n] for n in test])
+        print(f"float16 vs float32 masks on {len(test)} test images: "
+              f"{100 * agreement['agreement']:.4f} % of pixels equal "
+              f"(worst image {100 * agreement['worst_image']:.4f} %)")
+        if agreement["agreement"] < args.min_agreement:
+            raise Refused(f"float16 masks agree on {100 * agreement['agreement']:.4f} % of "
+                          f"pixels, below {100 * args.min_agreement:.2f} %; not bundled")
+        size16 = candidate.stat().st_size
+        if size16 > MAX_WEIGHTS_BYTES:
+            raise Refused(f"float16 weights are {size16 / 1e6:.2f} MB, over 10 MB")
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        with atomic_path(BUNDLED) as final:
+            shutil.copyfile(candidate, final)
+        write_json(DATA_DIR / "model.json", card16)
+    print(f"weights: {BUNDLED} ({size16 / 1e6:.2f} MB)")
+
+    # 2. the sample: test images only
+    names = pick_sample(dataset, by_name, test, args.images, args.crop)
+    assert not seen & set(names), "a sample image is a training or validation image"
+    assert set(names) <= set(test)
+    sample_files = write_sample(by_name, names, args.crop)
+    sample_bytes = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
+    assert sample_bytes < MAX_SAMPLE_BYTES, f"sample is {sample_bytes} bytes, not under 5 MB"
+    print(f"sample: {SAMPLE} ({', '.join(names)}; {sample_bytes / 1e6:.2f} MB)")
+
+    # 3. documentation and the results file
+    write_weights_md(card16, metrics, Path(args.metrics), weights, size16, agreement)
+    default = DATA_DIR == (ROOT / "src" / "scdnn" / "data")
+    if default:  # a trial run into another folder leaves the README alone
+        update_readme(metrics)
+    demo = None if args.no_demo else time_demo([] if default else
+                                               ["--weights", str(BUNDLED), "--sample", str(SAMPLE)])
+    results = {
+        "weights": {"source": str(weights), "source_sha256": card16["converted_from"]["sha256"],
+                    "source_bytes": weights.stat().st_size, "bundled": _rel(BUNDLED),
+                    "bundled_bytes": size16, "bundled_sha256": sha256(BUNDLED),
+                    "dtype": "float16"},
+        "agreement": {**agreement, "threshold": 0.5, "min_agreement": args.min_agreement,
+                      "test_images": test},
+        "sample": {"folder": _rel(SAMPLE), "images": names,
+                   "crop": args.crop, "bytes": sample_bytes, "files": sample_files},
+        "test_metrics": {"file": str(Path(args.metrics)),
+                         **{k: metrics[k] for k in ("pa", "mpa", "miou", "fwiou",
+                                                    "landslide_f1", "boundary_f1", "images")},
+                         "landslide_iou": metrics["class_iou"]["landslide"]},
+        "demo": demo,
+        "machine": machine(),
+        "provenance": provenance(),
+    }
+    write_json(RESULTS / "bundle.json", results)
+    print(f"results: {RESULTS / 'bundle.json'}")
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_metrics(path: Path, weights: Path, card: dict, test: list[str]) -> dict:
+    """The test metrics of ``weights``: refused unless they are of this very file."""
+    metrics = read_json(path)
+    source = (metrics.get("source") or {}).get("weights")
+    if not source or os.path.realpath(source) != os.path.realpath(weights):
+        raise Refused(f"{path} scores {source}, not {weights}; rerun benchmarks/sichuan_scdnn.sh")
+    trained = (card.get("provenance") or {}).get("created", "")
+    scored = (metrics.get("provenance") or {}).get("created", "")
+    if not scored or scored < trained:
+        raise Refused(f"{path} was written ({scored or 'at an unknown time'}) before the "
+                      f"weights were trained ({trained}): it scores an earlier run; rerun "
+                      f"benchmarks/sichuan_scdnn.sh")
+    if metrics.get("images") != len(test) or "test part" not in str(metrics.get("scored")):
+        raise Refused(f"{path} does not score the {len(test)} test images of the weights' "
+                      f"split (it scores {metrics.get('images')}: {metrics.get('scored')})")
+    return metrics
+
+
+def mask_agreement(model32, model16, card: dict, samples) -> dict:
+    """Share of pixels whose mask (probability ≥ 0.5) is the same with both models, over the
+    whole test images at native size (as scdnn evaluate predicts them)."""
+    normalization = Normalization.from_dict(card["normalization"])
+    equal = total = 0
+    worst, max_diff, per_image = 1.0, 0.0, {}
+    for s in samples:
+        image = read_image(s.image_path)
+        p32 = landslide_probability(model32, image, normalization)
+        p16 = landslide_probability(model16, image, normalization)
+        same = int(((p32 >= 0.5) == (p16 >= 0.5)).sum())
+        equal, total = equal + same, total + p32.size
+        per_image[s.name] = same / p32.size
+        worst = min(worst, same / p32.size)
+        max_diff = max(max_diff, float(np.abs(p32 - p16).max()))
+    return {"agreement": equal / total, "worst_image": worst, "pixels": total,
+            "differing_pixels": total - equal, "max_probability_difference": max_diff,
+            "per_image": per_image}
+
+
+def central(array: np.ndarray, crop: int) -> np.ndarray:
+    h, w = array.shape[:2]
+    if h < crop or w < crop:
+        raise Refused(f"images are {h}x{w}, smaller than --crop {crop}")
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return array[top:top + crop, left:left + crop]
+
+
+def pick_sample(dataset, by_name, test: list[str], count: int, crop: int) -> list[str]:
+    """``count`` test images whose central crop holds 5–60 % landslide pixels (something to
+    find, and background around it), first by name; refused when too few qualify."""
+    chosen = []
+    for name in sorted(test):
+        share = float(central(read_mask(by_name[name].mask_path), crop).mean())
+        if 0.05 <= share <= 0.60:
+            chosen.append(name)
+        if len(chosen) == count:
+            return chosen
+    raise Refused(f"only {len(chosen)} test images have 5–60 % landslide pixels in their "
+                  f"central {crop}x{crop} crop; lower --images")
+
+
+def write_sample(by_name, names: list[str], crop: int) -> dict[str, int]:
+    """Crops of the images and masks, and ATTRIBUTION.md; returns file -> bytes."""
+    for sub in ("images", "masks"):
+        shutil.rmtree(SAMPLE / sub, ignore_errors=True)
+        (SAMPLE / sub).mkdir(parents=True)
+    files = {}
+    for name in names:
+        image = central(read_image(by_name[name].image_path), crop)
+        mask = central(read_mask(by_name[name].mask_path), crop) * np.uint8(255)
+        for sub, array in (("images", image), ("masks", mask)):
+            path = SAMPLE / sub / f"{name}.png"
+            buffer = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=True)
+            with atomic_write(path) as handle:
+                handle.write(buffer.getvalue())
+            files[str(path.relative_to(SAMPLE))] = path.stat().st_size
+    text = f"""# Demo sample: attribution
+
+`images/` and `masks/` hold {len(names)} aerial images of landslides in Sichuan, China, with
+their landslide masks (0 background, 255 landslide): {', '.join(names)}.
+
+Source: {DATASET_CITATION}.
+Licence: {LICENCE}.
+
+Changes: the images and masks were resized by the provider of the project's copy of the
+dataset (to 1024 x 1024) and **cropped** here (the central {crop} x {crop} pixels, at that
+resolution) by `benchmarks/bundle.py`; the masks are stored as 0/255 PNG.
+
+These images are held-back test images of the split the bundled weights were trained with
+(`../WEIGHTS.md`): the weights never saw them in training or validation.
+"""
+    with atomic_write(SAMPLE / "ATTRIBUTION.md", "w") as handle:
+        handle.write(text)
+    files["ATTRIBUTION.md"] = (SAMPLE / "ATTRIBUTION.md").stat().st_size
+    return files
+
+
+def train_command(card: dict) -> str:
+    """The ``scdnn train`` command that made the weights: as recorded in the card, or rebuilt
+    from its config when the recorded one was a ``--resume``."""
+    recorded = (card.get("provenance") or {}).get("command", "")
+    if recorded.startswith("scdnn train") and "--resume" not in recorded.split():
+        return recorded
+    c = card["config"]
+    return (f"scdnn train {c['data']} --out {c['out']} --model {c['model']} --epochs "
+            f"{c['epochs']} --crops-per-image {c['crops_per_image']} --batch-size "
+            f"{c['batch_size']} --image-size {c['image_size']} --seed {c['seed']}")
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Path, size: int,
+                     agreement: dict) -> None:
+    config, split = card["config"], card["split"]
+    log = weights.parent / "log.csv"
+    minutes = ""
+    if log.is_file():
+        import csv
+
+        with open(log, newline="") as handle:
+            seconds = sum(float(r["seconds"]) for r in csv.DictReader(handle) if r.get("seconds"))
+        minutes = f" ({seconds / 60:.1f} minutes of training on {card['provenance'].get('machine')})"
+    m = metrics
+    text = f"""# Bundled weights: `scdnn-sichuan.safetensors`
+
+SCDnn (Li et al. 2024, as implemented in this package) trained by this project's own
+`scdnn train` on the aerial images of Sichuan in `../shared/data/sichuan-aerial`
+(36 images, 1024 x 1024;
+{DATASET_CITATION}; {LICENCE}).
+
+Trained with{minutes}:
+
+    {train_command(card)}
+
+Seeded split (seed {split['seed']}): {len(split['train'])} training, {len(split['val'])} validation and {len(split['test'])} held-back test images; the best
+epoch by validation MIoU was kept (epoch {card.get('best_epoch')}, validation MIoU {_number(card.get('best_val_miou'))}).
+Training crops: {config['image_size']} x {config['image_size']} at native resolution.
+The split, the training configuration, the normalisation and the provenance are in the model
+card inside the file (`scdnn.weights.read_card`), also written out as `model.json`.
+
+Stored in half precision (float16, {size / 1e6:.2f} MB); `scdnn` casts them to float32 on
+loading. On the {len(split['test'])} test images, the float16 weights give the same masks as the
+float32 ones on {100 * agreement['agreement']:.4f} % of the pixels (`benchmarks/results/bundle.json`).
+
+Scores on the {m['images']} held-back test images at native size (`scdnn evaluate`,
+`{_rel(metrics_path.resolve())}`, float32 weights), in %:
+
+| PA | MPA | MIoU | FWIoU | landslide IoU | landslide F1 | boundary F1 ({m['boundary_tolerance_px']} px) |
+|---:|---:|---:|---:|---:|---:|---:|
+| {_pct(m['pa'])} | {_pct(m['mpa'])} | {_pct(m['miou'])} | {_pct(m['fwiou'])} | {_pct(m['class_iou']['landslide'])} | {_pct(m['landslide_f1'])} | {_pct(m['boundary_f1'])} |
+
+These are weights for a demonstration, trained on {len(split['train'])} images on a CPU; they are
+far from the paper's scores and not fit to map landslides elsewhere.
+
+Licence: the weights are derived from the dataset above and are distributed under
+{LICENCE}. Attribution: "SCDnn weights trained by the scdnn project on the
+landslide aerial image dataset for Sichuan (Zeng et al. 2021, Science Data Bank,
+doi:10.11922/sciencedb.j00001.00222, CC BY 4.0)".
+"""
+    with atomic_write(DATA_DIR / "WEIGHTS.md", "w") as handle:
+        handle.write(text)
+
+
+README_SCORES = ("<!-- bundle.py: scores -->", "<!-- /bundle.py -->")
+
+
+def update_readme(metrics: dict) -> None:
+    """Write the test scores between the README's ``README_SCORES`` markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = README_SCORES
+    if start not in text or end not in text:
+        print(f"note: {readme} has no {start} ... {end} markers; scores not written there")
+        return
+    m = metrics
+    scores = (f"MIoU {_pct(m['miou'])} %, PA {_pct(m['pa'])} %, landslide IoU "
+              f"{_pct(m['class_iou']['landslide'])} %, landslide F1 {_pct(m['landslide_f1'])} %, "
+              f"boundary F1 {_pct(m['boundary_f1'])} % ({m['boundary_tolerance_px']} px)")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    with atomic_write(readme, "w") as handle:
+        handle.write(f"{head}{start}{scores}{end}{tail}")
+
+
+def time_demo(options: list[str]) -> dict:
+    """Wall time of ``scdnn demo`` on the bundled files, in a fresh process (``options``
+    name them when they are not in the package)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "scdnn.cli", "demo", "--out",
+                               str(Path(tmp) / "demo-output"), *options], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise Refused(f"scdnn demo failed on the bundled files: {done.stderr.strip()}")
+    print(f"scdnn demo: {seconds:.1f} s")
+    return {"seconds": seconds, "torch_threads": torch.get_num_threads(),
+            "cores": os.cpu_count()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
