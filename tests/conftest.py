@@ -96,3 +96,54 @@ def bijie_dataset(tmp_path: Path) -> Path:
         write_image(root / "non-landslide" / "image" / f"{stem}.png", random_rgb(h, w, seed=20 + k))
         write_image(root / "non-landslide" / "dem" / f"{stem}.png", bijie_dem(h, w))
     return root
+
+
+#: A tiny SCDnn (same blocks, few channels): fast enough for any test that needs a network.
+TINY = {"widths": (4, 8, 8, 8), "aspc_channels": 8, "decoder_channels": 8}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread is faster than two fighting over a busy machine.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = None,
+                   **card: object) -> Path:
+    """SCDnn weights written directly (no training), with a model card, whose landslide
+    probabilities spread over (0, 1): a fresh network sits near 0.5 everywhere, where any
+    rounding flips the mask and a map has no structure. The classifier is rescaled so that
+    the logit difference on ``sample`` (H x W x 3 uint8) has mean 0 and std 2.
+    ``card`` entries are added to (or replace) the card's defaults."""
+    import torch
+
+    from scdnn.datasets import Normalization
+    from scdnn.models import create_model
+    from scdnn.weights import save_weights
+
+    kwargs = dict(model_kwargs or {})
+    torch.manual_seed(0)
+    model = create_model("scdnn", in_channels=3, **kwargs).eval()
+    norm = Normalization(mean=[128.0] * 3, std=[60.0] * 3)
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(norm.apply(sample))[None])
+    diff = (logits[0, 1] - logits[0, 0]).flatten()
+    k = 2.0 / float(diff.std())
+    with torch.no_grad():
+        w, b = model.classifier.weight, model.classifier.bias
+        w[1] = k * (w[1] - w[0])
+        b[1] = k * (b[1] - b[0]) - k * float(diff.mean())
+        w[0], b[0] = 0.0, 0.0
+    full_card = {"model": "scdnn", "in_channels": 3, "num_classes": 2,
+                 "model_kwargs": {key: list(v) if isinstance(v, tuple) else v
+                                  for key, v in kwargs.items()},
+                 "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
+                 "normalization": norm.to_dict(), **card}
+    save_weights(model, path, full_card)
+    return path

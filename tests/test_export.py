@@ -19,51 +19,26 @@ import torch
 from PIL import Image
 from rasterio.transform import Affine
 
-from conftest import random_rgb, write_image
+from conftest import TINY, random_rgb, spread_weights, write_image
 from scdnn.cli import ENGINE_CHOICES, main
-from scdnn.datasets import Normalization
 from scdnn.engines import ENGINES, OnnxModel, load_predictor
 from scdnn.errors import UserError
 from scdnn.export import export_onnx
-from scdnn.models import create_model
-from scdnn.weights import read_card, save_weights
-
-TINY = dict(widths=(4, 8, 8, 8), aspc_channels=8, decoder_channels=8)
+from scdnn.weights import read_card
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is faster than two fighting over a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    """Tiny SCDnn weights with a full card; the classifier is rescaled so that probabilities
-    spread over (0, 1) (a fresh network sits near 0.5, where any rounding flips the mask)."""
-    torch.manual_seed(0)
-    model = create_model("scdnn", in_channels=3, **TINY).eval()
-    norm = Normalization(mean=[128.0] * 3, std=[60.0] * 3)
-    x = torch.from_numpy(norm.apply(random_rgb(64, 64, seed=1)))[None]
-    with torch.inference_mode():
-        logits = model(x)
-    diff = (logits[0, 1] - logits[0, 0]).flatten()
-    k = 2.0 / float(diff.std())
-    with torch.no_grad():
-        w, b = model.classifier.weight, model.classifier.bias
-        w[1] = k * (w[1] - w[0])
-        b[1] = k * (b[1] - b[0]) - k * float(diff.mean())
-        w[0], b[0] = 0.0, 0.0
-    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2, "model_kwargs": TINY,
-            "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
-            "normalization": norm.to_dict(), "config": {"epochs": 3, "note": "Wenchuan 汶川"},
-            "split": {"test": ["a.png"]}, "provenance": {"git_commit": None}}
-    path = tmp_path_factory.mktemp("weights") / "weights.safetensors"
-    save_weights(model, path, card)
-    return path
+    """Tiny SCDnn weights with a full card, probabilities spread over (0, 1) (a fresh network
+    sits near 0.5, where any rounding flips the mask)."""
+    return spread_weights(tmp_path_factory.mktemp("weights") / "weights.safetensors",
+                          random_rgb(64, 64, seed=1), TINY,
+                          config={"epochs": 3, "note": "Wenchuan 汶川"},
+                          split={"test": ["a.png"]}, provenance={"git_commit": None})
 
 
 @pytest.fixture(scope="module")

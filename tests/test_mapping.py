@@ -14,6 +14,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
+from conftest import spread_weights
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.errors import UserError
@@ -21,8 +22,7 @@ from scdnn.inference import landslide_probability
 from scdnn.mapping import map_scene, polygonize
 from scdnn.mapping.outputs import landslide_table, write_cog
 from scdnn.mapping.tiling import blend_weights, window_grid, window_offsets
-from scdnn.models import create_model
-from scdnn.weights import load_model, save_weights
+from scdnn.weights import load_model
 
 H, W = 150, 230
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.7, 3400000.0)  # non-square pixels, 0.35 m²
@@ -68,37 +68,14 @@ def write_scene(path: Path, variant: str = "plain", image: np.ndarray | None = N
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is faster than two fighting over a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    """SCDnn weights written directly (no training); the classifier is rescaled so that
-    probabilities spread over (0, 1) instead of sitting at 0.51 as in a fresh network."""
-    torch.manual_seed(0)
-    model = create_model("scdnn").eval()
-    norm = Normalization(mean=[128.0] * 3, std=[60.0] * 3)
-    with torch.inference_mode():
-        logits = model(torch.from_numpy(norm.apply(np.moveaxis(rgb(1)[:, :64, :64], 0, -1)))[None])
-    diff = (logits[0, 1] - logits[0, 0]).flatten()
-    k = 2.0 / float(diff.std())
-    with torch.no_grad():
-        w, b = model.classifier.weight, model.classifier.bias
-        w[1] = k * (w[1] - w[0])
-        b[1] = k * (b[1] - b[0]) - k * float(diff.mean())
-        w[0], b[0] = 0.0, 0.0
-    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2, "model_kwargs": {},
-            "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
-            "normalization": norm.to_dict()}
-    path = tmp_path_factory.mktemp("weights") / "weights.safetensors"
-    save_weights(model, path, card)
-    return path
+    """Full-size SCDnn weights, no training, probabilities spread over (0, 1)."""
+    return spread_weights(tmp_path_factory.mktemp("weights") / "weights.safetensors",
+                          np.moveaxis(rgb(1)[:, :64, :64], 0, -1))
 
 
 @pytest.fixture(scope="module")

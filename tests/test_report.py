@@ -19,58 +19,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import torch
 from PIL import Image
 from rasterio.transform import Affine
 
+from conftest import TINY, spread_weights
 from scdnn.cli import main
-from scdnn.datasets import Normalization
 from scdnn.datasets.synthetic import write_synthetic_dataset
-from scdnn.models import create_model
 from scdnn.report import write_report
 from scdnn.report.evaluation import pick_examples
 from scdnn.report.mapping import OVERVIEW_SIDE, decimated_shape
-from scdnn.weights import save_weights
 
-TINY = dict(widths=(4, 8, 8, 8), aspc_channels=8, decoder_channels=8)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1280, 2400)
 IMG_SRC = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is faster than two fighting over a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    """Tiny SCDnn weights (no training) whose probabilities spread over (0, 1): the
-    classifier is rescaled as in test_mapping, so a scene gets several landslide polygons."""
-    torch.manual_seed(0)
-    model = create_model("scdnn", in_channels=3, **TINY).eval()
-    norm = Normalization(mean=[128.0] * 3, std=[60.0] * 3)
+    """Tiny SCDnn weights (no training) whose probabilities spread over (0, 1), so a scene
+    gets several landslide polygons."""
     sample = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    with torch.inference_mode():
-        logits = model(torch.from_numpy(norm.apply(sample))[None])
-    diff = (logits[0, 1] - logits[0, 0]).flatten()
-    k = 2.0 / float(diff.std())
-    with torch.no_grad():
-        w, b = model.classifier.weight, model.classifier.bias
-        w[1] = k * (w[1] - w[0])
-        b[1] = k * (b[1] - b[0]) - k * float(diff.mean())
-        w[0], b[0] = 0.0, 0.0
-    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2,
-            "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in TINY.items()},
-            "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
-            "normalization": norm.to_dict()}
-    path = tmp_path_factory.mktemp("weights") / "weights.safetensors"
-    save_weights(model, path, card)
-    return path
+    return spread_weights(tmp_path_factory.mktemp("weights") / "weights.safetensors", sample,
+                          TINY)
 
 
 def run_cli(*args: str) -> int:
