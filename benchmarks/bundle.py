@@ -1,4 +1,4 @@
-"""Bundle trained SCDnn weights and a sample of held-back test images into the package
+"""Bundle trained SCDnn weights into the package, and choose the demo's sample images
 (issue 6: ``make demo`` out of the box). Run once, after the weights are trained and scored:
 
     benchmarks/sichuan_scdnn.sh        # trains runs/sichuan-scdnn, writes its test metrics
@@ -10,10 +10,12 @@
    that the float16 file, loaded into the float32 network as ``scdnn`` loads it, gives the same
    masks as the float32 weights on at least ``--min-agreement`` (99.9 %) of the pixels of the
    held-back test images of the weights' own split. Below that it writes nothing, exit 1.
-2. Writes the demo sample ``src/scdnn/data/sample/``: ``--images`` (4) test images of that
-   split, never a training or validation image, as central ``--crop`` x ``--crop`` (640)
-   crops at native resolution (the scale the weights were trained at), PNG, with their
-   truth masks (0/255), and ``ATTRIBUTION.md``; under 5 MB in all.
+2. Chooses the demo sample: ``--images`` (4) test images of that split, never a training or
+   validation image, whose central ``--crop`` x ``--crop`` (640) crop (native resolution, the
+   scale the weights were trained at) holds 5–60 % landslide. Their names and the crop go
+   into the bundled card (``demo_sample``); ``scdnn demo`` crops them from
+   ``../shared/data/sichuan-aerial`` at run time into its output folder. The images are not
+   copied into the repository: the project's rule is that the shared data never is.
 3. Writes ``src/scdnn/data/WEIGHTS.md`` (data, command, test scores from ``--metrics``,
    licence) and ``benchmarks/results/bundle.json`` (agreement, sizes, demo time).
 4. Times ``scdnn demo`` on the bundled files (``--no-demo`` skips it).
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -38,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from _common import RESULTS, machine
 from scdnn.datasets import Normalization, open_dataset, read_image, read_mask
@@ -50,9 +50,7 @@ from scdnn.weights import load_model, read_card, save_weights
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "src" / "scdnn" / "data"
 BUNDLED = DATA_DIR / "scdnn-sichuan.safetensors"
-SAMPLE = DATA_DIR / "sample"
 MAX_WEIGHTS_BYTES = 10_000_000
-MAX_SAMPLE_BYTES = 5_000_000
 
 DATASET_CITATION = ("Zeng et al. 2021, landslide aerial image dataset for Sichuan, Science "
                     "Data Bank, doi:10.11922/sciencedb.j00001.00222")
@@ -64,7 +62,7 @@ class Refused(Exception):
 
 
 def main() -> int:
-    global DATA_DIR, BUNDLED, SAMPLE, RESULTS
+    global DATA_DIR, BUNDLED, RESULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="float32 weights of an scdnn train run")
     parser.add_argument("--data", required=True, help="the dataset the weights were trained on")
@@ -76,12 +74,12 @@ def main() -> int:
                         help="least share of equal mask pixels, float16 vs float32 (0.999)")
     parser.add_argument("--no-demo", action="store_true", help="do not time scdnn demo")
     parser.add_argument("--package-data", default=str(DATA_DIR),
-                        help="where to write the weights and sample (src/scdnn/data; another "
+                        help="where to write the weights (src/scdnn/data; another "
                         "folder for a trial run)")
     parser.add_argument("--results", default=str(RESULTS), help="where bundle.json goes")
     args = parser.parse_args()
     DATA_DIR = Path(args.package_data).resolve()
-    BUNDLED, SAMPLE = DATA_DIR / BUNDLED.name, DATA_DIR / SAMPLE.name
+    BUNDLED = DATA_DIR / BUNDLED.name
     RESULTS = Path(args.results).resolve()
     os.chdir(ROOT)  # paths in the evaluation's metrics.json are relative to the repository
     try:
@@ -111,9 +109,15 @@ def bundle(args: argparse.Namespace) -> None:
     if missing := [n for n in test if n not in by_name]:
         raise Refused(f"{args.data} lacks the test image {missing[0]} of the weights' split")
 
+    # the demo sample: test images only, recorded in the card (not copied: see the docstring)
+    names = pick_sample(dataset, by_name, test, args.images, args.crop)
+    assert not seen & set(names), "a sample image is a training or validation image"
+    assert set(names) <= set(test)
+
     # 1. float16, checked on the test images before anything is written into the package
     model16 = load_model(weights)[0].half()
     card16 = {**card, "dtype": "float16",
+              "demo_sample": {"dataset": "sichuan-aerial", "images": names, "crop": args.crop},
               "converted_from": {"path": str(weights), "sha256": sha256(weights),
                                  "dtype": "float32"}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,22 +140,14 @@ def bundle(args: argparse.Namespace) -> None:
         write_json(DATA_DIR / "model.json", card16)
     print(f"weights: {BUNDLED} ({size16 / 1e6:.2f} MB)")
 
-    # 2. the sample: test images only
-    names = pick_sample(dataset, by_name, test, args.images, args.crop)
-    assert not seen & set(names), "a sample image is a training or validation image"
-    assert set(names) <= set(test)
-    sample_files = write_sample(by_name, names, args.crop)
-    sample_bytes = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
-    assert sample_bytes < MAX_SAMPLE_BYTES, f"sample is {sample_bytes} bytes, not under 5 MB"
-    print(f"sample: {SAMPLE} ({', '.join(names)}; {sample_bytes / 1e6:.2f} MB)")
+    print(f"demo sample: {', '.join(names)} (central {args.crop} px crops, cut at run time)")
 
     # 3. documentation and the results file
     write_weights_md(card16, metrics, Path(args.metrics), weights, size16, agreement)
     default = DATA_DIR == (ROOT / "src" / "scdnn" / "data")
     if default:  # a trial run into another folder leaves the README alone
         update_readme(metrics)
-    demo = None if args.no_demo else time_demo([] if default else
-                                               ["--weights", str(BUNDLED), "--sample", str(SAMPLE)])
+    demo = None if args.no_demo else time_demo([] if default else ["--weights", str(BUNDLED)])
     results = {
         "weights": {"source": str(weights), "source_sha256": card16["converted_from"]["sha256"],
                     "source_bytes": weights.stat().st_size, "bundled": _rel(BUNDLED),
@@ -159,8 +155,8 @@ def bundle(args: argparse.Namespace) -> None:
                     "dtype": "float16"},
         "agreement": {**agreement, "threshold": 0.5, "min_agreement": args.min_agreement,
                       "test_images": test},
-        "sample": {"folder": _rel(SAMPLE), "images": names,
-                   "crop": args.crop, "bytes": sample_bytes, "files": sample_files},
+        "sample": {"images": names, "crop": args.crop,
+                   "source": "../shared/data/sichuan-aerial, cropped at run time"},
         "test_metrics": {"file": str(Path(args.metrics)),
                          **{k: metrics[k] for k in ("pa", "mpa", "miou", "fwiou",
                                                     "landslide_f1", "boundary_f1", "images")},
@@ -243,43 +239,6 @@ def pick_sample(dataset, by_name, test: list[str], count: int, crop: int) -> lis
             return chosen
     raise Refused(f"only {len(chosen)} test images have 5–60 % landslide pixels in their "
                   f"central {crop}x{crop} crop; lower --images")
-
-
-def write_sample(by_name, names: list[str], crop: int) -> dict[str, int]:
-    """Crops of the images and masks, and ATTRIBUTION.md; returns file -> bytes."""
-    for sub in ("images", "masks"):
-        shutil.rmtree(SAMPLE / sub, ignore_errors=True)
-        (SAMPLE / sub).mkdir(parents=True)
-    files = {}
-    for name in names:
-        image = central(read_image(by_name[name].image_path), crop)
-        mask = central(read_mask(by_name[name].mask_path), crop) * np.uint8(255)
-        for sub, array in (("images", image), ("masks", mask)):
-            path = SAMPLE / sub / f"{name}.png"
-            buffer = io.BytesIO()
-            Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=True)
-            with atomic_write(path) as handle:
-                handle.write(buffer.getvalue())
-            files[str(path.relative_to(SAMPLE))] = path.stat().st_size
-    text = f"""# Demo sample: attribution
-
-`images/` and `masks/` hold {len(names)} aerial images of landslides in Sichuan, China, with
-their landslide masks (0 background, 255 landslide): {', '.join(names)}.
-
-Source: {DATASET_CITATION}.
-Licence: {LICENCE}.
-
-Changes: the images and masks were resized by the provider of the project's copy of the
-dataset (to 1024 x 1024) and **cropped** here (the central {crop} x {crop} pixels, at that
-resolution) by `benchmarks/bundle.py`; the masks are stored as 0/255 PNG.
-
-These images are held-back test images of the split the bundled weights were trained with
-(`../WEIGHTS.md`): the weights never saw them in training or validation.
-"""
-    with atomic_write(SAMPLE / "ATTRIBUTION.md", "w") as handle:
-        handle.write(text)
-    files["ATTRIBUTION.md"] = (SAMPLE / "ATTRIBUTION.md").stat().st_size
-    return files
 
 
 def train_command(card: dict) -> str:

@@ -197,7 +197,7 @@ BUNDLED = scdnn.demo.bundled_weights()
 @pytest.mark.skipif(not BUNDLED.is_file(),
                     reason=f"no bundled weights yet: {BUNDLED} is written by "
                            "benchmarks/bundle.py once the sichuan-scdnn run is trained")
-def test_bundled_weights_and_sample() -> None:
+def test_bundled_weights_and_their_demo_sample() -> None:
     from safetensors import safe_open
 
     assert BUNDLED.stat().st_size <= 10_000_000
@@ -210,13 +210,35 @@ def test_bundled_weights_and_sample() -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert card["inputs"] == RGB
 
-    sample = scdnn.demo.bundled_sample()
-    images = sorted(p.stem for p in (sample / "images").glob("*.png"))
-    masks = sorted(p.stem for p in (sample / "masks").glob("*.png"))
-    assert images and images == masks
+    images = card["demo_sample"]["images"]
     seen = set(card["split"]["train"]) | set(card["split"]["val"])
-    assert not seen & set(images), "sample images were used in training"
+    assert images and not seen & set(images), "sample images were used in training"
     assert set(images) <= set(card["split"]["test"])
-    assert sum(p.stat().st_size for p in sample.rglob("*") if p.is_file()) < 5_000_000
-    assert (sample / "ATTRIBUTION.md").is_file()
     assert (BUNDLED.parent / "WEIGHTS.md").is_file()
+
+
+def test_demo_without_a_sample_maps_generated_images_and_says_so(inputs, tmp_path, monkeypatch,
+                                                                 capsys) -> None:
+    monkeypatch.setattr(scdnn.demo, "shared_sichuan", lambda: None)
+    monkeypatch.setattr(scdnn.demo, "bundled_sample", lambda: tmp_path / "no-bundled-sample")
+    out = tmp_path / "out"
+    code = main(["demo", "--out", str(out), "--weights", str(inputs["weights"])])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "generated images" in captured.err and "say nothing" in captured.err
+    assert sorted(p.name for p in (out / "sample" / "images").iterdir()) == \
+        sorted(p.name for p in (out / "masks").iterdir())
+    assert (out / "report.html").is_file()
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not BUNDLED.is_file(), reason=f"no bundled weights: {BUNDLED}")
+def test_demo_cuts_its_sample_from_the_shared_data(shared_data, tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    card = read_card(BUNDLED)
+    names = sorted(p.stem for p in (out / "sample" / "images").iterdir())
+    assert names == sorted(card["demo_sample"]["images"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == len(names) and metrics["miou"] > 0.5
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out

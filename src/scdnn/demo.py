@@ -1,10 +1,19 @@
 """``scdnn demo``: landslide boundaries on real images, offline, with the bundled weights.
 
 The package ships SCDnn weights (``scdnn/data/scdnn-sichuan.safetensors``, trained by
-``scdnn train`` on aerial images of Sichuan, CC BY 4.0; see ``scdnn/data/WEIGHTS.md``) and a
-small sample of held-back test images of the same dataset with their truth masks
-(``scdnn/data/sample/``: ``images/`` + ``masks/``, never seen in training; see its
-``ATTRIBUTION.md``). :func:`run_demo`:
+``scdnn train`` on aerial images of Sichuan, CC BY 4.0; see ``scdnn/data/WEIGHTS.md``). The
+images to run them on come, in this order, from:
+
+- ``--sample`` (a dataset folder with ``images/`` + ``masks/``), or ``scdnn/data/sample/``
+  when a copy of the package carries one;
+- ``../shared/data/sichuan-aerial`` (the project's data folder, beside the repository or the
+  working directory): the held-back test images the weights' card names under
+  ``demo_sample`` are cropped into ``OUT/sample/`` — never into the repository, whose rule is
+  that the shared data is not copied into it;
+- otherwise a small generated dataset in ``OUT/sample/``, with a note that its scores mean
+  nothing (the pipeline runs; the network has never seen such images).
+
+:func:`run_demo`:
 
 1. maps every sample image with :func:`scdnn.mapping.map_scene`, the code of ``scdnn map``
    (the PNGs have no CRS, so coordinates and areas are in pixels);
@@ -35,7 +44,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import rasterio
 
-from .datasets import open_dataset, read_mask
+from .datasets import open_dataset, read_image, read_mask
 from .datasets.scene import uses_elevation
 from .errors import UserError
 from .inference import save_png
@@ -43,7 +52,7 @@ from .mapping import MASK_NODATA, map_scene
 from .metrics import Evaluator
 from .report import write_report
 from .runs import atomic_write, provenance, write_json
-from .weights import load_model
+from .weights import load_model, read_card
 
 __all__ = ["run_demo", "bundled_weights", "bundled_sample", "MARKER"]
 
@@ -93,22 +102,28 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
         holds the weights or the sample.
     """
     weights = Path(weights) if weights is not None else bundled_weights()
-    sample = Path(sample) if sample is not None else bundled_sample()
     if not weights.is_file():
         if weights == bundled_weights():
             raise UserError("the bundled weights are not in this copy of scdnn (they are "
                             "written by benchmarks/bundle.py); give --weights", weights)
         raise UserError("weights file does not exist", weights)
-    if not sample.is_dir():
-        raise UserError("demo sample folder does not exist (expected images/ and masks/)",
-                        sample)
-    dataset = open_dataset(sample)
-    for s in dataset.samples:
-        if s.mask_path is None:
-            raise UserError("sample image has no truth mask in masks/", s.image_path)
-    _check_weights(weights, dataset.in_channels)
-    _check_apart(Path(out), weights, sample)
-    out = _prepare(Path(out), overwrite)
+    if sample is None and bundled_sample().is_dir():
+        sample = bundled_sample()
+    if sample is not None:
+        sample = Path(sample)
+        if not sample.is_dir():
+            raise UserError("demo sample folder does not exist (expected images/ and masks/)",
+                            sample)
+        _check_sample(sample)
+        _check_weights(weights, open_dataset(sample).in_channels)
+        _check_apart(Path(out), weights, sample)
+        out = _prepare(Path(out), overwrite)
+    else:
+        _check_weights(weights, 3)
+        _check_apart(Path(out), weights, None)
+        out = _prepare(Path(out), overwrite)
+        sample = _make_sample(read_card(weights), out / "sample", warn)
+    dataset = _check_sample(sample)
 
     evaluator = Evaluator(tolerance=2)
     notes: list[str] = []
@@ -142,6 +157,56 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
     return {**metrics, "report": report, "maps": maps}
 
 
+def _check_sample(sample: Path):
+    dataset = open_dataset(sample)
+    for s in dataset.samples:
+        if s.mask_path is None:
+            raise UserError("sample image has no truth mask in masks/", s.image_path)
+    return dataset
+
+
+def shared_sichuan() -> Path | None:
+    """``../shared/data/sichuan-aerial`` beside the working directory or the repository."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        folder = base / ".." / "shared" / "data" / "sichuan-aerial"
+        if (folder / "images").is_dir():
+            return folder.resolve()
+    return None
+
+
+def _make_sample(card: dict[str, Any], folder: Path, warn: Callable[[str], None]) -> Path:
+    """Write the demo sample into ``folder``: crops of the held-back test images the card
+    names (``demo_sample``) from ../shared/data/sichuan-aerial, else generated images."""
+    spec = card.get("demo_sample") or {}
+    source = shared_sichuan()
+    names = [n for n in spec.get("images", [])
+             if n in set((card.get("split") or {}).get("test", []))]
+    if source is not None and names:
+        crop = int(spec.get("crop", 640))
+        for name in names:
+            image, mask = source / "images" / f"{name}.png", source / "masks" / f"{name}.png"
+            if not (image.is_file() and mask.is_file()):
+                break
+            _save_crop(read_image(image), folder / "images" / f"{name}.png", crop)
+            _save_crop(read_mask(mask) * np.uint8(255), folder / "masks" / f"{name}.png", crop)
+        else:
+            return folder
+    from .datasets.synthetic import write_synthetic_dataset
+
+    shutil.rmtree(folder, ignore_errors=True)
+    warn("no real sample here (../shared/data/sichuan-aerial not found): mapping generated "
+         "images instead; the pipeline runs, but the scores say nothing about the network")
+    return write_synthetic_dataset(folder, count=3, size=256, seed=0)
+
+
+def _save_crop(array: np.ndarray, path: Path, crop: int) -> None:
+    """The central ``crop`` x ``crop`` pixels of ``array`` as a PNG."""
+    h, w = array.shape[:2]
+    top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(np.ascontiguousarray(array[top:top + crop, left:left + crop]), path)
+
+
 def _check_weights(weights: Path, bands: int) -> None:
     """Refuse weights the sample cannot feed: tensors of another network than the card
     names (load_model), or inputs other than ``bands`` image bands."""
@@ -155,12 +220,12 @@ def _check_weights(weights: Path, bands: int) -> None:
                         f"{bands}-band images alone", weights)
 
 
-def _check_apart(out: Path, weights: Path, sample: Path) -> None:
+def _check_apart(out: Path, weights: Path, sample: Path | None) -> None:
     """Refuse an output folder that holds the weights or the sample, or lies inside the
     sample: replacing it, or writing masks/ into it, would destroy the inputs."""
     o = out.resolve()
-    if weights.resolve().is_relative_to(o) or sample.resolve().is_relative_to(o) \
-            or o.is_relative_to(sample.resolve()):
+    if weights.resolve().is_relative_to(o) or (sample is not None and (
+            sample.resolve().is_relative_to(o) or o.is_relative_to(sample.resolve()))):
         raise UserError("output folder holds or is inside the weights or the sample; give "
                         "another --out", out)
 
