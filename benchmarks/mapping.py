@@ -51,6 +51,7 @@ from rasterio.windows import Window
 
 from _common import RESULTS, save
 from scdnn.mapping import map_scene, open_scene
+from scdnn.mapping.predict import output_stride
 from scdnn.mapping.tiling import window_grid, window_offsets
 from scdnn.runs import atomic_path
 from scdnn.weights import load_model, read_card
@@ -162,19 +163,21 @@ def centred(height: int, width: int, h: int, w: int) -> Window:
 
 # --- measurements ---------------------------------------------------------------------------
 
-def timed_map(scene: Path, weights: Path, out: Path, args, overlap: int | None = None) -> float:
+def timed_map(scene: Path, weights: Path, out: Path, args, overlap: int | None = None,
+              tile: int | None = None) -> float:
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    map_scene(scene, weights, out, tile=args.tile,
+    map_scene(scene, weights, out, tile=args.tile if tile is None else tile,
               overlap=args.overlap if overlap is None else overlap,
               batch_size=args.batch_size, device=args.device)
     return time.perf_counter() - start
 
 
-def windows_run(scene: Path, in_channels: int, inputs, tile: int, overlap: int) -> list[Window]:
-    """The windows map_scene runs: the grid less those without a valid pixel."""
+def windows_run(scene: Path, in_channels: int, inputs, tile: int, overlap: int,
+                align: int = 1) -> list[Window]:
+    """The windows map_scene runs: the (aligned) grid less those without a valid pixel."""
     with open_scene(scene, in_channels, inputs) as sc:
-        return [w for w in window_grid(sc.height, sc.width, tile, overlap)
+        return [w for w in window_grid(sc.height, sc.width, tile, overlap, align)
                 if sc.valid_mask(w).any()]
 
 
@@ -186,7 +189,7 @@ def sync(device: str) -> None:
 def throughput(scene: Path, weights: Path, work: Path, args, card: dict) -> dict:
     """(1) map_scene end to end vs the bare forward pass over the same windows."""
     windows = windows_run(scene, int(card["in_channels"]), card.get("inputs"), args.tile,
-                          args.overlap)
+                          args.overlap, args.align)
     h, w = int(windows[0].height), int(windows[0].width)
     pixels = len(windows) * h * w
     model, _ = load_model(weights)
@@ -223,8 +226,13 @@ def throughput(scene: Path, weights: Path, work: Path, args, card: dict) -> dict
 
 
 def child(args_json: dict, work: Path, name: str) -> dict:
-    """Run :data:`CHILD` in a fresh interpreter; its peak RSS (VmHWM, and ru_maxrss from
-    wait4) and what it printed."""
+    """Run :data:`CHILD` in a fresh interpreter; its peak RSS and what it printed.
+
+    The peak is the child's own VmHWM (read by the child at its end). ``ru_maxrss`` from
+    wait4 is kept for reference but not used: Linux carries the high-water mark of the
+    memory the child had *before* exec over into it, and with subprocess's vfork that is
+    the parent's (this benchmark's, torch loaded), so every child reported the parent's
+    1.9 GiB."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
     err_path = work / f"{name}.stderr"
@@ -254,11 +262,11 @@ def memory(scene: Path, weights: Path, work: Path, args) -> dict:
     peaks: dict[str, list[int]] = {"baseline": [], "scene": [], "mosaic": []}
     for r in range(args.rss_repeats):
         peaks["baseline"].append(child({**common, "what": "baseline"}, work,
-                                       "baseline")["ru_maxrss_bytes"])
+                                       "baseline")["vmhwm_bytes"])
         for key, path in (("scene", scene), ("mosaic", mosaic)):
             peaks[key].append(child({**common, "what": "map", "scene": str(path),
                                      "out": str(work / f"rss-{key}")}, work,
-                                    f"rss-{key}")["ru_maxrss_bytes"])
+                                    f"rss-{key}")["vmhwm_bytes"])
         print(f"  memory repeat {r + 1}/{args.rss_repeats}: "
               + ", ".join(f"{k} {v[-1] / 2**20:.0f} MiB" for k, v in peaks.items()), flush=True)
     med = {k: statistics.median(v) for k, v in peaks.items()}
@@ -332,13 +340,17 @@ def agreement(scene: Path, weights: Path, work: Path, args, card: dict) -> tuple
     ref_mask = reference >= 0.5
     out = {"one_pass": record, "valid_pixels": int(valid.sum())}
     maps = {}
-    for name, overlap in (("blended", args.overlap), ("plain", 0)):
-        timed_map(target, weights, work / f"agree-{name}", args, overlap=overlap)
+    smaller = [(t, o) for t, o in ((512, 64), (1024, 256)) if t < args.tile]
+    settings = [("blended", args.tile, args.overlap), ("plain", args.tile, 0),
+                *((f"tile {t}, overlap {o}", t, o) for t, o in smaller)]
+    for name, tile, overlap in settings:
+        seconds = timed_map(target, weights, work / f"agree-{name}", args, overlap=overlap,
+                            tile=tile)
         prob = read1(work / f"agree-{name}" / "probability.tif")
         mask = read1(work / f"agree-{name}" / "mask.tif")
         maps[name] = mask
         same = (mask == 1) == ref_mask
-        out[name] = {"overlap": overlap,
+        out[name] = {"tile": tile, "overlap": overlap, "seconds": round(seconds, 2),
                      "share_equal": round(float(same[valid].mean()), 6),
                      "pixels_different": int((~same & valid).sum()),
                      "mean_abs_probability_difference":
@@ -348,12 +360,13 @@ def agreement(scene: Path, weights: Path, work: Path, args, card: dict) -> tuple
     return out, figure
 
 
-def seams(size: int, tile: int) -> list[int]:
+def seams(size: int, tile: int, align: int = 1) -> list[int]:
     """Where plain tiling (overlap 0) switches from one window to the next along an axis:
-    each window's start, and the end of the one before the last, which is moved back to
-    end on the scene's edge."""
-    offsets = window_offsets(size, tile, 0)
-    return sorted(({*offsets[1:]} | {o + tile for o in offsets[:-1]}) - {size})
+    each window's start (and, on an unaligned grid, the end of the one before the last,
+    which is moved back to end on the scene's edge)."""
+    offsets = window_offsets(size, tile, 0, align)
+    return sorted(({*offsets[1:]} | {o + tile for o in offsets[:-1]}) - {size}
+                  if align <= 1 else [o for o in offsets[1:] if o < size])
 
 
 def seam_figure(fig: dict, args, path: Path) -> dict | None:
@@ -362,7 +375,7 @@ def seam_figure(fig: dict, args, path: Path) -> dict | None:
     that differ from one pass in red). None when there is no such crop."""
     valid, ref = fig["valid"], fig["reference"]
     h, w = ref.shape
-    rows, cols = seams(h, args.tile), seams(w, args.tile)
+    rows, cols = seams(h, args.tile, args.align), seams(w, args.tile, args.align)
     if not rows and not cols:
         return None
     band = np.zeros((h, w), bool)
@@ -539,9 +552,10 @@ def markdown(results: dict) -> str:
               f"{a['one_pass_landslide_share']:.2%} landslide in one pass.", "",
               "| tiling | mask equal to one pass | pixels differing | mean abs Δ probability |",
               "|---|---:|---:|---:|"]
-    for name in ("blended", "plain"):
+    for name in [k for k in a if isinstance(a[k], dict) and "share_equal" in a[k]]:
         r = a[name]
-        lines.append(f"| {name} (overlap {r['overlap']}) | {r['share_equal']:.3%} | "
+        lines.append(f"| {name} (tile {r.get('tile', s['tile'])}, overlap {r['overlap']}; "
+                     f"{r.get('seconds', '?')} s) | {r['share_equal']:.3%} | "
                      f"{r['pixels_different']:,} | {r['mean_abs_probability_difference']:.5f} |")
     drawn = results.get("seams")
     lines += ["", (f"`{drawn['file']}`: crop at (col, row, width, height) "
@@ -569,9 +583,9 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, required=True,
                         help=".safetensors with an scdnn model card")
     parser.add_argument("--scene", type=Path, default=SCENE_B, help=f"scene ({SCENE_B})")
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--tile", type=int, default=2048, help="window size (2048, as scdnn map)")
+    parser.add_argument("--overlap", type=int, default=512, help="overlap (512, as scdnn map)")
+    parser.add_argument("--batch-size", type=int, default=1, help="windows per batch (1, as scdnn map)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats, (1) and (4)")
     parser.add_argument("--rss-repeats", type=int, default=1, help="fresh processes per (2) figure")
@@ -592,6 +606,7 @@ def main() -> None:
         args.region, args.probe = 512, 256
     torch.manual_seed(0)
     card = read_card(args.weights)
+    args.align = output_stride(load_model(args.weights)[0], card)
     with tempfile.TemporaryDirectory(prefix="scdnn-mapping-", dir=args.work) as tmp:
         work = Path(tmp)
         scene = args.scene

@@ -14,7 +14,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
-from conftest import spread_weights
+from conftest import TINY, spread_weights
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.errors import UserError
@@ -254,6 +254,28 @@ def test_blending_removes_seams_of_a_small_receptive_field_network(tmp_path: Pat
     assert errors[0].max() > 0.05  # seams of plain tiling
     assert np.all(errors[0][2:62, 2:62] < 1e-5)  # ... but exact inside the first tile
     assert errors[16].max() < 0.005 and errors[16].mean() < 1e-4
+
+
+def test_windows_aligned_to_the_output_stride_agree_with_one_pass(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    # a strided network is not shift-equivariant: windows starting at offsets that are not a
+    # multiple of its output stride predict another map than one pass over the scene does
+    import scdnn.mapping.predict as predict
+
+    weights = spread_weights(tmp_path / "w.safetensors", np.moveaxis(rgb(1)[:, :64, :64], 0, -1),
+                             TINY)
+    model, _ = load_model(weights)
+    assert model.output_stride > 1
+    reference = one_pass(weights, rgb())
+    scene = write_scene(tmp_path / "plain.tif", "plain")
+    errors = {}
+    for align in ("model", "none"):
+        if align == "none":
+            monkeypatch.setattr(predict, "output_stride", lambda model, card: 1)
+        map_scene(scene, weights, tmp_path / align, tile=96, overlap=32)
+        error = np.abs(read(tmp_path / align / "probability.tif") - reference)
+        errors[align] = float(error[:-32, :-32].mean())  # away from the overhanging edges
+    assert errors["model"] < errors["none"] / 3, errors
 
 
 def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path, weights: Path,

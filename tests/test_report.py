@@ -228,8 +228,8 @@ def write_scene(path: Path) -> Path:
 def mapping(weights, tmp_path) -> Path:
     scene = write_scene(tmp_path / "scene.tif")
     out = tmp_path / "map"
-    assert run_cli("map", scene, "--weights", weights, "--out", out, "--tile", "32",
-                   "--overlap", "8") == 0
+    assert run_cli("map", scene, "--weights", weights, "--out", out, "--tile", "64",
+                   "--overlap", "16") == 0
     return out
 
 

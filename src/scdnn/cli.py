@@ -144,12 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=_non_negative_int, default=2,
                    help="boundary F1 tolerance in pixels (2; metrics.json also gives it in "
                    "metres for scenes)")
-    p.add_argument("--tile", type=_positive_int, default=512,
-                   help="scenes: window size, as scdnn map (512)")
-    p.add_argument("--overlap", type=_non_negative_int, default=64,
-                   help="scenes: blended overlap, as scdnn map (64)")
-    p.add_argument("--batch-size", type=_positive_int, default=4,
-                   help="scenes: windows per batch (4)")
+    p.add_argument("--tile", type=_positive_int, default=2048,
+                   help="scenes: window size, as scdnn map (2048)")
+    p.add_argument("--overlap", type=_non_negative_int, default=512,
+                   help="scenes: blended overlap, as scdnn map (512)")
+    p.add_argument("--batch-size", type=_positive_int, default=1,
+                   help="scenes: windows per batch (1)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("predict", help="write landslide masks and probabilities for images",
@@ -178,10 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True,
                    help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--tile", type=_positive_int, default=512, help="window size in pixels (512)")
-    p.add_argument("--overlap", type=_non_negative_int, default=64,
-                   help="pixels shared by neighbouring windows, blended (64; at most tile/2)")
-    p.add_argument("--batch-size", type=_positive_int, default=4, help="windows per batch (4)")
+    p.add_argument("--tile", type=_positive_int, default=2048,
+                   help="window size in pixels (2048; SCDnn needs about 2 GB of memory per "
+                   "window of this size; smaller windows see less context around each pixel "
+                   "and agree less with one pass over the whole scene, see the README)")
+    p.add_argument("--overlap", type=_non_negative_int, default=512,
+                   help="pixels shared by neighbouring windows, blended (512; at most tile/2)")
+    p.add_argument("--batch-size", type=_positive_int, default=1, help="windows per batch (1)")
     p.add_argument("--threshold", type=_probability, default=0.5,
                    help="landslide where probability ≥ this (0.5)")
     p.add_argument("--min-area", type=_number(float, lambda v: v >= 0, "must be a number ≥ 0"),

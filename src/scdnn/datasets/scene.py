@@ -118,7 +118,11 @@ class Scene:
 
     def read(self, window: Window) -> np.ndarray:
         """The model's channels inside ``window`` as an ``H x W x C`` uint8 array: the image
-        bands, then the terrain channels when the scene has a DSM."""
+        bands, then the terrain channels when the scene has a DSM. The part of a window that
+        overhangs the scene's edge reads as 0."""
+        inner, pad = self._inside(window)
+        if pad is not None:
+            return _pad(self.read(inner), pad, 0)
         try:
             chw = self.dataset.read(list(self.bands), window=window)
         except RasterioError as exc:
@@ -130,7 +134,10 @@ class Scene:
 
     def valid_mask(self, window: Window) -> np.ndarray:
         """``H x W`` bool: True where ``window`` holds valid data (GDAL's dataset mask, and
-        a height in the DSM when there is one)."""
+        a height in the DSM when there is one); False where it overhangs the scene."""
+        inner, pad = self._inside(window)
+        if pad is not None:
+            return _pad(self.valid_mask(inner), pad, False)
         try:
             valid = self.dataset.dataset_mask(window=window) > 0
         except RasterioError as exc:
@@ -138,6 +145,20 @@ class Scene:
         if self.dsm is not None:
             valid &= self._dsm_valid(window)
         return valid
+
+    def _inside(self, window: Window) -> tuple[Window, tuple[int, int, int, int] | None]:
+        """``window`` clipped to the scene, and the (top, bottom, left, right) padding that
+        restores its size (``None`` when it lies inside the scene)."""
+        r0, c0 = int(window.row_off), int(window.col_off)
+        r1, c1 = r0 + int(window.height), c0 + int(window.width)
+        if r0 >= 0 and c0 >= 0 and r1 <= self.height and c1 <= self.width:
+            return window, None
+        top, left = max(r0, 0), max(c0, 0)
+        bottom, right = min(r1, self.height), min(c1, self.width)
+        if bottom <= top or right <= left:
+            raise ValueError(f"window {window} lies outside the scene")
+        return (Window(left, top, right - left, bottom - top),
+                (top - r0, r1 - bottom, left - c0, c1 - right))
 
     def _read_dsm(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -178,6 +199,13 @@ class Scene:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _pad(array: np.ndarray, pad: tuple[int, int, int, int], value) -> np.ndarray:
+    """``array`` (H x W [x C]) padded by (top, bottom, left, right) with ``value``."""
+    top, bottom, left, right = pad
+    widths = [(top, bottom), (left, right)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, widths, constant_values=value)
 
 
 def uses_elevation(inputs: list[str] | None) -> bool:

@@ -44,7 +44,7 @@ from .outputs import (MASK_NODATA, POLYGON_FORMATS, PROBABILITY_NODATA, RowWrite
 from .scene import Scene, open_scene
 from .tiling import blend_weights, check_tiling, window_grid
 
-__all__ = ["map_scene", "predict_windows", "blend", "BlendBuffer", "write_rasters",
+__all__ = ["map_scene", "output_stride", "predict_windows", "blend", "BlendBuffer", "write_rasters",
            "check_options", "model_input"]
 
 
@@ -53,7 +53,8 @@ def _silent(message: str) -> None:
 
 
 def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | os.PathLike, *,
-              tile: int = 512, overlap: int = 64, batch_size: int = 4, threshold: float = 0.5,
+              tile: int = 2048, overlap: int = 512, batch_size: int = 1,
+              threshold: float = 0.5,
               min_area: float = 0.0, simplify: float = 0.0, fmt: str = "gpkg",
               dsm: str | os.PathLike | None = None, overwrite: bool = False,
               device: str = "cpu", engine: str = "torch",
@@ -82,7 +83,8 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
     with open_scene(scene, int(card["in_channels"]), card.get("inputs"), dsm=dsm) as sc:
         if sc.units in ("pixel", "unknown", "degree"):
             warn(_units_warning(sc))
-        windows = window_grid(sc.height, sc.width, tile, overlap)
+        windows = window_grid(sc.height, sc.width, tile, overlap,
+                              align=output_stride(model, card))
         to_run = [w for w in windows if sc.valid_mask(w).any()]
         if not to_run:
             raise UserError("scene has no valid pixel (all masked or nodata)", sc.path)
@@ -174,6 +176,20 @@ def check_options(tile: int, overlap: int, batch_size: int, threshold: float,
         raise UserError(f"--format must be one of {', '.join(POLYGON_FORMATS)}, got '{fmt}'")
 
 
+def output_stride(model, card: dict) -> int:
+    """The network's output stride (window offsets are aligned to it, see :mod:`.tiling`):
+    the model's own attribute, else (an ONNX model) that of the network its card names."""
+    stride = getattr(model, "output_stride", None)
+    if stride is None and isinstance(model, torch.nn.Module):
+        return 1  # a network that declares no stride: plain grid
+    if stride is None:
+        from ..models import create_model
+
+        stride = getattr(create_model(card["model"], in_channels=int(card["in_channels"]),
+                                      **card.get("model_kwargs", {})), "output_stride", 1)
+    return int(stride)
+
+
 def _to_device(model: torch.nn.Module, device: str) -> None:
     try:
         model.to(torch.device(device))
@@ -240,6 +256,8 @@ class BlendBuffer:
         r = int(window.row_off) - self.top
         c = int(window.col_off)
         h, w = probability.shape
+        w = min(w, self.weights.shape[1] - c)  # a window overhanging the right edge
+        probability, weight = probability[:, :w], weight[:, :w]
         if r < 0 or r + h > self.rows:
             raise ValueError(f"window at row {window.row_off} is outside the buffered rows "
                              f"{self.top}–{self.top + self.rows - 1} (windows out of order?)")

@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..metrics import Evaluator
 from ..runs import atomic_path, prepare_out_dir, provenance, read_json, write_json
 from ..weights import load_model
-from .predict import _to_device, blend, check_options, predict_windows
+from .predict import _to_device, blend, check_options, output_stride, predict_windows
 from .tiling import blend_weights, window_grid
 
 __all__ = ["evaluate_scenes", "predict_scene_mask"]
@@ -39,8 +39,8 @@ __all__ = ["evaluate_scenes", "predict_scene_mask"]
 
 def evaluate_scenes(data: str | os.PathLike, out: str | os.PathLike, weights: str | None = None,
                     predictions: str | None = None, split: str | None = None,
-                    use_all: bool = False, tolerance: int = 2, tile: int = 512,
-                    overlap: int = 64, batch_size: int = 4, threshold: float = 0.5,
+                    use_all: bool = False, tolerance: int = 2, tile: int = 2048,
+                    overlap: int = 512, batch_size: int = 1, threshold: float = 0.5,
                     overwrite: bool = False, device: str = "cpu",
                     progress: Callable[[Iterable], Iterable] = iter) -> dict[str, Any]:
     """Score a model (``weights``) or a predicted mask raster (``predictions``) on the scenes
@@ -129,7 +129,8 @@ def predict_scene_mask(model, card: dict, scene: LabelledScene, tile: int, overl
                         f"model takes {card['in_channels']} ({', '.join(card.get('inputs', []))})",
                         sc.path)
     normalization = Normalization.from_dict(card["normalization"])
-    windows = [w for w in window_grid(sc.height, sc.width, tile, overlap)
+    windows = [w for w in window_grid(sc.height, sc.width, tile, overlap,
+                                      align=output_stride(model, card))
                if sc.valid_mask(w).any()]
     mask = np.full((sc.height, sc.width), IGNORE_INDEX, np.uint8)
     if not windows:
