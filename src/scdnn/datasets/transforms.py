@@ -83,10 +83,11 @@ class Normalization:
         if image.shape[2] != self.channels:
             raise UserError(f"image has {image.shape[2]} band(s) but the model was trained on "
                             f"{self.channels}-band images")
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        out = (image.astype(np.float32) - mean) / std
-        return np.ascontiguousarray(out.transpose(2, 0, 1))
+        # band-first first (a cheap uint8 copy), then one float32 array, scaled in place
+        out = np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32)
+        out -= np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        out /= np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return out
 
 
 def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int = 2_000_000,
