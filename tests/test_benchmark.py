@@ -91,8 +91,8 @@ def test_resolve_models_table_order_all_and_ablations():
 
 # ----------------------------------------------------------------------------- outputs
 
-def test_every_file_is_written_and_every_png_is_valid(bench):
-    out, results, _ = bench
+def assert_every_output(out, results) -> None:
+    """Every file a benchmark writes is there, and every figure is a valid PNG."""
     for name in ("benchmark.json", "split.json", "results.md", "results.json", *PNGS):
         assert (out / name).is_file(), name
     for name in PNGS:
@@ -100,6 +100,11 @@ def test_every_file_is_written_and_every_png_is_valid(bench):
             assert image.format == "PNG"
             image.verify()
     assert results["figures"] == {"fig8": PNGS[0], "fig9": PNGS[1], "curves": PNGS[2]}
+
+
+def test_every_file_is_written_and_every_png_is_valid(bench):
+    out, results, _ = bench
+    assert_every_output(out, results)
     assert _json(out / "results.json") == json.loads(json.dumps(results))
     for model in MODELS:
         run = out / "runs" / f"{model}-seed0"
@@ -525,13 +530,7 @@ def test_scene_budgets_count_windows_per_epoch():
 
 def test_scene_benchmark_writes_every_file_and_one_split(scene_bench, scenes):
     out, results, _ = scene_bench
-    for name in ("benchmark.json", "split.json", "results.md", "results.json", *PNGS):
-        assert (out / name).is_file(), name
-    for name in PNGS:
-        with Image.open(out / name) as image:
-            assert image.format == "PNG"
-            image.verify()
-    assert results["figures"] == {"fig8": PNGS[0], "fig9": PNGS[1], "curves": PNGS[2]}
+    assert_every_output(out, results)
     split = _json(out / "split.json")
     assert (split["train"], split["test"]) == (["scene-a"], ["scene-b"])
     assert split["val_blocks"]["scene-a"] and split["block_size"] == 64
