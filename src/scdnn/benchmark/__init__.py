@@ -1,4 +1,6 @@
-"""``scdnn benchmark``: the paper's comparison (Tables 1–4, Figs. 8–9) on any dataset.
+"""``scdnn benchmark``: the paper's comparison (Tables 1–4, Figs. 8–9) on any dataset:
+images/ + masks/ folders, the Bijie layout, or georeferenced scenes (a training scene and a
+test scene, ``test_scenes=[...]``; Fig. 8 and Fig. 9 then use tiles of the test scene).
 
 >>> from scdnn.benchmark import run_benchmark
 >>> results = run_benchmark("data/", "bench/", models=["sssn", "scdnn"], budget="smoke")

@@ -4,10 +4,14 @@ Read top to bottom, a scene goes through:
 
 - :mod:`.predict` — :func:`map_scene`, the recipe: windows -> batches -> network ->
   blended rows -> rasters -> polygons -> COGs and ``map.json``;
-- :mod:`.scene` — open and validate a scene, read a window's bands and valid-data mask;
-- :mod:`.tiling` — the window grid and the blending weight window;
+- :mod:`.scene` — open and validate a scene (and its DSM), read a window's channels and
+  valid-data mask (the reader lives in :mod:`scdnn.datasets.scene`, shared with training);
+- :mod:`.tiling` — the window grid (aligned to the network's output stride) and the
+  blending weight window;
 - :mod:`.outputs` — row-by-row raster writing, COG conversion, strip-wise polygonizing
-  with seam merging, the polygon table and its file.
+  with seam merging, the polygon table and its file;
+- :mod:`.score` — ``scdnn evaluate`` on scenes: the same prediction, scored on every valid
+  labelled pixel against the label raster.
 """
 
 from __future__ import annotations
