@@ -23,6 +23,7 @@ from scdnn.datasets.scenes import (RandomWindowSampler, SceneCollection, find_sc
                                    make_scene_split, scene_normalization)
 from scdnn.datasets.terrain import (RELATIVE_ELEVATION_RANGE_M, halo_pixels,
                                     relative_elevation, slope_degrees, terrain_channels)
+from scdnn.errors import UserError
 from scdnn.metrics import Evaluator
 from scdnn.metrics.boundary import boundary_counts, boundary_counts_in_strips
 from scdnn.models import create_model
@@ -322,3 +323,12 @@ def test_scene_scores_in_strips_equal_whole_image_scores() -> None:
     a, b = whole.compute(), strips.compute()
     assert a["confusion"] == b["confusion"]
     assert a["boundary_f1"] == b["boundary_f1"]
+
+
+def test_sampler_refuses_rather_than_train_on_validation_blocks(tmp_path: Path) -> None:
+    write_scene_folder(tmp_path / "s")
+    collection = SceneCollection(tmp_path / "s")
+    split = make_scene_split(collection, [], val_fraction=0.3, block_size=32, seed=0)
+    sampler = RandomWindowSampler(collection, split, size=96, length=4, seed=0)  # whole scene
+    with pytest.raises(UserError, match="outside the held-out validation blocks"):
+        sampler.draw()

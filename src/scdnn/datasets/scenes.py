@@ -375,9 +375,12 @@ class RandomWindowSampler(Sampler):
             centre_c = c * _CELL + int(rng.integers(_CELL))
             row = int(np.clip(centre_r - size // 2, 0, max(0, scene.height - size)))
             col = int(np.clip(centre_c - size // 2, 0, max(0, scene.width - size)))
-            if not _overlaps(row, col, size, self.blocks[name]) or attempt == 99:
+            if not _overlaps(row, col, size, self.blocks[name]):
                 return name, row, col, size
-        raise AssertionError("unreachable")
+        # returning an overlapping window would train on validation pixels
+        raise UserError(f"cannot place a {size} px training window outside the held-out "
+                        f"validation blocks (100 tries); use a smaller --image-size, "
+                        f"--val-block or --val-fraction", self.collection.root)
 
 
 class SceneWindowDataset(Dataset):
