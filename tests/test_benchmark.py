@@ -267,6 +267,28 @@ def test_two_seeds_give_mean_std_and_range(data, tmp_path):
             == _json(out / "runs" / "scdnn-seed1" / "split.json")["test"])
 
 
+def test_finished_runs_of_other_seeds_are_reported_never_retrained(data, tmp_path):
+    """A second seed added for one network by an earlier request shows up in the report of a
+    later one-seed request; an unfinished run of another seed is left out."""
+    out = tmp_path / "b"
+    run_benchmark(data, out, models=["scdnn"], budget="smoke", seeds=[1, 2])
+    (out / "runs" / "scdnn-seed2" / "eval" / "metrics.json").unlink()  # unfinished
+    events: list[ProgressEvent] = []
+    results = run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke", seeds=[0],
+                            progress=events.append)
+    assert [(e.action, e.run) for e in events if e.run] == [
+        ("train", "sssn-seed0"), ("evaluate", "sssn-seed0"),
+        ("train", "scdnn-seed0"), ("evaluate", "scdnn-seed0")]
+    assert results["models"]["scdnn"]["seeds"] == [0, 1]
+    assert results["models"]["sssn"]["seeds"] == [0]
+    assert results["table2"]["scdnn"]["miou"]["n"] == 2
+    assert results["config"]["seeds"] == [0, 1]
+    assert sorted(r["name"] for r in results["runs"]) == ["scdnn-seed0", "scdnn-seed1",
+                                                          "sssn-seed0"]
+    md = (out / "results.md").read_text()
+    assert "`scdnn-seed1`" in md and "`scdnn-seed2`" not in md
+
+
 def test_summarize_hand_computed():
     s = summarize([0.5, None, 0.7, 0.9])
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.7)

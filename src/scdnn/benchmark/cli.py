@@ -43,7 +43,9 @@ def add_parser(sub) -> None:
                    help=f"training budget (cpu). {budgets}. On scenes: {scene_budgets}")
     p.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0], metavar="SEED",
                    help="one run per network and seed; seeds vary weight initialisation and "
-                   "sampling, never the split (0)")
+                   "sampling, never the split. Finished runs of other seeds already in DIR "
+                   "are reported too, so a second seed can be added for some networks only "
+                   "(0)")
     p.add_argument("--split-seed", type=_non_negative_int, default=0,
                    help="seed of the one train/val/test split all runs share (0)")
     p.add_argument("--ablations", action="store_true",

@@ -22,7 +22,10 @@ eval/ is only scored; one with ``checkpoints/last.ckpt`` but no weights is resum
 (``train(..., resume=True)``); any other (or one whose config.json or split.json is not this
 benchmark's) is trained afresh, its folder replaced. A different configuration in DIR is
 refused unless ``overwrite``, which redoes every requested run from scratch. The models and
-seeds requested may change between reruns; the results cover those of the latest request.
+seeds requested may change between reruns; the results cover the models of the latest request,
+with every finished run of theirs in DIR, whatever its seed: a second seed for two of the
+networks can be added by one request and reported by the next, which asks for all networks and
+one seed. An unfinished run of an unrequested seed is neither trained nor reported.
 
 The dataset is described by a :class:`DatasetSpec` of one of two kinds:
 
@@ -278,7 +281,8 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     models : ``"all"`` (the paper's five networks) or a list of names from
         :data:`scdnn.benchmark.budgets.ALL_MODELS`
     budget : ``smoke``, ``cpu`` or ``paper`` (:mod:`scdnn.benchmark.budgets`)
-    seeds : one run per model and seed
+    seeds : one run per model and seed; finished runs of other seeds in ``out`` (from an
+        earlier request) are reported too
     split_seed : seed of the one split all runs share
     ablations : add the rows ``scdnn-aspp`` and ``scdnn-noskip``
     overwrite : allow a non-benchmark or differently configured DIR; redo every requested run
@@ -360,13 +364,17 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     notify = progress or (lambda event: None)
     plan = [(spec, seed) for seed in seeds for spec in specs]
     runs: list[dict[str, Any]] = []
+
+    def run_config(spec: ModelSpec, seed: int, run_dir: Path) -> TrainConfig:
+        return TrainConfig(out=str(run_dir), model=spec.network,
+                           model_kwargs=spec.model_kwargs, seed=seed, workers=workers,
+                           **dataset_spec.train_fields(split_path),
+                           **dataset_spec.train_options(), **overrides)
+
     for index, (spec, seed) in enumerate(plan, start=1):
         name = f"{spec.name}-seed{seed}"
         run_dir = out / "runs" / name
-        config = TrainConfig(out=str(run_dir), model=spec.network,
-                             model_kwargs=spec.model_kwargs, seed=seed, workers=workers,
-                             **dataset_spec.train_fields(split_path),
-                             **dataset_spec.train_options(), **overrides)
+        config = run_config(spec, seed, run_dir)
         state = "fresh" if overwrite else _run_state(run_dir, config.to_dict(), split,
                                                      dataset_spec.eval_outputs(split))
 
@@ -386,8 +394,20 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
             dataset_spec.evaluate(run_dir, split_path, tolerance, device)
         runs.append(_collect_run(run_dir, name, spec, seed, out))
 
+    # Finished runs of the requested networks under seeds not requested this time (an
+    # earlier request's, e.g. a second seed for two networks) are reported too; they are
+    # never trained or rescored here, and an unfinished or foreign one is left out.
+    if not overwrite:
+        for spec in specs:
+            for seed, run_dir in _other_seed_runs(out / "runs", spec.name, seeds):
+                config = run_config(spec, seed, run_dir)
+                if _run_state(run_dir, config.to_dict(), split,
+                              dataset_spec.eval_outputs(split)) == "done":
+                    runs.append(_collect_run(run_dir, run_dir.name, spec, seed, out))
+    reported_seeds = seeds + sorted({r["seed"] for r in runs} - set(seeds))
+
     notify(ProgressEvent(len(plan), len(plan), "report"))
-    results = _report(out, dataset, dataset_spec, specs, seeds, runs, split, identity,
+    results = _report(out, dataset, dataset_spec, specs, reported_seeds, runs, split, identity,
                       budget, ablations, device, tolerance, scene_tile)
     return results
 
@@ -446,6 +466,18 @@ def _check_out(out: Path, identity: dict[str, Any], overwrite: bool) -> bool:
 
 def _normal(value: Any) -> Any:
     return json.loads(json.dumps(value))
+
+
+def _other_seed_runs(runs_dir: Path, model: str, seeds: Sequence[int]
+                    ) -> list[tuple[int, Path]]:
+    """``(seed, folder)`` of ``runs_dir/<model>-seed<k>/`` for every k not in ``seeds``."""
+    found = []
+    prefix = f"{model}-seed"
+    for path in sorted(runs_dir.glob(f"{prefix}*")):
+        tail = path.name[len(prefix):]
+        if path.is_dir() and tail.isdigit() and int(tail) not in seeds:
+            found.append((int(tail), path))
+    return sorted(found)
 
 
 def _run_state(run_dir: Path, expected: dict[str, Any], split: dict[str, Any],
