@@ -157,6 +157,22 @@ def test_resume_continues_a_killed_run_to_the_same_final_epoch(data: Path, tmp_p
     assert (out / "weights.safetensors").is_file()
 
 
+def test_last_checkpoint_is_the_final_epoch_even_when_it_is_not_the_best(data: Path,
+                                                                          tmp_path: Path) -> None:
+    """--resume starts from checkpoints/last.ckpt: it must hold the latest epoch. (Lightning
+    2.6's save_last=True wrote it only with a new best, so it was a copy of best.ckpt.)"""
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(out), "--epochs", "3", "--batch-size", "2",
+                 "--image-size", "32", "--workers", "0"]) == 0
+    log = [float(r["val_miou"]) for r in csv.DictReader(open(out / "log.csv"))]
+    best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    assert log[best] == max(log) and best < 2  # on this seeded data: no gain after epoch 1
+    assert last == 2  # zero-based: the third epoch
+
+
 # --- bad input: exit 2, one line naming the file and the problem, nothing half-written ------
 
 def test_missing_data_folder(tmp_path: Path, capsys) -> None:

@@ -104,9 +104,15 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
     data = _prepare_data(config, out, resume)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
-                                 monitor="val_miou", mode="max", save_top_k=1, save_last=True,
+                                 monitor="val_miou", mode="max", save_top_k=1,
                                  enable_version_counter=False)
-    trainer = _make_trainer(config, out, [checkpoint, EpochCSVLog(out / "log.csv"),
+    # checkpoints/last.ckpt, what --resume starts from, must be the latest epoch. Since
+    # Lightning 2.6 `save_last=True` writes it only when a top-k checkpoint is written, i.e.
+    # a copy of best.ckpt: a resumed run would restart at its best epoch. A checkpoint
+    # without a monitor saves every epoch, overwriting the same file.
+    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None,
+                             save_top_k=1, enable_version_counter=False)
+    trainer = _make_trainer(config, out, [checkpoint, latest, EpochCSVLog(out / "log.csv"),
                                           TQDMProgressBar()])
     split = data.split
     if not resume:
