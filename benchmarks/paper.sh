@@ -32,6 +32,6 @@ cp "$RUN"/results.md "$RUN"/results.json "$RUN"/split.json "$RUN"/*.png "$RESULT
 for run in "$RUN"/runs/*/; do
   run_name=$(basename "$run")
   mkdir -p "$RESULTS/runs/$run_name"
-  cp "$run"/log.csv "$run"/model.json "$run"/eval/metrics.json "$run"/eval/per_image.csv \
+  cp "$run"/log.csv "$run"/model.json "$run"/eval/metrics.json "$run"/eval/per_image.csv "$run"/eval/per_tile.csv \
      "$RESULTS/runs/$run_name/" 2>/dev/null || true
 done
