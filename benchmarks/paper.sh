@@ -10,8 +10,9 @@
 # finished runs are skipped, and results.md covers every finished run of the requested
 # networks in the folder, whatever its seed.
 #   benchmarks/paper.sh jinsha
-#   MODELS="scdnn deeplabv3plus-resnet50" SEEDS="0 1" benchmarks/paper.sh jinsha
-#   MODELS=scdnn ABLATIONS=1 benchmarks/paper.sh jinsha
+#   MODELS="scdnn sssn" SEEDS=1 benchmarks/paper.sh jinsha   # then, for the full tables:
+#   benchmarks/paper.sh jinsha             # (results.md covers the requested networks only)
+#   ABLATIONS=1 benchmarks/paper.sh jinsha # the five plus scdnn-aspp and scdnn-noskip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: benchmarks/paper.sh jinsha|sichuan|hokkaido}
