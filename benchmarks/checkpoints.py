@@ -26,36 +26,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 from scdnn.runs import provenance
+from scdnn.trainers.fit import checkpoint_model_state
 from scdnn.weights import load_model, save_weights
 
 
-def last_weights(run: Path, work: Path) -> Path:
-    """``run``'s last-epoch checkpoint as a weights file (the run's card, epoch updated)."""
+def last_weights(run: Path, work: Path, state: dict, epoch: int) -> Path:
+    """``run``'s last-epoch network ``state`` as a weights file (the run's card, epoch
+    updated)."""
     target = work / "last.safetensors"
     if target.is_file():
         return target
     model, card = load_model(run / "weights.safetensors")
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()
-             if k.startswith("model.")}
     model.load_state_dict(state)
-    card = {**card, "best_epoch": int(ckpt.get("epoch", -1)) + 1, "best_val_miou": None,
+    card = {**card, "best_epoch": epoch, "best_val_miou": None,
             "note": "last epoch's weights (benchmarks/checkpoints.py), not the best one"}
     work.mkdir(parents=True, exist_ok=True)
     save_weights(model, target, card)
     return target
 
 
-def score_last(run: Path, data: Path, work: Path) -> dict:
+def score_last(run: Path, data: Path, work: Path, state: dict, epoch: int) -> dict:
     metrics = work / "eval" / "metrics.json"
     if not metrics.is_file():
-        weights = last_weights(run, work)
-        subprocess.run([str(Path(sys.executable).with_name("scdnn")), "evaluate", str(data), "--weights",
-                        str(weights), "--split", str(run / "split.json"), "--out",
-                        str(work / "eval"), "--overwrite"], check=True,
+        weights = last_weights(run, work, state, epoch)
+        subprocess.run([str(Path(sys.executable).with_name("scdnn")), "evaluate", str(data),
+                        "--weights", str(weights), "--split", str(run / "split.json"),
+                        "--out", str(work / "eval"), "--overwrite"], check=True,
                        stdout=subprocess.DEVNULL)
     return json.loads(metrics.read_text())
 
@@ -80,14 +77,14 @@ def main(argv=None) -> None:
         best = json.loads((run / "eval" / "metrics.json").read_text())
         card = json.loads((run / "model.json").read_text())
         curve = val_curve(run)
-        ckpt_epoch = int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
-                                    weights_only=True).get("epoch", -1)) + 1
+        state, ckpt_epoch = checkpoint_model_state(run / "checkpoints" / "last.ckpt")
         if not curve or ckpt_epoch != curve[-1][0]:
             # runs trained before 2235e1f: Lightning 2.6 wrote last.ckpt only with a new best
             print(f"{run.name}: last.ckpt holds epoch {ckpt_epoch}, not the last one "
                   f"({curve[-1][0] if curve else '?'}): left out", file=sys.stderr)
             continue
-        last = score_last(run, args.data, args.benchmark / "checkpoint-eval" / run.name)
+        last = score_last(run, args.data, args.benchmark / "checkpoint-eval" / run.name,
+                          state, ckpt_epoch)
         best_epoch = card["best_epoch"]
         near = [v for e, v in curve if 0 < abs(e - best_epoch) <= 2]
         tail = [v for _, v in curve[-10:]]

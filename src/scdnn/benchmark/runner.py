@@ -473,7 +473,7 @@ def _other_seed_runs(runs_dir: Path, model: str, seeds: Sequence[int]
     """``(seed, folder)`` of ``runs_dir/<model>-seed<k>/`` for every k not in ``seeds``."""
     found = []
     prefix = f"{model}-seed"
-    for path in sorted(runs_dir.glob(f"{prefix}*")):
+    for path in runs_dir.glob(f"{prefix}*"):
         tail = path.name[len(prefix):]
         if path.is_dir() and tail.isdigit() and int(tail) not in seeds:
             found.append((int(tail), path))

@@ -14,8 +14,8 @@ its output stride, because its strided layers sample the pixels at even position
 from the window's corner). A window starting at row 1000 of the scene therefore predicts a
 visibly different map than one pass over the whole scene does (on jinsha scene-b, SCDnn's
 masks differed from one pass on 1.5 % of a window's core pixels at offset 1000, on 0.01 % at
-offset 992 = 62 x 16: ``benchmarks/results/alignment.md``). With ``align > 1`` the step between windows is rounded down to a multiple of ``align``,
-every window starts at a multiple of it, and the last window of a row or column *overhangs*
+offset 992 = 62 x 16: ``benchmarks/results/alignment.md``). With ``align > 1`` the step
+between windows is rounded down to a multiple of ``align``, every window starts at a multiple of it, and the last window of a row or column *overhangs*
 the scene's edge instead of being moved back; the part beyond the edge is read as no data
 (as the network's own padding treats it in one pass). Windows still all have one size.
 

@@ -137,9 +137,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
     if trainer.is_global_zero:
         best_path = checkpoint.best_model_path or str(last_ckpt)
-        best = torch.load(best_path, map_location="cpu", weights_only=True)
-        state = {k[len("model."):]: v for k, v in best["state_dict"].items()
-                 if k.startswith("model.")}
+        state, best_epoch = checkpoint_model_state(best_path)
         task.model.load_state_dict(state)
         best_score = checkpoint.best_model_score
         card = {
@@ -150,7 +148,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
             "classes": list(CLASS_NAMES),
             "inputs": data.inputs,
             "normalization": normalization.to_dict(),
-            "best_epoch": int(best.get("epoch", -1)) + 1,
+            "best_epoch": best_epoch,
             "best_val_miou": None if best_score is None else float(best_score),
             "config": config.to_dict(),
             "split": split,
@@ -158,6 +156,15 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         }
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
+
+
+def checkpoint_model_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], int]:
+    """The network's state dict in a Lightning checkpoint of :func:`train` (no code is run:
+    ``weights_only=True``) and the epoch it was saved at, counted from 1."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()
+             if k.startswith("model.")}
+    return state, int(ckpt.get("epoch", -1)) + 1
 
 
 @dataclasses.dataclass
