@@ -21,6 +21,7 @@ from scdnn.models.scdnn import (
     SCDnn,
     TransposedConvUpsamplingBlock,
 )
+from scdnn.errors import UserError
 from scdnn.models import count_parameters
 
 EPS = 1e-5  # BatchNorm2d's default epsilon
@@ -323,6 +324,31 @@ def test_transposed_conv_upsampling_block() -> None:
     assert rows.min() >= 4 and rows.max() < 8 and cols.min() >= 8 and cols.max() < 12
 
 
+def test_transposed_conv_upsampling_block_with_overlapping_kernel() -> None:
+    torch.manual_seed(0)
+    block = TransposedConvUpsamplingBlock(6, 3, factor=4, kernel_size=8)
+    _randomize_bn(block)
+    block.eval()
+    x = torch.randn(2, 6, 3, 5)
+    out = block(x)
+    assert out.shape == (2, 3, 12, 20)  # still x4: kernel 8, stride 4, cropped by 2
+    expected = torch.relu(_bn(F.conv_transpose2d(x, block[0].weight, stride=4, padding=2),
+                               block[1]))
+    torch.testing.assert_close(out, expected)
+    # one input pixel reaches an 8x8 patch centred on its own 4x4 tile (rows 4-7, cols 8-11)
+    y = x.clone()
+    y[..., 1, 2] += 5.0
+    changed = (block(y) != out).any(dim=1)[0]
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (2, 9, 6, 13)
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_transposed_conv_upsampling_block_refuses_kernels_that_break_the_factor(kernel) -> None:
+    with pytest.raises(UserError, match="upsampling kernel"):
+        TransposedConvUpsamplingBlock(6, 3, factor=4, kernel_size=kernel)
+
+
 def test_pixel_classification_is_1x1_conv_without_softmax() -> None:
     torch.manual_seed(0)
     head = PixelClassification(4, 2)
@@ -397,6 +423,16 @@ def test_scdnn_aspp_ablation_has_more_parameters() -> None:
     extra = 256 * 128 + 2 * 128 + 128 * 64 * 4 * 4
     assert count_parameters(aspp) - count_parameters(aspc) == extra
     assert aspp.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_scdnn_overlapping_upsampling_ablation() -> None:
+    base, overlap = SCDnn(), SCDnn(upsampling_kernel=8)
+    assert overlap.up1[0].kernel_size == overlap.up2[0].kernel_size == (8, 8)
+    assert base.up1[0].kernel_size == (4, 4)
+    # 8x8 instead of 4x4 kernels in up1 (512 -> 64) and up2 (64 -> 32); nothing else changes
+    extra = (64 - 16) * (512 * 64 + 64 * 32)
+    assert count_parameters(overlap) - count_parameters(base) == extra
+    assert overlap.eval()(torch.randn(1, 3, 37, 53)).shape == (1, 2, 37, 53)
 
 
 def test_scdnn_parameter_budget() -> None:

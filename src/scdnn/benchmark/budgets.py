@@ -52,10 +52,12 @@ budget:
 
 Model rows
 ----------
-The paper's five networks (:data:`PAPER_MODELS`, in the order of its Table 2) and two SCDnn
+The paper's five networks (:data:`PAPER_MODELS`, in the order of its Table 2) and three SCDnn
 ablations (:data:`ABLATIONS`) trained under the same budget: ``scdnn-aspp`` (DeepLab v3+'s
-ASPP, with its image-pooling branch, in place of the ASPC) and ``scdnn-noskip`` (no skip
-connection in the decoder).
+ASPP, with its image-pooling branch, in place of the ASPC), ``scdnn-noskip`` (no skip
+connection in the decoder) and ``scdnn-overlap`` (8x8 kernels, cropped by 2, in both x4
+transposed-convolution upsampling blocks, as MATLAB's DeepLab v3+ decoder has them, instead
+of 4x4 kernels that do not overlap).
 
 This module imports nothing heavy, so the command line can use it for its help text.
 """
@@ -169,7 +171,7 @@ class ModelSpec:
 
 PAPER_MODELS: tuple[str, ...] = ("sssn", "segnet", "deeplabv3plus-resnet50",
                                  "deeplabv3plus-mobilenetv2", "scdnn")
-ABLATIONS: tuple[str, ...] = ("scdnn-aspp", "scdnn-noskip")
+ABLATIONS: tuple[str, ...] = ("scdnn-aspp", "scdnn-noskip", "scdnn-overlap")
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "sssn": ModelSpec("sssn", "sssn", (), "SSSN", "sssn"),
@@ -184,6 +186,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                             "SCDnn with ASPP (ablation)", None),
     "scdnn-noskip": ModelSpec("scdnn-noskip", "scdnn", (("skip", False),),
                               "SCDnn without skip (ablation)", None),
+    "scdnn-overlap": ModelSpec("scdnn-overlap", "scdnn", (("upsampling_kernel", 8),),
+                               "SCDnn, 8x8 upsampling kernels (ablation)", None),
 }
 
 #: Every accepted ``--models`` name, in table order.

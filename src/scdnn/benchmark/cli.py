@@ -49,8 +49,9 @@ def add_parser(sub) -> None:
     p.add_argument("--split-seed", type=_non_negative_int, default=0,
                    help="seed of the one train/val/test split all runs share (0)")
     p.add_argument("--ablations", action="store_true",
-                   help="add scdnn-aspp (ASPP instead of ASPC) and scdnn-noskip (no skip "
-                   "connection) under the same budget")
+                   help="add scdnn-aspp (ASPP instead of ASPC), scdnn-noskip (no skip "
+                   "connection) and scdnn-overlap (8x8 instead of 4x4 upsampling kernels) "
+                   "under the same budget")
     p.add_argument("--tolerance", type=_non_negative_int, default=2,
                    help="boundary F1 tolerance in pixels (2)")
     p.add_argument("--test-scenes", nargs="+", default=None, metavar="NAME",

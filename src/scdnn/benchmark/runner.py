@@ -284,7 +284,7 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     seeds : one run per model and seed; finished runs of other seeds in ``out`` (from an
         earlier request) are reported too
     split_seed : seed of the one split all runs share
-    ablations : add the rows ``scdnn-aspp`` and ``scdnn-noskip``
+    ablations : add the rows of :data:`~scdnn.benchmark.budgets.ABLATIONS`
     overwrite : allow a non-benchmark or differently configured DIR; redo every requested run
     tolerance : boundary F1 tolerance in pixels
     device : where to score and predict (default: cuda when available, else cpu); training

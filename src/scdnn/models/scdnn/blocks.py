@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scdnn.errors import UserError
+
 __all__ = [
     "ConvolutionBlock",
     "MRmaxpoolDownsamplingBlock",
@@ -281,20 +283,34 @@ class TransposedConvUpsamplingBlock(nn.Sequential):
 
     A transposed convolution is the transpose of a convolution's sparse matrix ``C``
     (Eq. 14): ``Y = C^T X'`` (Eq. 17), X' the input flattened (Eqs. 15-16). Here
-    ``ConvTranspose2d(kernel=factor, stride=factor, no bias) -> BN -> ReLU``: the kernels do not
-    overlap, and height and width are multiplied by ``factor`` (4 in SCDnn, "four-fold").
+    ``ConvTranspose2d(kernel, stride=factor, no bias) -> BN -> ReLU``; height and width are
+    multiplied by ``factor`` (4 in SCDnn, "four-fold").
+
+    With the default ``kernel_size=factor`` the kernels do not overlap: each ``factor x
+    factor`` tile of the output depends on one input pixel only. A larger even-offset
+    kernel (``2 * factor``, cropped by ``factor / 2`` on each side, the upsampling layer of
+    MATLAB's DeepLab v3+ decoder) makes neighbouring input pixels overlap in the output, as
+    in the paper's Eq. 17 (whose 2x2 kernel at stride 1 sums up to four inputs per output).
 
     Parameters
     ----------
     in_ch, out_ch : int
         Input and output channels.
     factor : int
-        Upsampling factor (kernel size and stride).
+        Upsampling factor (the stride).
+    kernel_size : int, optional
+        Kernel height and width, ``factor`` or more, ``kernel_size - factor`` even; default
+        ``factor``.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, factor: int = 4):
+    def __init__(self, in_ch: int, out_ch: int, factor: int = 4, kernel_size: int | None = None):
+        kernel_size = factor if kernel_size is None else int(kernel_size)
+        if kernel_size < factor or (kernel_size - factor) % 2:
+            raise UserError(f"upsampling kernel must be {factor} or more, by an even step "
+                            f"(output = {factor} x input), got {kernel_size}")
         super().__init__(
-            nn.ConvTranspose2d(in_ch, out_ch, kernel_size=factor, stride=factor, bias=False),
+            nn.ConvTranspose2d(in_ch, out_ch, kernel_size=kernel_size, stride=factor,
+                               padding=(kernel_size - factor) // 2, bias=False),
             nn.BatchNorm2d(out_ch),
             nn.ReLU(inplace=True),
         )

@@ -92,6 +92,10 @@ class SCDnn(PaddedSegmentationModel):
     skip : bool
         False drops the skip connection from group 2 (ablation); the first fuse block then
         takes ``decoder_channels`` inputs.
+    upsampling_kernel : int, optional
+        Kernel size of both Transposed Convolutional Upsampling Blocks. Default 4, the
+        stride: no overlap, each 4x4 output tile comes from one input pixel. 8 (cropped by 2,
+        MATLAB's DeepLab v3+ upsampling layer) overlaps neighbouring inputs (ablation).
     """
 
     output_stride = 16
@@ -105,6 +109,7 @@ class SCDnn(PaddedSegmentationModel):
         decoder_channels: int = 64,
         context: str = "aspc",
         skip: bool = True,
+        upsampling_kernel: int = 4,
     ):
         super().__init__()
         if context not in CONTEXTS:
@@ -125,10 +130,11 @@ class SCDnn(PaddedSegmentationModel):
         self.group4 = nn.Sequential(MRconvDownsamplingBlock(w3, w4), MRconvBlock(w4))
         self.context = (ASPC if context == "aspc" else ASPP)(w4, aspc_channels)
         d = int(decoder_channels)
-        self.up1 = TransposedConvUpsamplingBlock(self.context.out_channels, d, 4)
+        k = int(upsampling_kernel)
+        self.up1 = TransposedConvUpsamplingBlock(self.context.out_channels, d, 4, k)
         fuse_in = d + (w2 if self.skip else 0)
         self.fuse = nn.Sequential(ConvolutionBlock(fuse_in, d), ConvolutionBlock(d, d))
-        self.up2 = TransposedConvUpsamplingBlock(d, w1, 4)
+        self.up2 = TransposedConvUpsamplingBlock(d, w1, 4, k)
         self.classifier = PixelClassification(w1, self.num_classes)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
