@@ -71,6 +71,10 @@ class SCDnn(PaddedSegmentationModel):
       ``decoder_channels``), and the second upsampling block outputs ``widths[0]`` channels.
       The decoder is 64 wide, not 128: at 1/4 scale it dominated the compute (9.1 GFLOPs at
       256x256 with 128, 6.6 with 64; benchmarks/models.py), and the paper gives no width;
+    - 4x4 kernels at stride 4 in both upsampling blocks (the paper gives no size): outlines
+      then step along a 4 px grid. 8x8 kernels cropped by 2 (``upsampling_kernel=8``, as
+      MATLAB's DeepLab v3+ decoder) remove the grid but scored within noise of 4x4 at the
+      ``cpu`` budget on jinsha-uav and sichuan-aerial (benchmarks/results/README.md);
     - no ReLU after the residual sums (Eqs. 2, 8, 19 have none); PyTorch's default
       initialization.
 
