@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scdnn.runs import provenance
+from scdnn.runs import atomic_write, provenance, write_json
 from scdnn.trainers.fit import checkpoint_model_state
 from scdnn.weights import load_model, save_weights
 
@@ -100,10 +100,9 @@ def main(argv=None) -> None:
             "test_landslide_iou_last": last["class_iou"]["landslide"],
         })
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": str(args.benchmark), "data": str(args.data), "runs": rows,
               "provenance": provenance()}
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out.with_suffix(".json"), result)
 
     def pct(v):
         return "" if v is None else f"{100 * v:.2f}"
@@ -121,7 +120,8 @@ def main(argv=None) -> None:
                      f"{pct(r['best_val_miou'])} | {pct(r['val_miou_neighbours'])} | "
                      f"{pct(r['val_miou_last10_mean'])} ± {pct(r['val_miou_last10_sd'])} | "
                      f"{pct(r['test_miou_best'])} | {pct(r['test_miou_last'])} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    with atomic_write(args.out.with_suffix(".md"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -29,7 +29,7 @@ import torch
 
 from scdnn.datasets import Normalization, open_dataset, read_image, read_mask
 from scdnn.inference import landslide_probability
-from scdnn.runs import provenance
+from scdnn.runs import atomic_write, provenance, write_json
 from scdnn.weights import load_model
 
 PERIOD = 4
@@ -86,8 +86,7 @@ def main() -> None:
 
     result = {"benchmark": str(args.bench), "data": str(args.data), "test_images": test,
               "period": PERIOD, "runs": rows, "provenance": provenance()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out.with_suffix(".json"), result)
     lines = [f"# Where outlines change class, by x (or y) mod {PERIOD}",
              "", f"`benchmarks/outline_grid.py {args.bench} {args.data}`: class changes between "
              f"neighbouring pixels of the {len(test)} test images' masks, by the phase of the "
@@ -97,7 +96,8 @@ def main() -> None:
     for name, row in rows.items():
         lines.append(f"| {name} | {row['changes']:,} | "
                      + " | ".join(f"{100 * s:.1f} %" for s in row["share_by_phase"]) + " |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    with atomic_write(args.out.with_suffix(".md"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
