@@ -291,6 +291,27 @@ def test_finished_runs_of_other_seeds_are_reported_never_retrained(data, tmp_pat
     assert "`scdnn-seed1`" in md and "`scdnn-seed2`" not in md
 
 
+def test_runs_from_different_machines_are_flagged(data, tmp_path, bench):
+    """A seed added later on another host reached a different number of epochs in the same
+    time budget: results.md says which runs came from which machine."""
+    bench_md = (bench[0] / "results.md").read_text()
+    assert "different machines" not in bench_md  # one machine: no note
+    out = tmp_path / "b"
+    run_benchmark(data, out, models=["scdnn"], budget="smoke", seeds=[1])
+    card_path = out / "runs" / "scdnn-seed1" / "model.json"
+    card = _json(card_path)
+    card["provenance"]["machine"] = "x86_64, Some Other CPU, 2 CPUs"
+    card_path.write_text(json.dumps(card))
+    results = run_benchmark(data, out, models=["scdnn"], budget="smoke", seeds=[0])
+    assert _run_of(results, "scdnn-seed1")["machine"] == "x86_64, Some Other CPU, 2 CPUs"
+    here = _run_of(results, "scdnn-seed0")["machine"]
+    assert here and here != "x86_64, Some Other CPU, 2 CPUs"
+    md = (out / "results.md").read_text()
+    assert "**These runs were trained on different machines**" in md
+    assert "x86_64, Some Other CPU, 2 CPUs: `scdnn-seed1`" in md
+    assert f"{here}: `scdnn-seed0`" in md
+
+
 def test_summarize_hand_computed():
     s = summarize([0.5, None, 0.7, 0.9])
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.7)

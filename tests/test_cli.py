@@ -17,6 +17,7 @@ from PIL import Image
 
 from scdnn.cli import main
 from scdnn.datasets.synthetic import write_synthetic_dataset
+from scdnn.runs import cpu_name, machine_description
 
 TINY_TRAIN = ["--epochs", "2", "--batch-size", "2", "--image-size", "32", "--workers", "0"]
 
@@ -66,6 +67,11 @@ def test_train_writes_a_complete_run_folder(trained: Path) -> None:
     assert len(card["normalization"]["mean"]) == 3
     assert card["provenance"]["scdnn_version"]
     assert "git_commit" in card["provenance"]
+    # the machine names the processor model, since a time budget depends on it
+    assert card["provenance"]["machine"] == machine_description()
+    assert card["provenance"]["machine"].endswith(f"{os.cpu_count()} CPUs")
+    if cpu_name():
+        assert cpu_name() in card["provenance"]["machine"]
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(r["train_loss"] and r["val_miou"] for r in rows)

@@ -165,6 +165,26 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+def cpu_name() -> str:
+    """The processor's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), or "" when unknown.
+
+    Recorded with every result because a wall-clock budget (``scdnn benchmark --budget cpu``)
+    reaches 2-6 times as many epochs on one 2-core host as on another."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() if platform.processor() != platform.machine() else ""
+
+
+def machine_description() -> str:
+    """``"x86_64, AMD EPYC, 2 CPUs"``: architecture, processor model (when known), cores."""
+    return ", ".join(p for p in (platform.machine(), cpu_name(), f"{os.cpu_count()} CPUs") if p)
+
+
 def provenance() -> dict[str, Any]:
     """What made a result: package version, git commit, time, machine and command line."""
     import torch
@@ -176,5 +196,5 @@ def provenance() -> dict[str, Any]:
         "command": " ".join(["scdnn", *sys.argv[1:]]),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": machine_description(),
     }

@@ -565,6 +565,7 @@ def _collect_run(run_dir: Path, name: str, spec: ModelSpec, seed: int, out: Path
             "dir": str(run_dir.relative_to(out)), "in_channels": int(card["in_channels"]),
             "epochs": epochs, "train_seconds": round(seconds, 2),
             "best_epoch": card.get("best_epoch"), "best_val_miou": card.get("best_val_miou"),
+            "machine": (card.get("provenance") or {}).get("machine"),
             "scores": run_scores(metrics, epochs, seconds), "metrics": metrics, "log": log}
 
 

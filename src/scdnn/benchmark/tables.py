@@ -298,6 +298,15 @@ def render_markdown(results: dict[str, Any]) -> str:
                     _pct(r.get("best_val_miou"))] for r in results["runs"]])
     out += ["", "Training seconds: the sum of log.csv's per-epoch seconds (training and "
             "validation).", ""]
+    machines: dict[str, list[str]] = {}
+    for r in results["runs"]:
+        if r.get("machine"):
+            machines.setdefault(r["machine"], []).append(f"`{r['name']}`")
+    if len(machines) > 1:
+        out += ["**These runs were trained on different machines**: "
+                + "; ".join(f"{m}: {', '.join(names)}" for m, names in machines.items())
+                + ". A time-limited budget reaches a different number of epochs on each, so "
+                "compare the networks within the runs of one machine.", ""]
 
     out += ["## Table 1: SCDnn's normalized confusion matrix (rows = truth)", ""]
     t1 = results["table1"]
