@@ -169,7 +169,8 @@ def cpu_name() -> str:
     """The processor's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), or "" when unknown.
 
     Recorded with every result because a wall-clock budget (``scdnn benchmark --budget cpu``)
-    reaches 2-6 times as many epochs on one 2-core host as on another."""
+    reached 3-5 times as many epochs on one 2-core host as on another (benchmarks/results/
+    paper-sichuan-seed1)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
