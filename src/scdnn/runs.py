@@ -178,7 +178,8 @@ def cpu_name() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() if platform.processor() != platform.machine() else ""
+    name = platform.processor()
+    return "" if name == platform.machine() else name
 
 
 def machine_description() -> str:
