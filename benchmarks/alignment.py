@@ -33,8 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     model, card = load_model(args.weights)
     stride = int(model.output_stride)
-    norm = Normalization.from_dict(card["normalization"])
-    with open_scene(args.scene, int(card["in_channels"]), card.get("inputs")) as sc:
+    norm = card.normalization
+    with open_scene(args.scene, card.in_channels, card.inputs) as sc:
         x = model_input(sc, Window(0, 0, sc.width, sc.height), norm)
     whole = landslide_probabilities(model, torch.from_numpy(x)[None])[0]
     rows = []
@@ -46,7 +46,7 @@ def main() -> None:
                      "mask_equal": float(((p >= 0.5) == (q >= 0.5)).mean()),
                      "mean_abs_probability_difference": float(np.abs(p - q).mean())})
     lines = ["# Window offsets and one pass (benchmarks/alignment.py)", "",
-             f"Scene `{args.scene}`, weights `{args.weights}` ({card['model']}, output stride "
+             f"Scene `{args.scene}`, weights `{args.weights}` ({card.model}, output stride "
              f"{stride}). 1024 px windows at (offset, offset); their central 512 px compared "
              "with one pass over the whole scene.", "",
              "| offset | multiple of the stride | mask equal | mean abs Δ probability |",

@@ -94,12 +94,12 @@ def bundle(args: argparse.Namespace) -> None:
     weights = Path(args.weights)
     card = read_card(weights)
     model32, _ = load_model(weights)
-    split = card.get("split") or {}
+    split = card.split
     test = list(split.get("test") or [])
     seen = set(split.get("train") or []) | set(split.get("val") or [])
-    if card.get("model") != "scdnn" or card.get("inputs") != ["red", "green", "blue"]:
-        raise Refused(f"{weights}: not RGB SCDnn weights (model {card.get('model')}, inputs "
-                      f"{card.get('inputs')})")
+    if card.model != "scdnn" or card.inputs != ["red", "green", "blue"]:
+        raise Refused(f"{weights}: not RGB SCDnn weights (model {card.model}, inputs "
+                      f"{card.inputs})")
     if not test or seen & set(test):
         raise Refused(f"{weights}: the model card has no held-back test split apart from the "
                       f"training and validation images")
@@ -187,7 +187,7 @@ def check_metrics(path: Path, weights: Path, card: dict, test: list[str]) -> dic
     source = (metrics.get("source") or {}).get("weights")
     if not source or os.path.realpath(source) != os.path.realpath(weights):
         raise Refused(f"{path} scores {source}, not {weights}; rerun benchmarks/sichuan_scdnn.sh")
-    trained = (card.get("provenance") or {}).get("created", "")
+    trained = card.provenance.get("created", "")
     scored = (metrics.get("provenance") or {}).get("created", "")
     if not scored or scored < trained:
         raise Refused(f"{path} was written ({scored or 'at an unknown time'}) before the "
@@ -202,7 +202,7 @@ def check_metrics(path: Path, weights: Path, card: dict, test: list[str]) -> dic
 def mask_agreement(model32, model16, card: dict, samples) -> dict:
     """Share of pixels whose mask (probability ≥ 0.5) is the same with both models, over the
     whole test images at native size (as scdnn evaluate predicts them)."""
-    normalization = Normalization.from_dict(card["normalization"])
+    normalization = card.normalization
     equal = total = 0
     worst, max_diff, per_image = 1.0, 0.0, {}
     for s in samples:
@@ -244,10 +244,10 @@ def pick_sample(dataset, by_name, test: list[str], count: int, crop: int) -> lis
 def train_command(card: dict) -> str:
     """The ``scdnn train`` command that made the weights: as recorded in the card, or rebuilt
     from its config when the recorded one was a ``--resume``."""
-    recorded = (card.get("provenance") or {}).get("command", "")
+    recorded = card.provenance.get("command", "")
     if recorded.startswith("scdnn train") and "--resume" not in recorded.split():
         return recorded
-    c = card["config"]
+    c = card.config
     return (f"scdnn train {c['data']} --out {c['out']} --model {c['model']} --epochs "
             f"{c['epochs']} --crops-per-image {c['crops_per_image']} --batch-size "
             f"{c['batch_size']} --image-size {c['image_size']} --seed {c['seed']}")
@@ -263,7 +263,7 @@ def _pct(value) -> str:
 
 def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Path, size: int,
                      agreement: dict) -> None:
-    config, split = card["config"], card["split"]
+    config, split = card.config, card.split
     log = weights.parent / "log.csv"
     minutes = ""
     if log.is_file():
@@ -271,7 +271,7 @@ def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Pat
 
         with open(log, newline="") as handle:
             seconds = sum(float(r["seconds"]) for r in csv.DictReader(handle) if r.get("seconds"))
-        minutes = f" ({seconds / 60:.1f} minutes of training on {card['provenance'].get('machine')})"
+        minutes = f" ({seconds / 60:.1f} minutes of training on {card.provenance.get('machine')})"
     m = metrics
     text = f"""# Bundled weights: `scdnn-sichuan.safetensors`
 
@@ -285,7 +285,7 @@ Trained with{minutes}:
     {train_command(card)}
 
 Seeded split (seed {split['seed']}): {len(split['train'])} training, {len(split['val'])} validation and {len(split['test'])} held-back test images; the best
-epoch by validation MIoU was kept (epoch {card.get('best_epoch')}, validation MIoU {_number(card.get('best_val_miou'))}).
+epoch by validation MIoU was kept (epoch {card.best_epoch}, validation MIoU {_number(card.best_val_miou)}).
 Training crops: {config['image_size']} x {config['image_size']} at native resolution.
 The split, the training configuration, the normalisation and the provenance are in the model
 card inside the file (`scdnn.weights.read_card`), also written out as `model.json`.

@@ -85,12 +85,12 @@ def main(argv=None) -> None:
             continue
         last = score_last(run, args.data, args.benchmark / "checkpoint-eval" / run.name,
                           state, ckpt_epoch)
-        best_epoch = card["best_epoch"]
+        best_epoch = card.best_epoch
         near = [v for e, v in curve if 0 < abs(e - best_epoch) <= 2]
         tail = [v for _, v in curve[-10:]]
         rows.append({
             "run": run.name, "epochs": curve[-1][0],
-            "best_epoch": best_epoch, "best_val_miou": card.get("best_val_miou"),
+            "best_epoch": best_epoch, "best_val_miou": card.best_val_miou,
             "val_miou_neighbours": statistics.fmean(near) if near else None,
             "val_miou_last10_mean": statistics.fmean(tail) if tail else None,
             "val_miou_last10_sd": statistics.stdev(tail) if len(tail) > 1 else None,

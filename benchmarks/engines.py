@@ -93,9 +93,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     model, card = load_model(args.weights)
-    normalization = Normalization.from_dict(card["normalization"])
+    normalization = card.normalization
     inputs, source = load_inputs(args.images, args.size, args.max_images,
-                                 int(card["in_channels"]), normalization)
+                                 card.in_channels, normalization)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         onnx_path = export_onnx(args.weights, Path(tmp) / "model.onnx")
@@ -152,7 +152,7 @@ def main() -> None:
         "landslide_share_fp32": round(float(np.mean(np.concatenate(
             [m.ravel() for m in masks["pytorch_fp32"]]))), 4),
     }
-    settings = {"weights": str(Path(args.weights).resolve()), "model": card.get("model"),
+    settings = {"weights": str(Path(args.weights).resolve()), "model": card.model,
                 "inputs": source, "images": len(inputs), "size": args.size,
                 "batch_size": 1, "repeats": args.repeats, "quick": args.quick,
                 "torch_threads": torch.get_num_threads(),
@@ -162,7 +162,7 @@ def main() -> None:
 
     met = checks["onnxruntime_over_pytorch_speed"] >= 1.0
     lines = ["# Inference engines on the CPU (benchmarks/engines.py)", "",
-             f"{card.get('model')} from `{Path(args.weights).name}`, batch 1, "
+             f"{card.model} from `{Path(args.weights).name}`, batch 1, "
              f"{len(inputs)} images of {args.size}x{args.size} ({source}); median of "
              f"{args.repeats} interleaved passes; torch threads {torch.get_num_threads()}, "
              f"ONNX Runtime threads: {settings['onnxruntime_threads']}; CPU bf16 flags: "

@@ -64,7 +64,7 @@ def overview(data: Path, run: Path, name: str, out: Path, factor: int = 2) -> Pa
     ax = fig.add_axes([0, 0, 1, shape[0] / (shape[0] + 140)])
     ax.imshow(image, interpolation="nearest")
     ax.set_axis_off()
-    fig.suptitle(f"jinsha {scene}: SCDnn ({', '.join(card['inputs'])}) trained on scene-a\n"
+    fig.suptitle(f"jinsha {scene}: SCDnn ({', '.join(card.inputs)}) trained on scene-a\n"
                  f"MIoU {100 * metrics['miou']:.1f} %, landslide IoU "
                  f"{100 * metrics['class_iou']['landslide']:.1f} %, boundary F1 "
                  f"{100 * metrics['boundary_f1']:.1f} % (±{metrics['boundary_tolerance_px']} px)",

@@ -81,8 +81,8 @@ elif a["what"] in ("probe", "onepass"):
     from scdnn.inference import landslide_probabilities
     from scdnn.mapping.predict import model_input
     model, card = load_model(a["weights"])
-    norm = Normalization.from_dict(card["normalization"])
-    with scdnn.mapping.open_scene(a["scene"], int(card["in_channels"]), card.get("inputs")) as sc:
+    norm = card.normalization
+    with scdnn.mapping.open_scene(a["scene"], card.in_channels, card.inputs) as sc:
         x = model_input(sc, Window(*a["window"]), norm)
     def rss(key):
         return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1])
@@ -188,7 +188,7 @@ def sync(device: str) -> None:
 
 def throughput(scene: Path, weights: Path, work: Path, args, card: dict) -> dict:
     """(1) map_scene end to end vs the bare forward pass over the same windows."""
-    windows = windows_run(scene, int(card["in_channels"]), card.get("inputs"), args.tile,
+    windows = windows_run(scene, card.in_channels, card.inputs, args.tile,
                           args.overlap, args.align)
     h, w = int(windows[0].height), int(windows[0].width)
     pixels = len(windows) * h * w
@@ -196,7 +196,7 @@ def throughput(scene: Path, weights: Path, work: Path, args, card: dict) -> dict
     model.to(args.device)
     sizes = [args.batch_size] * (len(windows) // args.batch_size)
     sizes += [len(windows) % args.batch_size] if len(windows) % args.batch_size else []
-    batches = {n: torch.randn(n, int(card["in_channels"]), h, w).to(args.device)
+    batches = {n: torch.randn(n, card.in_channels, h, w).to(args.device)
                for n in set(sizes)}
 
     def forward() -> float:
@@ -335,7 +335,7 @@ def read1(path: Path) -> np.ndarray:
 def agreement(scene: Path, weights: Path, work: Path, args, card: dict) -> tuple[dict, dict]:
     """(3) blended and plain tiled masks against one pass over the same (cropped) scene."""
     target, reference, record = one_pass(scene, weights, work, args)
-    with open_scene(target, int(card["in_channels"]), card.get("inputs")) as sc:
+    with open_scene(target, card.in_channels, card.inputs) as sc:
         valid = sc.valid_mask(Window(0, 0, sc.width, sc.height))
     ref_mask = reference >= 0.5
     out = {"one_pass": record, "valid_pixels": int(valid.sum())}
@@ -489,9 +489,9 @@ def nodata_cost(scene: Path, weights: Path, work: Path, args) -> dict:
 def card_summary(weights: Path) -> dict:
     card = read_card(weights)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    prov = card.get("provenance") or {}
+    prov = card.provenance
     return {"file": str(weights), "sha256_16": digest,
-            **{k: card[k] for k in ("model", "in_channels", "inputs", "model_kwargs", "classes")
+            **{k: getattr(card, k) for k in ("model", "in_channels", "inputs", "model_kwargs", "classes")
                if k in card},
             "provenance": {k: prov[k] for k in ("git_commit", "created", "scdnn_version")
                            if k in prov}}

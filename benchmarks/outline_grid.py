@@ -76,7 +76,7 @@ def main() -> None:
             continue
         model, card = load_model(run / "weights.safetensors")
         model.eval()
-        norm = Normalization.from_dict(card["normalization"])
+        norm = card.normalization
         counts = np.zeros(PERIOD, dtype=np.int64)
         for name in test:
             prob = landslide_probability(model, read_image(samples[name].image_path), norm)

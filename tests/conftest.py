@@ -125,6 +125,7 @@ def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = N
 
     from scdnn.datasets import Normalization
     from scdnn.models import create_model
+    from scdnn.records import ModelCard
     from scdnn.weights import save_weights
 
     kwargs = dict(model_kwargs or {})
@@ -145,5 +146,5 @@ def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = N
                                   for key, v in kwargs.items()},
                  "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
                  "normalization": norm.to_dict(), **card}
-    save_weights(model, path, full_card)
+    save_weights(model, path, ModelCard.from_dict(full_card))
     return path

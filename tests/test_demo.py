@@ -16,6 +16,7 @@ import scdnn.demo
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.models import create_model
+from scdnn.records import ModelCard
 from scdnn.weights import load_model, read_card, save_weights
 
 TINY = {"widths": (4, 8, 8, 8), "aspc_channels": 8, "decoder_channels": 8}
@@ -35,7 +36,7 @@ def tiny_weights(path: Path, in_channels: int = 3, inputs: list[str] | None = No
             "normalization": Normalization(mean=[128.0] * in_channels,
                                            std=[60.0] * in_channels).to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model, path, card)
+    save_weights(model, path, ModelCard.from_dict(card))
     return path
 
 
@@ -202,18 +203,18 @@ def test_bundled_weights_and_their_demo_sample() -> None:
 
     assert BUNDLED.stat().st_size <= 10_000_000
     card = read_card(BUNDLED)
-    assert card["dtype"] == "float16"
+    assert card.dtype == "float16"
     with safe_open(str(BUNDLED), framework="pt") as handle:
         dtypes = {handle.get_tensor(k).dtype for k in handle.keys()}
     assert torch.float16 in dtypes and torch.float32 not in dtypes
     model, _ = load_model(BUNDLED)
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert card["inputs"] == RGB
+    assert card.inputs == RGB
 
-    images = card["demo_sample"]["images"]
-    seen = set(card["split"]["train"]) | set(card["split"]["val"])
+    images = card.extra["demo_sample"]["images"]
+    seen = set(card.split["train"]) | set(card.split["val"])
     assert images and not seen & set(images), "sample images were used in training"
-    assert set(images) <= set(card["split"]["test"])
+    assert set(images) <= set(card.split["test"])
     assert (BUNDLED.parent / "WEIGHTS.md").is_file()
 
 
@@ -238,7 +239,7 @@ def test_demo_cuts_its_sample_from_the_shared_data(shared_data, tmp_path, capsys
     assert main(["demo", "--out", str(out)]) == 0
     card = read_card(BUNDLED)
     names = sorted(p.stem for p in (out / "sample" / "images").iterdir())
-    assert names == sorted(card["demo_sample"]["images"])
+    assert names == sorted(card.extra["demo_sample"]["images"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["images"] == len(names) and metrics["miou"] > 0.5
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out

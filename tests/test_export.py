@@ -89,10 +89,10 @@ def test_cli_export_writes_a_checked_self_describing_model(tmp_path: Path, weigh
 def test_card_round_trips(weights: Path, onnx_path: Path) -> None:
     card = read_card(weights)
     props = {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
-    assert json.loads(props["scdnn"]) == card
+    assert json.loads(props["scdnn"]) == card.to_dict()
     model, loaded = load_predictor(onnx_path, "onnxruntime")
     assert loaded == card and model.card == card
-    assert card["config"]["note"] == "Wenchuan 汶川"
+    assert card.config["note"] == "Wenchuan 汶川"
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 67, 45), (1, 3, 33, 100), (2, 3, 1, 1),

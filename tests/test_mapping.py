@@ -98,7 +98,7 @@ def read(path: Path) -> np.ndarray:
 def one_pass(weights: Path, image: np.ndarray) -> np.ndarray:
     model, card = load_model(weights)
     return landslide_probability(model, np.moveaxis(image, 0, -1),
-                                 Normalization.from_dict(card["normalization"]))
+                                 card.normalization)
 
 
 def assert_user_error(code: int, capsys, *needles: str) -> str:

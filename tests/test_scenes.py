@@ -27,6 +27,7 @@ from scdnn.errors import UserError
 from scdnn.metrics import Evaluator
 from scdnn.metrics.boundary import boundary_counts, boundary_counts_in_strips
 from scdnn.models import create_model
+from scdnn.records import ModelCard
 from scdnn.weights import save_weights
 
 H, W = 96, 120
@@ -70,7 +71,7 @@ def tiny_weights(path: Path, inputs: list[str]) -> Path:
             "classes": ["background", "landslide"], "inputs": inputs,
             "normalization": Normalization([120.0] * len(inputs),
                                            [50.0] * len(inputs)).to_dict()}
-    save_weights(model, path, card)
+    save_weights(model, path, ModelCard.from_dict(card))
     return path
 
 

@@ -177,10 +177,10 @@ def shared_sichuan() -> Path | None:
 def _make_sample(card: dict[str, Any], folder: Path, warn: Callable[[str], None]) -> Path:
     """Write the demo sample into ``folder``: crops of the held-back test images the card
     names (``demo_sample``) from ../shared/data/sichuan-aerial, else generated images."""
-    spec = card.get("demo_sample") or {}
+    spec = card.extra.get("demo_sample") or {}
     source = shared_sichuan()
     names = [n for n in spec.get("images", [])
-             if n in set((card.get("split") or {}).get("test", []))]
+             if n in set(card.split.get("test", []))]
     if source is not None and names:
         crop = int(spec.get("crop", 640))
         for name in names:
@@ -211,8 +211,8 @@ def _check_weights(weights: Path, bands: int) -> None:
     """Refuse weights the sample cannot feed: tensors of another network than the card
     names (load_model), or inputs other than ``bands`` image bands."""
     _, card = load_model(weights)
-    inputs = list(card.get("inputs") or [])
-    takes = int(card["in_channels"])
+    inputs = list(card.inputs)
+    takes = card.in_channels
     if uses_elevation(inputs) or "dem" in inputs or takes != bands:
         names = f" ({', '.join(inputs)})" if inputs else ""
         raise UserError(f"the weights take {takes} inputs{names} but the demo sample images "

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import InvalidValueError, UserError
+from .records import ModelCard
 from .weights import METADATA_KEY, load_model
 
 __all__ = ["ENGINES", "load_predictor", "OnnxModel"]
@@ -82,7 +83,7 @@ class OnnxModel:
 
     Attributes
     ----------
-    card : dict
+    card : ModelCard
         The model card embedded by ``scdnn export``.
     in_channels, num_classes : int
         From the card.
@@ -121,11 +122,13 @@ class OnnxModel:
             raise UserError("ONNX model has no scdnn model card (not written by scdnn export; "
                             "run scdnn export on the weights file first)", self.path)
         try:
-            self.card: dict[str, Any] = json.loads(metadata[METADATA_KEY])
-            self.in_channels = int(self.card["in_channels"])
-            self.num_classes = int(self.card.get("num_classes", 2))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise UserError("the model card in the ONNX model is not valid", self.path) from None
+            data = json.loads(metadata[METADATA_KEY])
+        except json.JSONDecodeError:
+            raise InvalidValueError("the model card in the ONNX model is not valid JSON",
+                                    self.path) from None
+        self.card = ModelCard.from_dict(data, self.path)
+        self.in_channels = self.card.in_channels
+        self.num_classes = self.card.num_classes
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else []
         if len(shape) != 4 or isinstance(shape[1], int) and shape[1] != self.in_channels:
@@ -161,7 +164,7 @@ class OnnxModel:
         return self
 
     def __repr__(self) -> str:
-        return f"OnnxModel('{self.path}', model={self.card.get('model')!r})"
+        return f"OnnxModel('{self.path}', model={self.card.model!r})"
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -1,18 +1,79 @@
-"""The one exception type for user mistakes.
+"""Exceptions for mistakes in the input: typed like the builtins they resemble.
 
-Anything a user can get wrong (a missing file, a mask with odd values, a bad option) raises
-:class:`UserError` with a message that names the file and the problem. The command line turns
-it into one line on stderr and exit status 2; it never shows a traceback for it.
+Anything a user can get wrong raises a subclass of :class:`ScdnnError` whose message names
+the file (``path``) or the option (``option``) and the problem:
+
+- :class:`InvalidValueError` (also a :class:`ValueError`): a bad option value, a mask with
+  odd values, a model card with a missing field, data that does not fit the model;
+- :class:`InputFileError` (also an :class:`OSError`): a file that cannot be read or written,
+  is corrupt, or is of the wrong kind;
+- :class:`InputFileNotFoundError` (also a :class:`FileNotFoundError`): a file or folder that
+  does not exist.
+
+So library users catch them as builtins (``except FileNotFoundError``) or all at once
+(``except ScdnnError``). Messages never name command-line flags: an option is named as the
+Python parameter (``tile``), and the command line alone turns it into ``--tile``
+(:meth:`ScdnnError.cli_message`), prints one line and exits with status 2.
 """
 
 from __future__ import annotations
 
 import os
 
+__all__ = ["ScdnnError", "InvalidValueError", "InputFileError", "InputFileNotFoundError",
+           "UserError"]
 
-class UserError(Exception):
-    """A mistake in the user's input: printed as one line, exit status 2."""
 
-    def __init__(self, message: str, path: str | os.PathLike | None = None):
+class ScdnnError(Exception):
+    """A mistake in the user's input, reported in one line.
+
+    Parameters
+    ----------
+    message : what is wrong
+    path : the file or folder concerned; the message is prefixed with it
+    option : the option (Python parameter name) concerned; the message is prefixed with it
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, *,
+                 option: str | None = None):
+        self.message = message
         self.path = None if path is None else os.fspath(path)
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        self.option = option
+        Exception.__init__(self, self._render(option))
+
+    def _render(self, option_name: str | None) -> str:
+        text = f"{option_name} {self.message}" if option_name else self.message
+        return f"{self.path}: {text}" if self.path else text
+
+    def __str__(self) -> str:
+        return self._render(self.option)
+
+    def cli_message(self) -> str:
+        """The message with the option written as a command-line flag (``--tile``)."""
+        if not self.option:
+            return str(self)
+        return self._render("--" + self.option.replace("_", "-"))
+
+    def __reduce__(self):  # picklable (multiprocessing, dask) despite the keyword argument
+        return (_rebuild, (type(self), self.message, self.path, self.option))
+
+
+def _rebuild(cls, message, path, option):
+    return cls(message, path, option=option)
+
+
+class InvalidValueError(ScdnnError, ValueError):
+    """A value that cannot work: an option, a field of a model card, the content of a file."""
+
+
+class InputFileError(ScdnnError, OSError):
+    """A file or folder that cannot be read or written, or is not what it should be."""
+
+
+class InputFileNotFoundError(InputFileError, FileNotFoundError):
+    """A file or folder that does not exist."""
+
+
+#: The name every module used before the typed subclasses existed; it is the base class, so
+#: ``except UserError`` catches all of them. New code raises a subclass.
+UserError = ScdnnError

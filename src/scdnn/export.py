@@ -90,16 +90,16 @@ def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, opset: int =
     model, card = load_model(weights)
     model = model.cpu().eval()
 
-    proto = _to_onnx(model, int(card["in_channels"]), opset)
+    proto = _to_onnx(model, card.in_channels, opset)
     _name_dimensions(proto)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(card, default=str)
-    proto.doc_string = (f"scdnn {card.get('model')}: landslide segmentation; input '{INPUT_NAME}' "
-                        f"N x {card['in_channels']} x H x W float32, normalised as the "
+    entry.key, entry.value = METADATA_KEY, json.dumps(card.to_dict(), default=str)
+    proto.doc_string = (f"scdnn {card.model}: landslide segmentation; input '{INPUT_NAME}' "
+                        f"N x {card.in_channels} x H x W float32, normalised as the "
                         f"'{METADATA_KEY}' model card says; output '{OUTPUT_NAME}' "
-                        f"N x {card.get('num_classes', 2)} x H x W")
+                        f"N x {card.num_classes} x H x W")
     onnx.checker.check_model(proto, full_check=True)
-    _verify(model, proto, int(card["in_channels"]))
+    _verify(model, proto, card.in_channels)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

@@ -38,9 +38,9 @@ def landslide_probabilities(model: torch.nn.Module, x: torch.Tensor) -> np.ndarr
 
 
 def _check_bands(image: np.ndarray, card: dict, path: Path) -> None:
-    if image.shape[-1] != int(card["in_channels"]):
+    if image.shape[-1] != card.in_channels:
         raise UserError(f"image has {image.shape[-1]} bands but the model takes "
-                        f"{card['in_channels']} ({', '.join(card.get('inputs', []))})", path)
+                        f"{card.in_channels} ({', '.join(card.inputs)})", path)
 
 
 def save_png(array: np.ndarray, path: Path) -> None:
@@ -72,7 +72,7 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike, out: s
     files = image_files(images)
     model, card = load_predictor(weights, engine)
     model.to(device)
-    normalization = Normalization.from_dict(card["normalization"])
+    normalization = card.normalization
     out = prepare_out_dir(out, overwrite=overwrite)
     (out / "masks").mkdir(exist_ok=True)
     (out / "probabilities").mkdir(exist_ok=True)
@@ -99,7 +99,7 @@ def _test_names(dataset, card: dict | None, split_file: str | None, use_all: boo
         return names, "all images"
     if split_file:
         return load_split(split_file, names)["test"], f"test part of {split_file}"
-    test = list((card or {}).get("split", {}).get("test", []))
+    test = card.test_names if card else []
     present = [n for n in test if n in set(names)]
     if test and len(present) == len(test):
         return test, "test part of the split in the model card"
@@ -112,9 +112,9 @@ def _test_names(dataset, card: dict | None, split_file: str | None, use_all: boo
 
 def open_for_model(data: str | os.PathLike, card: dict | None):
     """Open DATA with the inputs the model was trained with (DEM band, non-landslide images)."""
-    use_dem = "dem" in (card or {}).get("inputs", [])
+    use_dem = "dem" in (card.inputs if card else [])
     dataset = open_dataset(data, use_dem=use_dem)
-    if (card or {}).get("config", {}).get("include_non_landslide") and \
+    if (card.config.get("include_non_landslide") if card else False) and \
             isinstance(dataset, BijieLandslide):
         dataset = open_dataset(data, use_dem=use_dem, include_non_landslide=True)
     return dataset
@@ -158,7 +158,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     out = prepare_out_dir(out, overwrite=overwrite)
 
     evaluator = Evaluator(tolerance=tolerance)
-    normalization = Normalization.from_dict(card["normalization"]) if card else None
+    normalization = card.normalization if card else None
     for name in progress(names):
         sample = dataset.samples[by_name[name]]
         item = dataset[by_name[name]]

@@ -121,6 +121,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically. A JSON object gets ``format_version``
+    (:data:`scdnn.records.FORMAT_VERSION`) first, unless it has one already."""
+    from .records import FORMAT_VERSION
+
+    if isinstance(data, dict) and "format_version" not in data:
+        data = {"format_version": FORMAT_VERSION, **data}
     with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
         handle.write("\n")

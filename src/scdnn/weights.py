@@ -16,62 +16,64 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import UserError
+from .errors import InputFileError, InputFileNotFoundError, InvalidValueError
 from .models import create_model
+from .records import ModelCard
 from .runs import atomic_path, write_json
 
 METADATA_KEY = "scdnn"
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: dict[str, Any]) -> None:
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: ModelCard) -> None:
     """Write ``model``'s state as safetensors at ``path`` and ``card`` as model.json beside it."""
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(card, default=str)})
-    write_json(path.with_name("model.json"), card)
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(card.to_dict(), default=str)})
+    write_json(path.with_name("model.json"), card.to_dict())
 
 
-def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The model card embedded in a weights file."""
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The model card embedded in a weights file, every field checked."""
     path = Path(path)
     if not path.is_file():
-        raise UserError("weights file does not exist", path)
+        raise InputFileNotFoundError("weights file does not exist", path)
     try:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"not a safetensors weights file ({exc})", path) from None
+        raise InputFileError(f"not a safetensors weights file ({exc})", path) from None
     if METADATA_KEY not in metadata:
-        raise UserError("safetensors file has no scdnn model card (not written by scdnn)", path)
+        raise InvalidValueError("safetensors file has no scdnn model card (not written by scdnn)",
+                                path)
     try:
-        return json.loads(metadata[METADATA_KEY])
+        data = json.loads(metadata[METADATA_KEY])
     except json.JSONDecodeError:
-        raise UserError("the model card in the weights file is not valid JSON", path) from None
+        raise InvalidValueError("the model card in the weights file is not valid JSON",
+                                path) from None
+    return ModelCard.from_dict(data, path)
 
 
-def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
     """Rebuild the network a weights file describes and load its tensors (eval mode).
 
     The network is always float32; a file stored in half precision is cast on load."""
     card = read_card(path)
     try:
         model = create_model(
-            card["model"],
-            in_channels=int(card["in_channels"]),
-            num_classes=int(card.get("num_classes", 2)),
-            **card.get("model_kwargs", {}),
+            card.model,
+            in_channels=card.in_channels,
+            num_classes=card.num_classes,
+            **card.model_kwargs,
         )
-    except KeyError as exc:
-        raise UserError(f"model card lacks {exc}", path) from None
-    except UserError as exc:
-        raise UserError(str(exc), path) from None
+    except (InvalidValueError, TypeError) as exc:
+        raise InvalidValueError(f"model card: {exc}", path) from None
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise UserError(f"cannot read weights ({exc})", path) from None
+        raise InputFileError(f"cannot read weights ({exc})", path) from None
     # A file stored in half precision (card "dtype": "float16", e.g. the bundled weights)
     # loads into the float32 network: floating tensors are cast to the model's own dtypes.
     own = model.state_dict()
@@ -81,6 +83,6 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise UserError(f"weights do not match model '{card['model']}': {first}", path) from None
+        raise InvalidValueError(f"weights do not match model '{card.model}': {first}", path) from None
     model.eval()
     return model, card

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import UserError
+from ..records import FORMAT_VERSION, ModelCard
 from ..runs import atomic_write, provenance, read_json, write_json
 from .budgets import BUDGETS, SCENE_DESCRIPTIONS, ModelSpec, budget_overrides, resolve_models
 from .figures import curves_png, examples_png, fig8_png, require_matplotlib
@@ -556,16 +557,16 @@ def _collect_run(run_dir: Path, name: str, spec: ModelSpec, seed: int, out: Path
                  ) -> dict[str, Any]:
     metrics = read_json(run_dir / "eval" / "metrics.json")
     metrics = {k: v for k, v in metrics.items() if k not in ("provenance", "source")}
-    card = read_json(run_dir / "model.json")
+    card = ModelCard.from_dict(read_json(run_dir / "model.json"), run_dir / "model.json")
     log = _read_log(run_dir)
     epochs = max((r["epoch"] for r in log), default=0)
     seconds = float(sum(r.get("seconds") or 0.0 for r in log))
     return {"name": name, "model": spec.name, "network": spec.network,
             "model_kwargs": spec.model_kwargs, "seed": seed,
-            "dir": str(run_dir.relative_to(out)), "in_channels": int(card["in_channels"]),
+            "dir": str(run_dir.relative_to(out)), "in_channels": card.in_channels,
             "epochs": epochs, "train_seconds": round(seconds, 2),
-            "best_epoch": card.get("best_epoch"), "best_val_miou": card.get("best_val_miou"),
-            "machine": (card.get("provenance") or {}).get("machine"),
+            "best_epoch": card.best_epoch, "best_val_miou": card.best_val_miou,
+            "machine": card.provenance.get("machine"),
             "scores": run_scores(metrics, epochs, seconds), "metrics": metrics, "log": log}
 
 
@@ -620,7 +621,7 @@ def _examples(dataset, split: dict[str, Any], specs: Sequence[ModelSpec],
     for m in columns:
         model, card = load_model(out / first[m]["dir"] / "weights.safetensors")
         model.to(device)
-        normalization = Normalization.from_dict(card["normalization"])
+        normalization = card.normalization
         for name in chosen:
             prob = landslide_probability(model, items[name]["image"], normalization, device)
             preds[name][m] = prob >= 0.5
@@ -815,6 +816,7 @@ def _report(out: Path, dataset, dataset_spec: DatasetSpec, specs: Sequence[Model
                        "scene_tile": scene_tile, "tile_min_valid": TILE_MIN_VALID,
                        "tile_min_class": TILE_MIN_CLASS})
     results = {
+        "format_version": FORMAT_VERSION,
         "config": config,
         "split": split,
         "provenance": provenance(),

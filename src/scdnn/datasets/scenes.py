@@ -47,6 +47,7 @@ from rasterio.windows import Window
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import UserError
+from ..records import FORMAT_VERSION
 from .io import IGNORE_INDEX
 from .scene import Scene, open_scene, same_grid
 from .terrain import TERRAIN_CHANNELS
@@ -303,7 +304,7 @@ def make_scene_split(collection: SceneCollection, test_scenes: Sequence[str] = (
         if chosen and len(chosen) == len(blocks):  # never hold out a whole training scene
             chosen.pop()
         val_blocks[name] = sorted(chosen)
-    return {"train": train, "val": [n for n in train if val_blocks[n]],
+    return {"format_version": FORMAT_VERSION, "train": train, "val": [n for n in train if val_blocks[n]],
             "test": sorted(test_scenes), "val_blocks": val_blocks, "block_size": block_size,
             "seed": int(seed), "val_fraction": float(val_fraction)}
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..records import FORMAT_VERSION
 
 __all__ = ["make_split", "save_split", "load_split"]
 
@@ -66,6 +67,7 @@ def make_split(names: Sequence[str], test_fraction: float = 0.3, val_fraction: f
     ranked = sorted(names)  # the split must not depend on the order the names came in
     ordered = [ranked[k] for k in np.random.default_rng(seed).permutation(n)]
     return {
+        "format_version": FORMAT_VERSION,
         "train": sorted(ordered[n_test + n_val:]),
         "val": sorted(ordered[n_test:n_test + n_val]),
         "test": sorted(ordered[:n_test]),

@@ -23,71 +23,11 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..records import Normalization
 from .io import IGNORE_INDEX
 
 __all__ = ["Normalization", "compute_normalization", "train_transform", "seed_transform",
            "RGBBrightnessContrast"]
-
-
-@dataclass
-class Normalization:
-    """Per-band mean and standard deviation, in 0-255 pixel units.
-
-    ``apply`` maps an ``H x W x C`` uint8 image to a float32 ``C x H x W`` array
-    ``(pixel - mean) / std``.
-    """
-
-    mean: list[float]
-    std: list[float]
-
-    def __post_init__(self) -> None:
-        self.mean = [float(m) for m in self.mean]
-        self.std = [float(s) for s in self.std]
-        if not self.mean or len(self.mean) != len(self.std):
-            raise UserError(f"normalization needs one mean and one std per band, got "
-                            f"{len(self.mean)} mean(s) and {len(self.std)} std(s)")
-        if not all(np.isfinite(self.mean)) or not all(np.isfinite(s) and s > 0 for s in self.std):
-            raise UserError(f"normalization needs finite means and positive stds, got "
-                            f"mean={self.mean} std={self.std}")
-
-    @property
-    def channels(self) -> int:
-        """Number of bands this normalisation applies to."""
-        return len(self.mean)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        """``{"mean": [...], "std": [...]}``, JSON-ready."""
-        return {"mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Normalization:
-        """Inverse of :meth:`to_dict` (UserError if ``data`` is malformed)."""
-        try:
-            return cls(mean=list(data["mean"]), std=list(data["std"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"malformed normalization record {data!r}: {exc}") from None
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """Normalise an ``H x W x C`` (or ``H x W``) image to float32 ``C x H x W``.
-
-        Raises
-        ------
-        UserError
-            The image's band count differs from this normalisation's (e.g. a model trained
-            with DEM given RGB images).
-        """
-        if image.ndim == 2:
-            image = image[:, :, None]
-        if image.ndim != 3:
-            raise ValueError(f"expected an H x W x C image, got shape {image.shape}")
-        if image.shape[2] != self.channels:
-            raise UserError(f"image has {image.shape[2]} band(s) but the model was trained on "
-                            f"{self.channels}-band images")
-        # band-first first (a cheap uint8 copy), then one float32 array, scaled in place
-        out = np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32)
-        out -= np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        out /= np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return out
 
 
 def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int = 2_000_000,

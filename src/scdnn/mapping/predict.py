@@ -79,8 +79,8 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
     """
     check_options(tile, overlap, batch_size, threshold, min_area, simplify, fmt)
     model, card = load_predictor(weights, engine)
-    normalization = Normalization.from_dict(card["normalization"])
-    with open_scene(scene, int(card["in_channels"]), card.get("inputs"), dsm=dsm) as sc:
+    normalization = card.normalization
+    with open_scene(scene, card.in_channels, card.inputs, dsm=dsm) as sc:
         if sc.units in ("pixel", "unknown", "degree"):
             warn(_units_warning(sc))
         windows = window_grid(sc.height, sc.width, tile, overlap,
@@ -111,8 +111,8 @@ def map_scene(scene: str | os.PathLike, weights: str | os.PathLike, out: str | o
                 "dsm": None if dsm is None else str(dsm),
                 "weights": str(weights),
                 "engine": engine,
-                "model": card.get("model"),
-                "inputs": card.get("inputs"),
+                "model": card.model,
+                "inputs": card.inputs,
                 "bands": list(sc.bands),
                 "width": sc.width,
                 "height": sc.height,
@@ -185,8 +185,8 @@ def output_stride(model, card: dict) -> int:
     if stride is None:
         from ..models import create_model
 
-        stride = getattr(create_model(card["model"], in_channels=int(card["in_channels"]),
-                                      **card.get("model_kwargs", {})), "output_stride", 1)
+        stride = getattr(create_model(card.model, in_channels=card.in_channels,
+                                      **card.model_kwargs), "output_stride", 1)
     return int(stride)
 
 

@@ -58,7 +58,7 @@ def evaluate_scenes(data: str | os.PathLike, out: str | os.PathLike, weights: st
     if weights is not None:
         model, card = load_model(weights)
         _to_device(model, device)
-    elevation = uses_elevation((card or {}).get("inputs"))
+    elevation = uses_elevation(card.inputs if card else None)
     collection = SceneCollection(data, use_dsm=elevation)
     names, chosen = _scenes_to_score(collection, card, split, use_all)
     if predictions is not None and len(names) != 1:
@@ -104,7 +104,7 @@ def _scenes_to_score(collection: SceneCollection, card: dict | None, split: str 
             raise UserError(f"split's test scenes {test} are not all in {collection.root}",
                             split)
         return test, f"test scenes of {split}"
-    test = list((card or {}).get("split", {}).get("test", []))
+    test = card.test_names if card else []
     present = [n for n in test if n in names]
     if test and len(present) == len(test):
         return test, "test scenes of the split in the model card"
@@ -112,9 +112,9 @@ def _scenes_to_score(collection: SceneCollection, card: dict | None, split: str 
         missing = next(n for n in test if n not in names)
         raise UserError(f"holds only {len(present)} of the model's {len(test)} test scenes "
                         f"('{missing}' is missing); use --all or --split", collection.root)
-    if card and set(card.get("split", {}).get("train", [])) & set(names):
+    if card and set(card.split.get("train", [])) & set(names):
         raise UserError(f"holds the model's training scene(s) "
-                        f"{sorted(set(card['split']['train']) & set(names))} and none of its "
+                        f"{sorted(set(card.split['train']) & set(names))} and none of its "
                         f"test scenes; use --all to score them anyway", collection.root)
     return names, "all scenes"
 
@@ -124,11 +124,11 @@ def predict_scene_mask(model, card: dict, scene: LabelledScene, tile: int, overl
                        progress: Callable[[Iterable], Iterable] = iter) -> np.ndarray:
     """The landslide mask ``scdnn map`` would write for ``scene`` (uint8 0/1, 255 = no data)."""
     sc = scene.scene
-    if sc.channels != int(card["in_channels"]):
+    if sc.channels != card.in_channels:
         raise UserError(f"scene gives {sc.channels} channels ({', '.join(sc.inputs)}) but the "
-                        f"model takes {card['in_channels']} ({', '.join(card.get('inputs', []))})",
+                        f"model takes {card.in_channels} ({', '.join(card.inputs)})",
                         sc.path)
-    normalization = Normalization.from_dict(card["normalization"])
+    normalization = card.normalization
     windows = [w for w in window_grid(sc.height, sc.width, tile, overlap,
                                       align=output_stride(model, card))
                if sc.valid_mask(w).any()]

@@ -38,6 +38,7 @@ from ..datasets.terrain import TERRAIN_CHANNELS
 from ..errors import UserError
 from ..metrics import CLASS_NAMES
 from ..models import create_model
+from ..records import ModelCard
 from ..runs import prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
@@ -140,20 +141,12 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         state, best_epoch = checkpoint_model_state(best_path)
         task.model.load_state_dict(state)
         best_score = checkpoint.best_model_score
-        card = {
-            "model": config.model,
-            "in_channels": in_channels,
-            "num_classes": 2,
-            "model_kwargs": config.model_kwargs,
-            "classes": list(CLASS_NAMES),
-            "inputs": data.inputs,
-            "normalization": normalization.to_dict(),
-            "best_epoch": best_epoch,
-            "best_val_miou": None if best_score is None else float(best_score),
-            "config": config.to_dict(),
-            "split": split,
-            "provenance": provenance(),
-        }
+        card = ModelCard(
+            model=config.model, in_channels=in_channels, num_classes=2,
+            model_kwargs=config.model_kwargs, classes=list(CLASS_NAMES), inputs=data.inputs,
+            normalization=normalization, best_epoch=best_epoch,
+            best_val_miou=None if best_score is None else float(best_score),
+            config=config.to_dict(), split=split, provenance=provenance())
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
 

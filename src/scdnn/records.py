@@ -1,0 +1,308 @@
+"""Typed, versioned records the package writes and reads back: model cards and splits.
+
+Every JSON file the package writes carries ``format_version`` (:data:`FORMAT_VERSION`;
+:func:`scdnn.runs.write_json` adds it). Files written before versioning (no
+``format_version``) are version 0 and read the same way: the fields did not change.
+
+- :class:`Normalization`: per-band mean and standard deviation of the network's input;
+- :class:`ModelCard`: what a weights file holds (network, inputs, normalisation, training
+  configuration, split, provenance), embedded in every weights and ONNX file and written
+  beside them as ``model.json``;
+- :class:`Split`: which samples (images or scenes) are trained, validated and tested on, as
+  ``split.json``.
+
+Reading checks every field's type and names the file and the field when one is wrong
+(:class:`scdnn.errors.InvalidValueError`); fields this version does not know are kept and
+written back unchanged.
+
+This module imports numpy only, so that reading a card is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidValueError
+
+__all__ = ["FORMAT_VERSION", "Normalization", "ModelCard", "Split", "CLASS_NAMES"]
+
+#: The version of the JSON files this package writes.
+FORMAT_VERSION = 1
+
+#: Class names, in label order: 0 background, 1 landslide.
+CLASS_NAMES: tuple[str, ...] = ("background", "landslide")
+
+
+@dataclass
+class Normalization:
+    """Per-band mean and standard deviation, in 0-255 pixel units.
+
+    ``apply`` maps an ``H x W x C`` uint8 image to a float32 ``C x H x W`` array
+    ``(pixel - mean) / std``.
+    """
+
+    mean: list[float]
+    std: list[float]
+
+    def __post_init__(self) -> None:
+        try:
+            self.mean = [float(m) for m in self.mean]
+            self.std = [float(s) for s in self.std]
+        except (TypeError, ValueError):
+            raise InvalidValueError(f"normalization needs lists of numbers, got "
+                                    f"mean={self.mean!r} std={self.std!r}") from None
+        if not self.mean or len(self.mean) != len(self.std):
+            raise InvalidValueError(f"normalization needs one mean and one std per band, got "
+                                    f"{len(self.mean)} mean(s) and {len(self.std)} std(s)")
+        if not all(math.isfinite(m) for m in self.mean) or \
+                not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise InvalidValueError(f"normalization needs finite means and positive stds, got "
+                                    f"mean={self.mean} std={self.std}")
+
+    @property
+    def channels(self) -> int:
+        """Number of bands this normalisation applies to."""
+        return len(self.mean)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """``{"mean": [...], "std": [...]}``, JSON-ready."""
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Normalization:
+        """Inverse of :meth:`to_dict` (InvalidValueError if ``data`` is malformed)."""
+        if not isinstance(data, dict) or "mean" not in data or "std" not in data:
+            raise InvalidValueError(f"malformed normalization record {data!r}: needs 'mean' "
+                                    f"and 'std' lists")
+        if not isinstance(data["mean"], (list, tuple)) or not isinstance(data["std"],
+                                                                        (list, tuple)):
+            raise InvalidValueError(f"malformed normalization record {data!r}: 'mean' and "
+                                    f"'std' must be lists")
+        return cls(mean=list(data["mean"]), std=list(data["std"]))
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """Normalise an ``H x W x C`` (or ``H x W``) image to float32 ``C x H x W``.
+
+        Raises
+        ------
+        InvalidValueError
+            The image's band count differs from this normalisation's (e.g. a model trained
+            with DEM given RGB images).
+        """
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3:
+            raise InvalidValueError(f"expected an H x W x C image, got shape {image.shape}")
+        if image.shape[2] != self.channels:
+            raise InvalidValueError(f"image has {image.shape[2]} band(s) but the model was "
+                                    f"trained on {self.channels}-band images")
+        # band-first first (a cheap uint8 copy), then one float32 array, scaled in place
+        out = np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32)
+        out -= np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        out /= np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return out
+
+
+def _bad(source: Any, what: str) -> InvalidValueError:
+    return InvalidValueError(what, source)
+
+
+def _positive_int(data: dict, key: str, source: Any, default: int | None = None) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        # whole floats (3.0) from other JSON writers are accepted
+        if isinstance(value, float) and value.is_integer() and value > 0:
+            return int(value)
+        raise _bad(source, f"model card: '{key}' must be a positive integer, got {value!r}")
+    return value
+
+
+def _str_list(data: dict, key: str, source: Any, what: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(source, f"{what}: '{key}' must be a list of names, got {value!r}")
+    return list(value)
+
+
+def _optional(data: dict, key: str, kind: type | tuple, source: Any, what: str) -> Any:
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) and kind is not bool
+                              or not isinstance(value, kind)):
+        raise _bad(source, f"{what}: '{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+@dataclass
+class ModelCard:
+    """What a weights file holds besides its tensors.
+
+    Attributes
+    ----------
+    model : network name (:func:`scdnn.models.create_model`)
+    in_channels, num_classes : the network's input bands and output classes
+    normalization : the input normalisation the network was trained with
+    inputs : names of the input channels (``red, green, blue[, slope, relative_elevation]``)
+    classes : class names in label order
+    model_kwargs : further arguments of :func:`scdnn.models.create_model`
+    best_epoch, best_val_miou : which epoch the weights come from and its validation MIoU
+    config : the training configuration (``scdnn.trainers.TrainConfig`` as a dict)
+    split : the training split (:meth:`Split.to_dict`)
+    provenance : package version, git commit, machine, command (:func:`scdnn.runs.provenance`)
+    dtype : the dtype the tensors are stored in, when not float32 (``"float16"``)
+    extra : fields this version does not know, kept as read
+    """
+
+    model: str
+    in_channels: int
+    normalization: Normalization
+    num_classes: int = 2
+    inputs: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+    best_val_miou: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    dtype: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | os.PathLike | None = None) -> ModelCard:
+        """A card from its JSON object, every field checked.
+
+        ``source`` (the weights file) is named in the error message.
+
+        Raises
+        ------
+        InvalidValueError
+            ``data`` is not an object, or a field is missing or of the wrong type.
+        """
+        if not isinstance(data, dict):
+            raise _bad(source, f"model card must be a JSON object, got {type(data).__name__}")
+        if not isinstance(data.get("model"), str) or not data["model"]:
+            raise _bad(source, f"model card: 'model' must be a network name, got "
+                               f"{data.get('model')!r}")
+        in_channels = _positive_int(data, "in_channels", source)
+        num_classes = _positive_int(data, "num_classes", source, default=2)
+        if "normalization" not in data:
+            raise _bad(source, "model card has no 'normalization' (mean and std per band)")
+        try:
+            normalization = Normalization.from_dict(data["normalization"])
+        except InvalidValueError as exc:
+            raise _bad(source, f"model card: {exc}") from None
+        if normalization.channels != in_channels:
+            raise _bad(source, f"model card: normalization has {normalization.channels} "
+                               f"band(s) but 'in_channels' is {in_channels}")
+        inputs = _str_list(data, "inputs", source, "model card")
+        if inputs and len(inputs) != in_channels:
+            raise _bad(source, f"model card: 'inputs' names {len(inputs)} channel(s) but "
+                               f"'in_channels' is {in_channels}")
+        what = "model card"
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(
+            model=data["model"], in_channels=in_channels, normalization=normalization,
+            num_classes=num_classes, inputs=inputs,
+            classes=_str_list(data, "classes", source, what) or list(CLASS_NAMES),
+            model_kwargs=_optional(data, "model_kwargs", dict, source, what) or {},
+            best_epoch=_optional(data, "best_epoch", int, source, what),
+            best_val_miou=_optional(data, "best_val_miou", (int, float), source, what),
+            config=_optional(data, "config", dict, source, what) or {},
+            split=_optional(data, "split", dict, source, what) or {},
+            provenance=_optional(data, "provenance", dict, source, what) or {},
+            dtype=_optional(data, "dtype", str, source, what),
+            extra={k: v for k, v in data.items() if k not in known},
+            format_version=_optional(data, "format_version", int, source, what) or 0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (``format_version`` first, then the fields, then ``extra``)."""
+        out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "format_version"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "dtype" and value is None:
+                continue
+            out[f.name] = value.to_dict() if isinstance(value, Normalization) else value
+        out.update(self.extra)
+        return out
+
+    @property
+    def test_names(self) -> list[str]:
+        """The test samples (or scenes) of the card's split."""
+        return list(self.split.get("test", []))
+
+
+@dataclass
+class Split:
+    """Which samples (image names, or scene names) are trained, validated and tested on.
+
+    ``val_blocks`` (scenes only): per training scene, the held-out validation blocks as
+    ``[row, col, height, width]`` lists. ``seed``, ``test_fraction`` and ``val_fraction``
+    record how the split was drawn (None when it was given).
+    """
+
+    train: list[str]
+    val: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+    val_blocks: dict[str, Any] | None = None
+    seed: int | None = None
+    test_fraction: float | None = None
+    val_fraction: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | os.PathLike | None = None) -> Split:
+        """A split from its JSON object: ``train`` and ``test`` lists required, ``val``
+        optional; a name in two parts is refused (InvalidValueError naming ``source``)."""
+        if not isinstance(data, dict):
+            raise _bad(source, "split file must hold a JSON object with train/val/test lists")
+        parts = {}
+        seen: dict[str, str] = {}
+        for part in ("train", "val", "test"):
+            if part not in data:
+                if part == "val":
+                    parts[part] = []
+                    continue
+                raise _bad(source, f"split file has no '{part}' list")
+            items = data[part]
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise _bad(source, f"split file: '{part}' must be a list of sample names")
+            for name in items:
+                if name in seen:
+                    raise _bad(source, f"split file names sample '{name}' twice "
+                                       f"({seen[name]} and {part})")
+                seen[name] = part
+            parts[part] = sorted(items)
+        what = "split file"
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**parts,
+                   val_blocks=_optional(data, "val_blocks", dict, source, what),
+                   seed=_optional(data, "seed", int, source, what),
+                   test_fraction=_optional(data, "test_fraction", (int, float), source, what),
+                   val_fraction=_optional(data, "val_fraction", (int, float), source, what),
+                   extra={k: v for k, v in data.items() if k not in known},
+                   format_version=_optional(data, "format_version", int, source, what) or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object; fields that are None are left out."""
+        out: dict[str, Any] = {"format_version": FORMAT_VERSION, "train": list(self.train),
+                               "val": list(self.val), "test": list(self.test)}
+        for key in ("val_blocks", "seed", "test_fraction", "val_fraction"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out.update(self.extra)
+        return out
+
+    def names(self) -> list[str]:
+        """Every name in the split: train, then val, then test."""
+        return [*self.train, *self.val, *self.test]
