@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"scdnn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"scdnn {args.command}: error: {exc.cli_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"scdnn {args.command}: interrupted", file=sys.stderr)

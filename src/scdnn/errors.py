@@ -13,15 +13,30 @@ the file (``path``) or the option (``option``) and the problem:
 So library users catch them as builtins (``except FileNotFoundError``) or all at once
 (``except ScdnnError``). Messages never name command-line flags: an option is named as the
 Python parameter (``tile``), and the command line alone turns it into ``--tile``
-(:meth:`ScdnnError.cli_message`), prints one line and exits with status 2.
+(:meth:`ScdnnError.cli_message`), prints one line and exits with status 2. An option named
+inside a message is written with :func:`param` (``f"use {param('overwrite')}"``): the
+library's text says ``overwrite``, the command line's ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 __all__ = ["ScdnnError", "InvalidValueError", "InputFileError", "InputFileNotFoundError",
-           "UserError"]
+           "UserError", "param"]
+
+_PARAM = re.compile("\x1e([a-z_0-9]+)\x1e")
+
+
+def param(name: str) -> str:
+    """An option's name inside an error message: rendered as the Python parameter ``name`` by
+    ``str()``, as the flag ``--name`` (underscores as dashes) by the command line."""
+    return f"\x1e{name}\x1e"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 class ScdnnError(Exception):
@@ -39,20 +54,20 @@ class ScdnnError(Exception):
         self.message = message
         self.path = None if path is None else os.fspath(path)
         self.option = option
-        Exception.__init__(self, self._render(option))
+        Exception.__init__(self, self._render())
 
-    def _render(self, option_name: str | None) -> str:
-        text = f"{option_name} {self.message}" if option_name else self.message
+    def _render(self, cli: bool = False) -> str:
+        name = self.option and (_flag(self.option) if cli else self.option)
+        text = f"{name} {self.message}" if name else self.message
+        text = _PARAM.sub(lambda m: _flag(m[1]) if cli else m[1], text)
         return f"{self.path}: {text}" if self.path else text
 
     def __str__(self) -> str:
-        return self._render(self.option)
+        return self._render()
 
     def cli_message(self) -> str:
-        """The message with the option written as a command-line flag (``--tile``)."""
-        if not self.option:
-            return str(self)
-        return self._render("--" + self.option.replace("_", "-"))
+        """The message with every option written as a command-line flag (``--tile``)."""
+        return self._render(cli=True)
 
     def __reduce__(self):  # picklable (multiprocessing, dask) despite the keyword argument
         return (_rebuild, (type(self), self.message, self.path, self.option))
