@@ -245,6 +245,9 @@ class ModelCard:
 class Split:
     """Which samples (image names, or scene names) are trained, validated and tested on.
 
+    A name is in one part only, except in a scene split, whose ``val`` lists the training
+    scenes that hold validation blocks.
+
     ``val_blocks`` (scenes only): per training scene, the held-out validation blocks as
     ``[row, col, height, width]`` lists. ``seed``, ``test_fraction`` and ``val_fraction``
     record how the split was drawn (None when it was given).
@@ -268,6 +271,8 @@ class Split:
             raise _bad(source, "split file must hold a JSON object with train/val/test lists")
         parts = {}
         seen: dict[str, str] = {}
+        # a scene split validates on blocks of its training scenes: they are in train and val
+        blocks = isinstance(data.get("val_blocks"), dict)
         for part in ("train", "val", "test"):
             if part not in data:
                 if part == "val":
@@ -278,7 +283,7 @@ class Split:
             if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
                 raise _bad(source, f"split file: '{part}' must be a list of sample names")
             for name in items:
-                if name in seen:
+                if name in seen and not (blocks and {seen[name], part} == {"train", "val"}):
                     raise _bad(source, f"split file names sample '{name}' twice "
                                        f"({seen[name]} and {part})")
                 seen[name] = part

@@ -1,0 +1,139 @@
+"""Typed records (model cards, splits) and the typed exceptions: what users and files see."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from scdnn.errors import (InputFileError, InputFileNotFoundError, InvalidValueError,
+                          ScdnnError, UserError, param)
+from scdnn.records import FORMAT_VERSION, ModelCard, Normalization, Split
+from scdnn.runs import read_json, write_json
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def card_dict(**changes):
+    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2, "inputs": ["red", "green", "blue"],
+            "normalization": {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}}
+    card.update(changes)
+    return {k: v for k, v in card.items() if v is not ...}
+
+
+# ---------------------------------------------------------------------------- exceptions
+
+def test_exceptions_are_the_builtins_they_resemble():
+    assert issubclass(InvalidValueError, ValueError)
+    assert issubclass(InputFileError, OSError)
+    assert issubclass(InputFileNotFoundError, FileNotFoundError)
+    for cls in (InvalidValueError, InputFileError, InputFileNotFoundError):
+        assert issubclass(cls, ScdnnError) and issubclass(cls, UserError)
+    with pytest.raises(FileNotFoundError, match="x.tif: scene file does not exist"):
+        raise InputFileNotFoundError("scene file does not exist", "x.tif")
+
+
+def test_messages_name_parameters_and_the_cli_renders_flags():
+    exc = InvalidValueError("must be a positive integer, got 0", option="batch_size")
+    assert str(exc) == "batch_size must be a positive integer, got 0"
+    assert exc.cli_message() == "--batch-size must be a positive integer, got 0"
+    exc = InvalidValueError(f"folder is not empty (use {param('overwrite')})", "out")
+    assert str(exc) == "out: folder is not empty (use overwrite)"
+    assert exc.cli_message() == "out: folder is not empty (use --overwrite)"
+    assert "\x1e" not in str(exc) and "\x1e" not in exc.cli_message()
+
+
+def test_exceptions_pickle_with_path_and_option():  # dask and multiprocessing send them back
+    exc = pickle.loads(pickle.dumps(InputFileError("cannot read", "a.tif", option="dsm")))
+    assert type(exc) is InputFileError
+    assert (exc.path, exc.option, exc.message) == ("a.tif", "dsm", "cannot read")
+
+
+# ---------------------------------------------------------------------------- model cards
+
+def test_card_round_trip_keeps_unknown_fields():
+    data = card_dict(demo_sample={"images": ["a"]}, best_epoch=3)
+    card = ModelCard.from_dict(data)
+    assert card.in_channels == 3 and card.normalization.std == [4.0, 5.0, 6.0]
+    assert card.extra == {"demo_sample": {"images": ["a"]}} and card.best_epoch == 3
+    assert card.format_version == 0  # written before versioning
+    out = card.to_dict()
+    assert out["format_version"] == FORMAT_VERSION and out["demo_sample"] == {"images": ["a"]}
+    assert ModelCard.from_dict(out).to_dict() == out
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"in_channels": "three"}, "'in_channels' must be a positive integer, got 'three'"),
+    ({"in_channels": 0}, "'in_channels' must be a positive integer"),
+    ({"in_channels": True}, "'in_channels' must be a positive integer"),
+    ({"model": None}, "'model' must be a network name"),
+    ({"normalization": ...}, "has no 'normalization'"),
+    ({"normalization": {"mean": [1, 2, 3], "std": [0, 1, 1]}}, "positive stds"),
+    ({"normalization": {"mean": [1, 2], "std": [1, 1]}}, "normalization has 2 band(s)"),
+    ({"normalization": [1, 2, 3]}, "malformed normalization"),
+    ({"inputs": ["red"]}, "'inputs' names 1 channel(s)"),
+    ({"model_kwargs": []}, "'model_kwargs' has the wrong type"),
+])
+def test_bad_card_fields_are_named(changes, needle):
+    with pytest.raises(InvalidValueError) as info:
+        ModelCard.from_dict(card_dict(**changes), "w.safetensors")
+    assert str(info.value).startswith("w.safetensors: model card")
+    assert needle in str(info.value)
+
+
+def test_a_card_that_is_not_an_object():
+    with pytest.raises(InvalidValueError, match="must be a JSON object, got list"):
+        ModelCard.from_dict([1, 2], "w")
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*/model.json"))
+                         + sorted(RESULTS.glob("*/runs/*/model.json")), ids=str)
+def test_committed_cards_written_before_versioning_still_read(path):
+    data = read_json(path)
+    card = ModelCard.from_dict(data, path)
+    assert card.model == data["model"] and card.in_channels == data["in_channels"]
+    assert card.to_dict()["config"] == data["config"]
+
+
+def test_normalization_checks_and_applies():
+    norm = Normalization([10.0, 20.0], [2.0, 4.0])
+    import numpy as np
+
+    image = np.full((2, 3, 2), 30, np.uint8)
+    out = norm.apply(image)
+    assert out.shape == (2, 2, 3) and out.dtype == np.float32
+    assert out[0, 0, 0] == 10.0 and out[1, 0, 0] == 2.5  # (30-10)/2, (30-20)/4
+    with pytest.raises(InvalidValueError, match="image has 3 band"):
+        norm.apply(np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(InvalidValueError):
+        Normalization([1.0], [float("nan")])
+
+
+# ---------------------------------------------------------------------------- splits
+
+def test_split_round_trip_and_checks():
+    split = Split.from_dict({"train": ["b", "a"], "test": ["c"], "seed": 1})
+    assert split.train == ["a", "b"] and split.val == [] and split.format_version == 0
+    assert Split.from_dict(split.to_dict()).to_dict() == split.to_dict()
+    assert split.to_dict()["format_version"] == FORMAT_VERSION
+    with pytest.raises(InvalidValueError, match="names sample 'a' twice"):
+        Split.from_dict({"train": ["a"], "test": ["a"]}, "s.json")
+    with pytest.raises(InvalidValueError, match="s.json: split file has no 'test' list"):
+        Split.from_dict({"train": ["a"]}, "s.json")
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*/split.json")), ids=str)
+def test_committed_splits_written_before_versioning_still_read(path):
+    data = read_json(path)
+    split = Split.from_dict(data, path)
+    assert split.test == sorted(data["test"]) and split.format_version == 0
+
+
+def test_every_json_object_the_package_writes_is_versioned(tmp_path):
+    write_json(tmp_path / "a.json", {"x": 1})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"format_version": FORMAT_VERSION,
+                                                             "x": 1}
+    write_json(tmp_path / "b.json", [1, 2])  # not an object: written as it is
+    assert json.loads((tmp_path / "b.json").read_text()) == [1, 2]
