@@ -1,0 +1,124 @@
+"""Object scores on hand-computed cases: split, merged pair, hole, image edge, no-data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scdnn.metrics.objects import object_counts, object_scores
+
+
+def canvas(h=12, w=12):
+    return np.zeros((h, w), np.uint8)
+
+
+def test_perfect_map_scores_one():
+    truth = canvas()
+    truth[1:4, 1:4] = 1
+    truth[6:10, 6:11] = 1
+    counts = object_counts(truth.copy(), truth)
+    assert counts == {"true": 2, "pred": 2, "matched": 2, "matched_iou_sum": 2.0,
+                      "true_area": 9 + 20, "pred_area": 9 + 20}
+    s = object_scores(counts)
+    assert (s["precision"], s["recall"], s["f1"], s["count_ratio"], s["matched_iou"],
+            s["area_bias"]) == (1.0, 1.0, 1.0, 1.0, 1.0, 0.0)
+
+
+def test_a_split_landslide_matches_at_most_one_piece():
+    truth = canvas()
+    truth[2:8, 2:10] = 1                        # 6 x 8 = 48 px
+    pred = canvas()
+    pred[2:8, 2:7] = 1                          # 30 px: IoU 30/48 = 0.625 -> matched
+    pred[2:8, 8:10] = 1                         # 12 px: IoU 12/48 = 0.25 -> not
+    counts = object_counts(pred, truth)
+    assert (counts["true"], counts["pred"], counts["matched"]) == (1, 2, 1)
+    assert counts["matched_iou_sum"] == pytest.approx(30 / 48)
+    s = object_scores(counts)
+    assert s["precision"] == 0.5 and s["recall"] == 1.0 and s["f1"] == pytest.approx(2 / 3)
+    assert s["count_ratio"] == 2.0
+    assert s["area_bias"] == pytest.approx((42 - 48) / 48)
+
+
+def test_a_merged_pair_matches_the_larger_only():
+    truth = canvas()
+    truth[2:8, 1:7] = 1                         # 36 px
+    truth[2:8, 8:10] = 1                        # 12 px, one column apart
+    pred = canvas()
+    pred[2:8, 1:10] = 1                         # 54 px covering both and the gap
+    # IoU with the large one: 36/54 = 0.667 (match); with the small one 12/54 (no)
+    counts = object_counts(pred, truth)
+    assert (counts["true"], counts["pred"], counts["matched"]) == (2, 1, 1)
+    assert counts["matched_iou_sum"] == pytest.approx(36 / 54)
+    s = object_scores(counts)
+    assert s["recall"] == 0.5 and s["precision"] == 1.0 and s["count_ratio"] == 0.5
+
+
+def test_a_hole_changes_iou_not_the_count():
+    truth = canvas()
+    truth[1:11, 1:11] = 1                       # 100 px
+    pred = truth.copy()
+    pred[4:8, 4:8] = 0                          # a 16 px hole: IoU 84/100
+    counts = object_counts(pred, truth)
+    assert (counts["true"], counts["pred"], counts["matched"]) == (1, 1, 1)
+    assert counts["matched_iou_sum"] == pytest.approx(0.84)
+    pred[1:11, 5:7] = 0                         # the hole cut through: two halves of 40 px
+    counts = object_counts(pred, truth)
+    assert (counts["pred"], counts["matched"]) == (2, 0)  # each half IoU 0.4 < 0.5
+
+
+def test_eight_neighbours_join_diagonal_pixels():
+    pred = canvas(4, 4)
+    pred[0, 0] = pred[1, 1] = pred[2, 2] = 1
+    assert object_counts(pred, canvas(4, 4))["pred"] == 1
+
+
+def test_an_object_cut_by_the_image_edge_is_scored_as_seen():
+    truth = canvas(6, 6)
+    truth[:, 3:] = 1                            # runs off the right and both horizontal edges
+    pred = canvas(6, 6)
+    pred[:, 2:] = 1                             # 24 px; IoU 18/24 = 0.75
+    counts = object_counts(pred, truth)
+    assert counts["matched"] == 1 and counts["matched_iou_sum"] == pytest.approx(0.75)
+
+
+def test_no_data_splits_objects_and_is_never_scored():
+    truth = canvas(6, 9)
+    truth[1:5, 1:8] = 1
+    truth[:, 4] = 255                           # a no-data column through the landslide
+    pred = canvas(6, 9)
+    pred[1:5, 1:8] = 1
+    pred[0, 4] = 1                              # predicted on no-data: not an object pixel
+    counts = object_counts(pred, truth)
+    assert (counts["true"], counts["pred"], counts["matched"]) == (2, 2, 2)
+    assert counts["true_area"] == counts["pred_area"] == 24
+    valid = np.ones_like(truth, bool)
+    valid[:, :4] = False                        # and `valid` masks like 255
+    counts = object_counts(pred, truth, valid=valid)
+    assert (counts["true"], counts["pred"], counts["matched"]) == (1, 1, 1)
+
+
+def test_empty_truth_and_prediction():
+    s = object_scores(object_counts(canvas(), canvas()))
+    assert (s["precision"], s["recall"], s["f1"]) == (1.0, 1.0, 1.0)
+    assert s["count_ratio"] is None and s["matched_iou"] is None and s["area_bias"] is None
+    pred = canvas()
+    pred[0, 0] = 1
+    s = object_scores(object_counts(pred, canvas()))
+    assert s["precision"] == 0.0 and s["recall"] is None and s["f1"] == 0.0
+
+
+def test_below_one_half_each_object_is_matched_once():
+    truth = canvas(3, 9)
+    truth[0:3, 2:5] = 1                         # 9 px
+    pred = canvas(3, 9)
+    pred[0:3, 0:3] = 1                          # 9 px, overlap 3: IoU 3/15 = 0.2
+    pred[0:3, 4:7] = 1                          # 9 px, overlap 3: IoU 0.2 (the gap is col 3)
+    pred[:, 3] = 0
+    assert object_counts(pred, truth, min_iou=0.5)["matched"] == 0
+    counts = object_counts(pred, truth, min_iou=0.2)
+    assert (counts["pred"], counts["matched"]) == (2, 1)
+
+
+def test_shapes_must_agree():
+    with pytest.raises(ValueError, match="one shape"):
+        object_counts(canvas(3, 3), canvas(3, 4))
