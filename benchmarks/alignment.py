@@ -20,7 +20,7 @@ from _common import save
 from scdnn.datasets import Normalization
 from scdnn.inference import landslide_probabilities
 from scdnn.mapping import open_scene
-from scdnn.mapping.predict import model_input
+from scdnn.mapping.core import model_input
 from scdnn.weights import load_model
 
 OFFSETS = (1024, 1040, 992, 1032, 1000, 1030)

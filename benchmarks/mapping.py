@@ -50,11 +50,11 @@ import torch
 from rasterio.windows import Window
 
 from _common import RESULTS, save
-from scdnn.mapping import map_scene, open_scene
-from scdnn.mapping.predict import output_stride
-from scdnn.mapping.tiling import window_grid, window_offsets
+from scdnn.mapping import Tiling, map_scene, open_scene, plan_windows
+from scdnn.mapping.tiling import window_offsets
+from scdnn.predictor import Predictor
 from scdnn.runs import atomic_path
-from scdnn.weights import load_model, read_card
+from scdnn.weights import read_card
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE_B = ROOT.parent / "shared" / "data" / "jinsha-uav" / "scene-b" / "rgb.tif"
@@ -67,32 +67,27 @@ TARGETS = {"throughput": 0.85, "memory": 1.1, "agreement": 0.995, "nodata": 0.05
 CHILD = r"""
 import json, sys
 a = json.loads(sys.argv[1])
-import numpy as np, torch
-import scdnn.mapping
-from scdnn.weights import load_model
+import numpy as np
+from scdnn.mapping import Tiling, map_scene
+from scdnn.predictor import Predictor
+predictor = Predictor.from_file(a["weights"], device=a["device"])
 result = {}
 if a["what"] == "map":
-    scdnn.mapping.map_scene(a["scene"], a["weights"], a["out"], tile=a["tile"],
-                            overlap=a["overlap"], batch_size=a["batch_size"],
-                            overwrite=True, device=a["device"])
+    map_scene(a["scene"], predictor, a["out"], overwrite=True,
+              tiling=Tiling(a["tile"], a["overlap"], a["batch_size"]))
 elif a["what"] in ("probe", "onepass"):
     from rasterio.windows import Window
-    from scdnn.datasets import Normalization
-    from scdnn.inference import landslide_probabilities
-    from scdnn.mapping.predict import model_input
-    model, card = load_model(a["weights"])
-    norm = card.normalization
-    with scdnn.mapping.open_scene(a["scene"], card.in_channels, card.inputs) as sc:
-        x = model_input(sc, Window(*a["window"]), norm)
+    from scdnn.mapping import open_scene
+    from scdnn.mapping.core import model_input
+    with open_scene(a["scene"], predictor.in_channels, predictor.inputs) as sc:
+        x = model_input(sc, Window(*a["window"]), predictor.normalization)
     def rss(key):
         return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1])
     result["rss_before_forward_bytes"] = rss("VmRSS:") * 1024
     result["hwm_before_forward_bytes"] = rss("VmHWM:") * 1024
-    p = landslide_probabilities(model.to(a["device"]), torch.from_numpy(x)[None].to(a["device"]))[0]
+    p = predictor.probabilities(x[None])[0]
     if a["what"] == "onepass":
         np.save(a["save"], p)
-else:
-    load_model(a["weights"])
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 result["vmhwm_bytes"] = int(hwm.split()[1]) * 1024
 print(json.dumps(result))
@@ -165,20 +160,19 @@ def centred(height: int, width: int, h: int, w: int) -> Window:
 
 def timed_map(scene: Path, weights: Path, out: Path, args, overlap: int | None = None,
               tile: int | None = None) -> float:
+    """Seconds map_scene takes from the weights file (loading included) to its outputs."""
     shutil.rmtree(out, ignore_errors=True)
+    tiling = Tiling(args.tile if tile is None else tile,
+                    args.overlap if overlap is None else overlap, args.batch_size)
     start = time.perf_counter()
-    map_scene(scene, weights, out, tile=args.tile if tile is None else tile,
-              overlap=args.overlap if overlap is None else overlap,
-              batch_size=args.batch_size, device=args.device)
+    map_scene(scene, Predictor.from_file(weights, device=args.device), out, tiling=tiling)
     return time.perf_counter() - start
 
 
-def windows_run(scene: Path, in_channels: int, inputs, tile: int, overlap: int,
-                align: int = 1) -> list[Window]:
-    """The windows map_scene runs: the (aligned) grid less those without a valid pixel."""
-    with open_scene(scene, in_channels, inputs) as sc:
-        return [w for w in window_grid(sc.height, sc.width, tile, overlap, align)
-                if sc.valid_mask(w).any()]
+def windows_run(scene: Path, predictor: Predictor, tiling: Tiling) -> list[Window]:
+    """The windows map_scene runs: the aligned grid less those without a valid pixel."""
+    with open_scene(scene, predictor.in_channels, predictor.inputs) as sc:
+        return list(plan_windows(predictor, sc, tiling).to_run)
 
 
 def sync(device: str) -> None:
@@ -188,12 +182,11 @@ def sync(device: str) -> None:
 
 def throughput(scene: Path, weights: Path, work: Path, args, card: dict) -> dict:
     """(1) map_scene end to end vs the bare forward pass over the same windows."""
-    windows = windows_run(scene, card.in_channels, card.inputs, args.tile,
-                          args.overlap, args.align)
+    predictor = Predictor.from_file(weights, device=args.device)
+    windows = windows_run(scene, predictor, Tiling(args.tile, args.overlap, args.batch_size))
     h, w = int(windows[0].height), int(windows[0].width)
     pixels = len(windows) * h * w
-    model, _ = load_model(weights)
-    model.to(args.device)
+    model = predictor.model
     sizes = [args.batch_size] * (len(windows) // args.batch_size)
     sizes += [len(windows) % args.batch_size] if len(windows) % args.batch_size else []
     batches = {n: torch.randn(n, card.in_channels, h, w).to(args.device)
@@ -491,8 +484,8 @@ def card_summary(weights: Path) -> dict:
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     prov = card.provenance
     return {"file": str(weights), "sha256_16": digest,
-            **{k: getattr(card, k) for k in ("model", "in_channels", "inputs", "model_kwargs", "classes")
-               if k in card},
+            **{k: getattr(card, k) for k in ("model", "in_channels", "inputs", "model_kwargs",
+                                             "classes")},
             "provenance": {k: prov[k] for k in ("git_commit", "created", "scdnn_version")
                            if k in prov}}
 
@@ -606,7 +599,7 @@ def main() -> None:
         args.region, args.probe = 512, 256
     torch.manual_seed(0)
     card = read_card(args.weights)
-    args.align = output_stride(load_model(args.weights)[0], card)
+    args.align = Predictor.from_file(args.weights).output_stride
     with tempfile.TemporaryDirectory(prefix="scdnn-mapping-", dir=args.work) as tmp:
         work = Path(tmp)
         scene = args.scene

@@ -21,9 +21,10 @@ from rasterio.transform import Affine
 
 from conftest import TINY, random_rgb, spread_weights, write_image
 from scdnn.cli import ENGINE_CHOICES, main
-from scdnn.engines import ENGINES, OnnxModel, load_predictor
-from scdnn.errors import UserError
+from scdnn.engines import ENGINES, OnnxModel
+from scdnn.errors import InputFileError, InvalidValueError, UserError
 from scdnn.export import export_onnx
+from scdnn.predictor import Predictor
 from scdnn.weights import read_card
 
 
@@ -90,8 +91,9 @@ def test_card_round_trips(weights: Path, onnx_path: Path) -> None:
     card = read_card(weights)
     props = {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
     assert json.loads(props["scdnn"]) == card.to_dict()
-    model, loaded = load_predictor(onnx_path, "onnxruntime")
-    assert loaded == card and model.card == card
+    predictor = Predictor.from_file(onnx_path, "onnxruntime")
+    assert predictor.card == card and predictor.model.card == card
+    assert predictor.engine == "onnxruntime" and predictor.output_stride == 16
     assert card.config["note"] == "Wenchuan 汶川"
 
 
@@ -99,8 +101,8 @@ def test_card_round_trips(weights: Path, onnx_path: Path) -> None:
                                    (5, 3, 48, 80)])
 def test_dynamic_batch_height_and_width(weights: Path, onnx_path: Path, shape) -> None:
     # The example the graph was recorded with is 2 x 3 x 64 x 64; none of these is that.
-    torch_model, _ = load_predictor(weights, "torch")
-    onnx_model, _ = load_predictor(onnx_path, "onnxruntime")
+    torch_model = Predictor.from_file(weights, "torch").model
+    onnx_model = Predictor.from_file(onnx_path, "onnxruntime").model
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
     with torch.inference_mode():
         expected = torch_model(x)
@@ -242,5 +244,21 @@ def test_wrong_input_and_unknown_engine(onnx_path: Path) -> None:
     with pytest.raises(UserError, match=r"\(N, 3, H, W\)"):
         OnnxModel(onnx_path)(torch.zeros(1, 4, 8, 8))
     with pytest.raises(UserError, match="unknown engine 'tensorrt'"):
-        load_predictor(onnx_path, "tensorrt")
+        Predictor.from_file(onnx_path, "tensorrt")
     assert ENGINE_CHOICES == ENGINES
+
+
+def test_predictor_with_either_engine_agrees(weights: Path, onnx_path: Path) -> None:
+    by_torch = Predictor.from_file(weights)
+    by_onnx = Predictor.from_file(onnx_path, engine="onnxruntime")
+    assert by_onnx.engine == "onnxruntime" and by_onnx.inputs == by_torch.inputs
+    image = random_rgb(45, 67, seed=3)
+    np.testing.assert_allclose(by_onnx.probability(image), by_torch.probability(image),
+                               atol=1e-4)
+    with pytest.raises(InvalidValueError, match=r"image has 1 band\(s\) but the model takes 3"):
+        by_onnx.probability(image[:, :, 0])
+    with pytest.raises(InvalidValueError, match="runs on the CPU only"):
+        Predictor.from_file(onnx_path, engine="onnxruntime", device="cuda")
+    with pytest.raises(InputFileError, match="is an ONNX model, not a weights file; use "
+                                             "engine onnxruntime"):
+        Predictor.from_file(onnx_path)

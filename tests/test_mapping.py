@@ -19,10 +19,11 @@ from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.errors import UserError
 from scdnn.inference import landslide_probability
-from scdnn.mapping import map_scene, polygonize
+from scdnn.mapping import Tiling, map_scene, open_scene, plan_windows, polygonize, predict_scene
 from scdnn.mapping.outputs import landslide_table, write_cog
 from scdnn.mapping.tiling import blend_weights, window_grid, window_offsets
-from scdnn.weights import load_model
+from scdnn.predictor import Predictor
+from scdnn.weights import load_model, read_card
 
 H, W = 150, 230
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.7, 3400000.0)  # non-square pixels, 0.35 m²
@@ -85,7 +86,7 @@ def mapped(tmp_path_factory, weights) -> dict[str, Path]:
     outs = {}
     for variant in ("mask", "nodata", "alpha"):
         scene = write_scene(root / f"{variant}.tif", variant)
-        map_scene(scene, weights, root / variant, tile=64, overlap=16, cog_blocksize=64)
+        map_scene(scene, weights, root / variant, tiling=Tiling(64, 16), cog_blocksize=64)
         outs[variant] = root / variant
     return outs
 
@@ -227,61 +228,56 @@ def test_overlap_blending_is_closer_to_one_pass_than_plain_tiling(tmp_path: Path
     reference = one_pass(weights, rgb())
     errors = {}
     for overlap in (0, 16, 32):
-        map_scene(scene, weights, tmp_path / f"o{overlap}", tile=64, overlap=overlap)
+        map_scene(scene, weights, tmp_path / f"o{overlap}", tiling=Tiling(64, overlap))
         blended = read(tmp_path / f"o{overlap}" / "probability.tif")
         errors[overlap] = np.abs(blended - reference).mean()
     assert errors[32] < errors[16] < errors[0], errors
 
 
-def test_blending_removes_seams_of_a_small_receptive_field_network(tmp_path: Path, weights: Path,
-                                                                   monkeypatch) -> None:
+def test_blending_removes_seams_of_a_small_receptive_field_network(tmp_path: Path,
+                                                                   weights: Path) -> None:
     # two 3x3 convolutions see 2 pixels around: plain tiles differ from one pass at their
     # seams; a 16-pixel blended overlap leaves only the ramps' tiny outer weights
-    import scdnn.mapping.predict as predict
-
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(),
                               torch.nn.Conv2d(8, 2, 3, padding=1)).eval()
-    monkeypatch.setattr(predict, "load_predictor",
-                        lambda path, engine="torch": (net, load_model(path)[1]))
+    predictor = Predictor(net, read_card(weights))
     scene = write_scene(tmp_path / "plain.tif", "plain")
     reference = landslide_probability(net, np.moveaxis(rgb(), 0, -1),
                                       Normalization(mean=[128.0] * 3, std=[60.0] * 3))
     errors = {}
     for overlap in (0, 16):
-        map_scene(scene, weights, tmp_path / f"o{overlap}", tile=64, overlap=overlap)
+        map_scene(scene, predictor, tmp_path / f"o{overlap}", tiling=Tiling(64, overlap))
         errors[overlap] = np.abs(read(tmp_path / f"o{overlap}" / "probability.tif") - reference)
     assert errors[0].max() > 0.05  # seams of plain tiling
     assert np.all(errors[0][2:62, 2:62] < 1e-5)  # ... but exact inside the first tile
     assert errors[16].max() < 0.005 and errors[16].mean() < 1e-4
 
 
-def test_windows_aligned_to_the_output_stride_agree_with_one_pass(tmp_path: Path,
-                                                                  monkeypatch) -> None:
+def test_windows_aligned_to_the_output_stride_agree_with_one_pass(tmp_path: Path) -> None:
     # a strided network is not shift-equivariant: windows starting at offsets that are not a
     # multiple of its output stride predict another map than one pass over the scene does
-    import scdnn.mapping.predict as predict
-
     weights = spread_weights(tmp_path / "w.safetensors", np.moveaxis(rgb(1)[:, :64, :64], 0, -1),
                              TINY)
-    model, _ = load_model(weights)
-    assert model.output_stride > 1
+    predictor = Predictor.from_file(weights)
+    assert predictor.output_stride > 1
     reference = one_pass(weights, rgb())
     scene = write_scene(tmp_path / "plain.tif", "plain")
-    errors = {}
-    for align in ("model", "none"):
-        if align == "none":
-            monkeypatch.setattr(predict, "output_stride", lambda model, card: 1)
-        map_scene(scene, weights, tmp_path / align, tile=96, overlap=32)
-        error = np.abs(read(tmp_path / align / "probability.tif") - reference)
-        errors[align] = float(error[:-32, :-32].mean())  # away from the overhanging edges
-    assert errors["model"] < errors["none"] / 3, errors
+    probability, errors = {}, {}
+    with open_scene(scene, 3, predictor.inputs) as sc:
+        for align in (None, 1):  # None: the model's output stride
+            plan = plan_windows(predictor, sc, Tiling(96, 32), align=align)
+            rows = predict_scene(predictor, sc, plan)
+            probability[align] = np.concatenate([p for _, p, _ in rows])
+            error = np.abs(probability[align] - reference)
+            errors[align] = float(error[:-32, :-32].mean())  # away from the overhanging edges
+    assert errors[None] < errors[1] / 3, errors
+    map_scene(scene, predictor, tmp_path / "map", tiling=Tiling(96, 32))  # aligned
+    np.testing.assert_array_equal(read(tmp_path / "map" / "probability.tif"), probability[None])
 
 
-def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path, weights: Path,
-                                                              monkeypatch) -> None:
-    import scdnn.mapping.predict as predict
-
+def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path,
+                                                              weights: Path) -> None:
     batches: list[int] = []
 
     class Spy(torch.nn.Module):
@@ -293,10 +289,10 @@ def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path, we
             batches.append(x.shape[0])
             return self.model(x)
 
-    monkeypatch.setattr(predict, "load_predictor",
-                        lambda path, engine="torch": (lambda m, c: (Spy(m), c))(*load_model(path)))
+    model, card = load_model(weights)
     scene = write_scene(tmp_path / "s.tif", "mask")
-    map_scene(scene, weights, tmp_path / "out", tile=64, overlap=16, batch_size=5)
+    # Spy has no output_stride: a plain grid, 3 of its 15 windows without a valid pixel
+    map_scene(scene, Predictor(Spy(model), card), tmp_path / "out", tiling=Tiling(64, 16, 5))
     assert batches == [5, 5, 2]  # 12 of 15 windows
 
 
@@ -438,7 +434,7 @@ def test_failure_mid_run_leaves_no_file(tmp_path: Path, weights: Path, monkeypat
 
     monkeypatch.setattr(Scene, "read", failing_read)
     with pytest.raises(UserError, match="truncated or corrupt"):
-        map_scene(scene, weights, tmp_path / "out", tile=64, overlap=16)
+        map_scene(scene, weights, tmp_path / "out", tiling=Tiling(64, 16))
     assert (tmp_path / "out").is_dir() and no_files(tmp_path / "out")
 
 

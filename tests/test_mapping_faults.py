@@ -23,6 +23,7 @@ from rasterio.transform import Affine
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.models import create_model
+from scdnn.records import ModelCard
 from scdnn.weights import save_weights
 
 FINAL_NAMES = ["landslides.gpkg", "map.json", "mask.tif", "probability.tif"]
@@ -35,9 +36,10 @@ def weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     kwargs = {"widths": [4, 8, 8, 8], "aspc_channels": 8, "decoder_channels": 8}
     model = create_model("scdnn", in_channels=3, **kwargs).eval()
-    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2, "model_kwargs": kwargs,
-            "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
-            "normalization": Normalization(mean=[128.0] * 3, std=[60.0] * 3).to_dict()}
+    card = ModelCard.from_dict({
+        "model": "scdnn", "in_channels": 3, "num_classes": 2, "model_kwargs": kwargs,
+        "classes": ["background", "landslide"], "inputs": ["red", "green", "blue"],
+        "normalization": Normalization(mean=[128.0] * 3, std=[60.0] * 3).to_dict()})
     path = tmp_path_factory.mktemp("weights") / "weights.safetensors"
     save_weights(model, path, card)
     return path

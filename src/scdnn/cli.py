@@ -318,14 +318,15 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_map(args: argparse.Namespace) -> None:
-    from .mapping import map_scene
+    from .mapping import Tiling, map_scene
+    from .predictor import Predictor
 
+    tiling = Tiling(args.tile, args.overlap, args.batch_size)  # refused before loading
+    predictor = Predictor.from_file(args.weights, engine=args.engine, device=args.device)
     summary = map_scene(
-        args.scene, args.weights, args.out, tile=args.tile, overlap=args.overlap,
-        batch_size=args.batch_size, threshold=args.threshold, min_area=args.min_area,
-        simplify=args.simplify, fmt=args.fmt, dsm=args.dsm, overwrite=args.overwrite,
-        device=args.device,
-        engine=args.engine, progress=_progress("mapping"),
+        args.scene, predictor, args.out, tiling=tiling, threshold=args.threshold,
+        min_area=args.min_area, simplify=args.simplify, fmt=args.fmt, dsm=args.dsm,
+        overwrite=args.overwrite, progress=_progress("mapping"),
         warn=lambda message: print(f"scdnn map: warning: {message}", file=sys.stderr))
     windows = summary["windows"]
     unit = "m" if summary["units"] == "metre" else summary["units"]

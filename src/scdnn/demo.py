@@ -15,7 +15,8 @@ images to run them on come, in this order, from:
 
 :func:`run_demo`:
 
-1. maps every sample image with :func:`scdnn.mapping.map_scene`, the code of ``scdnn map``
+1. loads the weights once (:class:`scdnn.Predictor`) and maps every sample image with
+   :func:`scdnn.mapping.map_scene`, the code of ``scdnn map``
    (the PNGs have no CRS, so coordinates and areas are in pixels);
 2. scores the predicted masks against the truth (:class:`scdnn.metrics.Evaluator`);
 3. writes the output folder in the layout of ``scdnn evaluate`` and renders its report::
@@ -50,9 +51,10 @@ from .errors import UserError
 from .inference import save_png
 from .mapping import MASK_NODATA, map_scene
 from .metrics import Evaluator
+from .predictor import Predictor
 from .report import write_report
 from .runs import atomic_write, provenance, write_json
-from .weights import load_model, read_card
+from .weights import read_card
 
 __all__ = ["run_demo", "bundled_weights", "bundled_sample", "MARKER"]
 
@@ -115,11 +117,11 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
             raise UserError("demo sample folder does not exist (expected images/ and masks/)",
                             sample)
         _check_sample(sample)
-        _check_weights(weights, open_dataset(sample).in_channels)
+        predictor = _load_weights(weights, open_dataset(sample).in_channels)
         _check_apart(Path(out), weights, sample)
         out = _prepare(Path(out), overwrite)
     else:
-        _check_weights(weights, 3)
+        predictor = _load_weights(weights, 3)
         _check_apart(Path(out), weights, None)
         out = _prepare(Path(out), overwrite)
         sample = _make_sample(read_card(weights), out / "sample", warn)
@@ -129,7 +131,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
     notes: list[str] = []
     maps: dict[str, Any] = {}
     for s in progress(dataset.samples):
-        summary = map_scene(s.image_path, weights, out / "maps" / s.name, overwrite=True,
+        summary = map_scene(s.image_path, predictor, out / "maps" / s.name, overwrite=True,
                             warn=notes.append)
         maps[s.name] = summary
         with rasterio.open(out / "maps" / s.name / "mask.tif") as src:
@@ -207,10 +209,12 @@ def _save_crop(array: np.ndarray, path: Path, crop: int) -> None:
     save_png(np.ascontiguousarray(array[top:top + crop, left:left + crop]), path)
 
 
-def _check_weights(weights: Path, bands: int) -> None:
-    """Refuse weights the sample cannot feed: tensors of another network than the card
-    names (load_model), or inputs other than ``bands`` image bands."""
-    _, card = load_model(weights)
+def _load_weights(weights: Path, bands: int) -> Predictor:
+    """Load the weights once for every image; refuse weights the sample cannot feed: tensors
+    of another network than the card names (load_model), or inputs other than ``bands``
+    image bands."""
+    predictor = Predictor.from_file(weights)
+    card = predictor.card
     inputs = list(card.inputs)
     takes = card.in_channels
     if uses_elevation(inputs) or "dem" in inputs or takes != bands:
@@ -218,6 +222,7 @@ def _check_weights(weights: Path, bands: int) -> None:
         raise UserError(f"the weights take {takes} inputs{names} but the demo sample images "
                         f"have {bands} bands and no elevation; give weights trained on "
                         f"{bands}-band images alone", weights)
+    return predictor
 
 
 def _check_apart(out: Path, weights: Path, sample: Path | None) -> None:

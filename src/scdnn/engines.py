@@ -1,6 +1,6 @@
 """Inference engines: the PyTorch network, or its ONNX export run by ONNX Runtime.
 
-:func:`load_predictor` hands back a model and its card for either engine. Both models take a
+:meth:`scdnn.Predictor.from_file` loads a model for either engine. Both models take a
 normalised float32 batch ``N x C x H x W`` (a torch tensor) and return the logits
 ``N x num_classes x H x W``, so the callers (``scdnn predict``, ``scdnn map``) do not care
 which engine runs:
@@ -16,57 +16,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import InvalidValueError, UserError
+from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, ScdnnError, param
 from .records import ModelCard
-from .weights import METADATA_KEY, load_model
+from .weights import METADATA_KEY
 
-__all__ = ["ENGINES", "load_predictor", "OnnxModel"]
+__all__ = ["ENGINES", "OnnxModel"]
 
-#: The engines :func:`load_predictor` knows, the default first.
+#: The engines :meth:`scdnn.Predictor.from_file` knows, the default first.
 ENGINES: tuple[str, ...] = ("torch", "onnxruntime")
-
-
-def load_predictor(path: str | os.PathLike, engine: str = "torch"
-                   ) -> tuple[Any, dict[str, Any]]:
-    """The model in ``path`` for ``engine``, in evaluation mode, and its model card.
-
-    Parameters
-    ----------
-    path : path
-        ``engine="torch"``: a weights file (.safetensors); ``engine="onnxruntime"``: an ONNX
-        model from ``scdnn export``.
-    engine : {"torch", "onnxruntime"}
-        What runs the network.
-
-    Returns
-    -------
-    tuple
-        ``(model, card)``: ``model(x)`` maps a float32 tensor ``N x C x H x W`` to logits;
-        ``model.to(device)`` and ``model.eval()`` work as for a torch module (the ONNX model
-        runs on the CPU only).
-
-    Raises
-    ------
-    UserError
-        An unknown engine, a missing or unreadable file, or a file for the other engine.
-    """
-    if engine not in ENGINES:
-        raise UserError(f"unknown engine '{engine}'; choose from: {', '.join(ENGINES)}")
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("model file does not exist" if engine == "onnxruntime"
-                        else "weights file does not exist", path)
-    if engine == "onnxruntime":
-        model = OnnxModel(path)
-        return model, model.card
-    if not _is_safetensors(path) and _is_onnx(path):
-        raise UserError("is an ONNX model, not a weights file; use --engine onnxruntime", path)
-    return load_model(path)
 
 
 class OnnxModel:
@@ -98,14 +59,14 @@ class OnnxModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise UserError("--engine onnxruntime needs the 'onnxruntime' package: "
-                            "pip install 'scdnn[export]'") from None
+            raise ScdnnError(f"{param('engine')} onnxruntime needs the 'onnxruntime' package: "
+                             f"pip install 'scdnn[export]'") from None
         if not self.path.is_file():
-            raise UserError("model file does not exist", self.path)
+            raise InputFileNotFoundError("model file does not exist", self.path)
         if _is_safetensors(self.path):
-            raise UserError("is a safetensors weights file, not an ONNX model; convert it with "
-                            "'scdnn export --weights FILE --out MODEL.onnx' or use --engine torch",
-                            self.path)
+            raise InputFileError(f"is a safetensors weights file, not an ONNX model; convert it "
+                                 f"with 'scdnn export --weights FILE --out MODEL.onnx' or use "
+                                 f"{param('engine')} torch", self.path)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; no optimizer chatter on stderr
         if threads is not None:
@@ -115,12 +76,13 @@ class OnnxModel:
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, ...)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"not an ONNX model ONNX Runtime can load ({first})",
-                            self.path) from None
+            raise InputFileError(f"not an ONNX model ONNX Runtime can load ({first})",
+                                 self.path) from None
         metadata = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in metadata:
-            raise UserError("ONNX model has no scdnn model card (not written by scdnn export; "
-                            "run scdnn export on the weights file first)", self.path)
+            raise InvalidValueError("ONNX model has no scdnn model card (not written by scdnn "
+                                    "export; run scdnn export on the weights file first)",
+                                    self.path)
         try:
             data = json.loads(metadata[METADATA_KEY])
         except json.JSONDecodeError:
@@ -132,8 +94,8 @@ class OnnxModel:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else []
         if len(shape) != 4 or isinstance(shape[1], int) and shape[1] != self.in_channels:
-            raise UserError(f"ONNX model does not take one N x {self.in_channels} x H x W input "
-                            f"as its card says", self.path)
+            raise InvalidValueError(f"ONNX model does not take one N x {self.in_channels} x H x W "
+                                    f"input as its card says", self.path)
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
 
@@ -141,22 +103,22 @@ class OnnxModel:
         """Logits ``N x num_classes x H x W`` (float32, CPU) of a normalised batch ``x``
         (``N x in_channels x H x W``)."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise UserError(f"{self.path.name} expects input of shape "
-                            f"(N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise InvalidValueError(f"{self.path.name} expects input of shape "
+                                    f"(N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         array = np.ascontiguousarray(x.detach().cpu().float().numpy())
         logits = self.session.run([self.output_name], {self.input_name: array})[0]
         return torch.from_numpy(logits)
 
     def to(self, device: str | torch.device) -> "OnnxModel":
-        """Return self for the CPU; any other device is refused (UserError): this engine runs
-        on the CPU only."""
+        """Return self for the CPU; any other device is refused (InvalidValueError): this
+        engine runs on the CPU only."""
         try:
             kind = torch.device(device).type
         except (RuntimeError, TypeError, ValueError):
             kind = str(device)
         if kind != "cpu":
-            raise UserError(f"engine onnxruntime runs on the CPU only; cannot use device "
-                            f"'{device}' (use --engine torch)")
+            raise InvalidValueError(f"engine onnxruntime runs on the CPU only; cannot use device "
+                                    f"'{device}' (use {param('engine')} torch)")
         return self
 
     def eval(self) -> "OnnxModel":

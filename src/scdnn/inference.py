@@ -14,27 +14,30 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .engines import load_predictor
 from .datasets import IMAGE_EXTENSIONS, BijieLandslide, Normalization, load_split, open_dataset, read_image, read_mask
 from .errors import UserError
 from .metrics import Evaluator
+from .predictor import Predictor, landslide_softmax
 from .runs import atomic_path, prepare_out_dir, provenance, write_json
 from .weights import load_model
+
+__all__ = ["landslide_probability", "landslide_probabilities", "predict_folder", "image_files",
+           "save_png", "open_for_model", "evaluate"]
 
 
 def landslide_probability(model: torch.nn.Module, image: np.ndarray,
                           normalization: Normalization, device: str = "cpu") -> np.ndarray:
-    """Softmax probability of the landslide class for one HxWxC uint8 image (HxW float32)."""
+    """Softmax probability of the landslide class for one HxWxC uint8 image (HxW float32),
+    with a bare network and its normalisation (a loaded model: :meth:`Predictor.probability`)."""
     x = torch.from_numpy(normalization.apply(image))[None].to(device)
-    return landslide_probabilities(model, x)[0]
+    return landslide_softmax(model, x)[0]
 
 
 def landslide_probabilities(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     """Softmax probability of the landslide class for a normalised batch ``N x C x H x W``
-    (``N x H x W`` float32)."""
-    with torch.inference_mode():
-        logits = model(x)
-    return torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+    already on the model's device (``N x H x W`` float32; a loaded model:
+    :meth:`Predictor.probabilities`)."""
+    return landslide_softmax(model, x)
 
 
 def _check_bands(image: np.ndarray, card: dict, path: Path) -> None:
@@ -62,24 +65,25 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def predict_folder(images: str | os.PathLike, weights: str | os.PathLike, out: str | os.PathLike,
-                   threshold: float = 0.5, overwrite: bool = False, device: str = "cpu",
-                   progress: Callable[[Iterable], Iterable] = iter, engine: str = "torch") -> Path:
+def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predictor,
+                   out: str | os.PathLike, threshold: float = 0.5, overwrite: bool = False,
+                   device: str = "cpu", progress: Callable[[Iterable], Iterable] = iter,
+                   engine: str = "torch") -> Path:
     """Write ``OUT/masks/<stem>.png`` (0/255) and ``OUT/probabilities/<stem>.png`` (0–255).
 
-    ``engine`` is ``"torch"`` (``weights`` is a .safetensors file) or ``"onnxruntime"``
-    (``weights`` is an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`."""
+    ``weights`` is a loaded :class:`Predictor` (``device`` and ``engine`` are then its own),
+    or a file loaded with ``engine``: ``"torch"`` (a .safetensors file) or
+    ``"onnxruntime"`` (an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`."""
     files = image_files(images)
-    model, card = load_predictor(weights, engine)
-    model.to(device)
-    normalization = card.normalization
+    predictor = weights if isinstance(weights, Predictor) else \
+        Predictor.from_file(weights, engine, device)
     out = prepare_out_dir(out, overwrite=overwrite)
     (out / "masks").mkdir(exist_ok=True)
     (out / "probabilities").mkdir(exist_ok=True)
     for path in progress(files):
         image = read_image(path)
-        _check_bands(image, card, path)
-        prob = landslide_probability(model, image, normalization, device)
+        _check_bands(image, predictor.card, path)
+        prob = predictor.probability(image)
         save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8), out / "masks" / f"{path.stem}.png")
         save_png(np.round(prob * 255).astype(np.uint8), out / "probabilities" / f"{path.stem}.png")
     return out

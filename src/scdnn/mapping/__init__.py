@@ -2,8 +2,10 @@
 
 Read top to bottom, a scene goes through:
 
-- :mod:`.predict` — :func:`map_scene`, the recipe: windows -> batches -> network ->
-  blended rows -> rasters -> polygons -> COGs and ``map.json``;
+- :mod:`.predict` — :func:`map_scene`, the recipe: predicted rows -> rasters -> polygons
+  -> COGs and ``map.json``;
+- :mod:`.core` — :func:`predict_scene`, the one scene-prediction loop: windows (laid by
+  :func:`plan_windows`, a :class:`Tiling`) -> batches -> network -> blended rows;
 - :mod:`.scene` — open and validate a scene (and its DSM), read a window's channels and
   valid-data mask (the reader lives in :mod:`scdnn.datasets.scene`, shared with training);
 - :mod:`.tiling` — the window grid (aligned to the network's output stride) and the
@@ -16,10 +18,12 @@ Read top to bottom, a scene goes through:
 
 from __future__ import annotations
 
+from .core import Tiling, WindowPlan, plan_windows, predict_scene
 from .outputs import MASK_NODATA, PROBABILITY_NODATA, landslide_table, polygonize, write_cog
 from .predict import map_scene
 from .scene import Scene, open_scene
 from .tiling import blend_weights, window_grid
 
-__all__ = ["map_scene", "open_scene", "Scene", "window_grid", "blend_weights", "polygonize",
-           "landslide_table", "write_cog", "PROBABILITY_NODATA", "MASK_NODATA"]
+__all__ = ["map_scene", "predict_scene", "plan_windows", "Tiling", "WindowPlan", "open_scene",
+           "Scene", "window_grid", "blend_weights", "polygonize", "landslide_table",
+           "write_cog", "PROBABILITY_NODATA", "MASK_NODATA"]

@@ -1,7 +1,7 @@
 """``scdnn evaluate`` on georeferenced scenes: map each test scene, score every valid pixel.
 
 A scene is predicted exactly as ``scdnn map`` predicts it (the same windows, batches and
-blending, :func:`.predict.predict_windows` and :func:`.predict.blend`) and scored against its
+blending, :func:`.core.predict_scene`) and scored against its
 label raster over every pixel that is valid in the scene (and its DSM, for a model that uses
 one) and labelled 0 or 1: no-data is never scored. Scores are the dataset metrics of
 :class:`scdnn.metrics.Evaluator`, one row per scene in ``per_image.csv``, the boundary F1
@@ -31,8 +31,7 @@ from ..errors import UserError
 from ..metrics import Evaluator
 from ..runs import atomic_path, prepare_out_dir, provenance, read_json, write_json
 from ..weights import load_model
-from .predict import _to_device, blend, check_options, output_stride, predict_windows
-from .tiling import blend_weights, window_grid
+from .predict import _to_device, check_options
 
 __all__ = ["evaluate_scenes", "predict_scene_mask"]
 
@@ -122,25 +121,23 @@ def _scenes_to_score(collection: SceneCollection, card: dict | None, split: str 
 def predict_scene_mask(model, card: dict, scene: LabelledScene, tile: int, overlap: int,
                        batch_size: int, threshold: float, device: str = "cpu",
                        progress: Callable[[Iterable], Iterable] = iter) -> np.ndarray:
-    """The landslide mask ``scdnn map`` would write for ``scene`` (uint8 0/1, 255 = no data)."""
+    """The landslide mask ``scdnn map`` would write for ``scene`` (uint8 0/1, 255 = no data),
+    predicted by :func:`.core.predict_scene`. ``model`` is a network with its ``card``, on
+    ``device``, or a :class:`scdnn.Predictor`."""
+    from ..predictor import Predictor
+    from .core import Tiling, plan_windows, predict_scene
+
     sc = scene.scene
     if sc.channels != card.in_channels:
         raise UserError(f"scene gives {sc.channels} channels ({', '.join(sc.inputs)}) but the "
                         f"model takes {card.in_channels} ({', '.join(card.inputs)})",
                         sc.path)
-    normalization = card.normalization
-    windows = [w for w in window_grid(sc.height, sc.width, tile, overlap,
-                                      align=output_stride(model, card))
-               if sc.valid_mask(w).any()]
+    predictor = model if isinstance(model, Predictor) else Predictor(model, card, device)
+    plan = plan_windows(predictor, sc, Tiling(tile, overlap, batch_size))
     mask = np.full((sc.height, sc.width), IGNORE_INDEX, np.uint8)
-    if not windows:
+    if not plan.run:
         return mask
-    predictions = predict_windows(model, sc, progress(windows), normalization, batch_size,
-                                  device)
-    weight = blend_weights(int(windows[0].height), int(windows[0].width), overlap)
-    for row0, probability in blend(predictions, weight, sc.height, sc.width):
-        valid = sc.valid_mask(Window(0, row0, sc.width, len(probability)))
-        valid &= np.isfinite(probability)
+    for row0, probability, valid in predict_scene(predictor, sc, plan, progress=progress):
         rows = slice(row0, row0 + len(probability))
         mask[rows] = np.where(valid, probability >= threshold, IGNORE_INDEX)
     return mask

@@ -33,25 +33,34 @@ from __future__ import annotations
 import numpy as np
 from rasterio.windows import Window
 
-from ..errors import UserError
+from ..errors import InvalidValueError, param
 
 __all__ = ["check_tiling", "window_offsets", "window_grid", "blend_weights"]
 
 
 def check_tiling(tile: int, overlap: int) -> None:
-    """Refuse a tile or overlap that cannot make a grid (UserError).
+    """Refuse a tile or overlap that cannot make a grid (InvalidValueError).
 
     ``tile`` must be positive, ``overlap`` non-negative (0 is plain non-overlapping tiling)
     and at most half the tile, so that the ramps of the two sides of a window do not cross.
     """
-    if int(tile) != tile or tile <= 0:
-        raise UserError(f"--tile must be a positive number of pixels, got {tile}")
-    if int(overlap) != overlap or overlap < 0:
-        raise UserError(f"--overlap must be a number of pixels ≥ 0, got {overlap}")
+    if not _whole(tile) or tile <= 0:
+        raise InvalidValueError(f"must be a positive number of pixels, got {tile}",
+                                option="tile")
+    if not _whole(overlap) or overlap < 0:
+        raise InvalidValueError(f"must be a number of pixels ≥ 0, got {overlap}",
+                                option="overlap")
     if tile < 2 * overlap:
-        raise UserError(f"--tile {tile} is smaller than twice --overlap {overlap}: the "
-                        f"blending ramps of a window's two sides would overlap "
-                        f"(use --tile ≥ {2 * overlap})")
+        raise InvalidValueError(f"{tile} is smaller than twice {param('overlap')} {overlap}: "
+                                f"the blending ramps of a window's two sides would overlap "
+                                f"(use {param('tile')} ≥ {2 * overlap})", option="tile")
+
+
+def _whole(value) -> bool:
+    """Whether ``value`` is a whole number (an int, or a float such as 64.0; not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return float(value).is_integer()
 
 
 def window_offsets(size: int, tile: int, overlap: int, align: int = 1) -> list[int]:

@@ -7,6 +7,9 @@ Conventions (details in each module):
   prediction is left out of its MIoU (all-background predicted all-background: MIoU 1.0).
 - :mod:`.boundary`: inner 4-neighbour boundary, image border and ignored pixels are not
   boundaries, matched within a Euclidean tolerance; dataset F1 from summed counts.
+
+:func:`evaluate_masks` scores masks held in memory; :class:`Evaluator` accumulates image by
+image (``scdnn evaluate``).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 from .boundary import boundary_counts, boundary_f1_from_counts, boundary_pixels
 from .confusion import CLASS_NAMES, scores_from_confusion
 from .evaluator import CSV_COLUMNS, Evaluator, format_table
+from .masks import evaluate_masks
 from .per_image import MIOU_BINS, miou_bin, miou_bins, per_image_scores
 
 __all__ = ["CLASS_NAMES", "CSV_COLUMNS", "MIOU_BINS", "Evaluator", "boundary_counts",
-           "boundary_f1_from_counts", "boundary_pixels", "format_table", "miou_bin", "miou_bins",
-           "per_image_scores", "scores_from_confusion"]
+           "boundary_f1_from_counts", "boundary_pixels", "evaluate_masks", "format_table",
+           "miou_bin", "miou_bins", "per_image_scores", "scores_from_confusion"]
