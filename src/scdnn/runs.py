@@ -168,9 +168,9 @@ def git_commit() -> str | None:
 def cpu_name() -> str:
     """The processor's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), or "" when unknown.
 
-    Recorded with every result because a wall-clock budget (``scdnn benchmark --budget cpu``)
-    reached 3-5 times as many epochs on one 2-core host as on another (benchmarks/results/
-    paper-sichuan-seed1)."""
+    Recorded with every result because the epochs a wall-clock budget (``scdnn benchmark
+    --budget cpu``) reaches depend on the host's processor (the paper-sichuan-seed1 paragraph
+    of benchmarks/results/README.md has the measured epoch times)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
