@@ -4,6 +4,7 @@ on tiny generated data (a few seconds in all)."""
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from scdnn.datasets import Normalization, open_dataset
 from scdnn.datasets.scenes import RandomWindowSampler, SceneCollection
+from scdnn.errors import UserError
 from scdnn.metrics import scores_from_confusion
 from scdnn.trainers.callbacks import LOG_COLUMNS, EpochCSVLog
 from scdnn.trainers.data import SceneDataModule, SegmentationDataModule
@@ -315,3 +317,49 @@ def test_csv_log_skips_the_sanity_check_and_other_ranks(tmp_path: Path) -> None:
         callback.on_train_epoch_start(trainer, None)
         callback.on_train_epoch_end(trainer, None)
     assert _rows(log) == []
+
+
+# --- train(): global state -------------------------------------------------------------------
+
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+def test_quiet_lightning_is_undone_after_the_block() -> None:
+    from scdnn.trainers.fit import _quiet_lightning
+
+    loggers = [logging.getLogger(n) for n in LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    filters = list(warnings.filters)
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.DEBUG)
+        with _quiet_lightning():
+            assert all(lg.level == logging.WARNING for lg in loggers)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.warn("this dataloader does not have many workers", UserWarning,
+                              stacklevel=1)
+            assert caught == []
+        assert all(lg.level == logging.DEBUG for lg in loggers)
+        assert warnings.filters == filters
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def test_train_restores_warning_filters_and_logger_levels(tmp_path: Path) -> None:
+    """Even when it fails: an unknown model is refused after Lightning was quietened."""
+    from scdnn.trainers.fit import TrainConfig, train
+
+    loggers = [logging.getLogger(n) for n in LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.INFO)
+        filters = list(warnings.filters)
+        with pytest.raises(UserError, match="unet9000"):
+            train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), model="unet9000"))
+        assert warnings.filters == filters
+        assert all(lg.level == logging.INFO for lg in loggers)
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
