@@ -47,19 +47,28 @@ def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     Exception: the temporary files a killed run left behind (:func:`stale_temporaries`) do
     not count; they are deleted, so that rerunning a killed command just works.
     """
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UserError("output path exists and is not a folder", out)
+    out = check_out_dir(path, overwrite)
     if out.is_dir():
-        stale = stale_temporaries(out)
-        if not overwrite and any(p not in stale for p in out.iterdir()):
-            raise UserError("output folder exists and is not empty (use --overwrite)", out)
-        for leftover in stale:
+        for leftover in stale_temporaries(out):
             leftover.unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder: {exc.strerror}", out) from None
+    return out
+
+
+def check_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """The refusals of :func:`prepare_out_dir`, without creating or deleting anything: a
+    path that is not a folder, or a folder holding anything but stale temporaries (unless
+    ``overwrite``)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError("output path exists and is not a folder", out)
+    if out.is_dir() and not overwrite:
+        stale = stale_temporaries(out)
+        if any(p not in stale for p in out.iterdir()):
+            raise UserError("output folder exists and is not empty (use --overwrite)", out)
     return out
 
 
