@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from . import __version__
@@ -373,6 +374,59 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"report: {result['report']}")
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse a missing input file or folder, or an output the command would refuse, at once:
+    before the command imports torch, which takes seconds. The messages are the commands'
+    own; only what a look at the paths can tell is checked here, the commands check the rest.
+    Inputs are checked in argument order, then the output."""
+    from .runs import check_out_dir
+
+    def dataset(path: str) -> None:
+        if not Path(path).exists():
+            raise UserError("dataset folder does not exist", path)
+        if not Path(path).is_dir():
+            raise UserError("dataset path is not a folder", path)
+
+    def weights(path: str, engine: str = "torch") -> None:
+        if not Path(path).is_file():
+            raise UserError("model file does not exist" if engine == "onnxruntime"
+                            else "weights file does not exist", path)
+
+    command = args.command
+    if command == "train":
+        if args.resume:  # DATA and the options then come from the run's config.json
+            if not (Path(args.out) / "checkpoints" / "last.ckpt").is_file():
+                raise UserError("--resume: no checkpoint to resume from "
+                                "(checkpoints/last.ckpt)", args.out)
+            return
+        dataset(args.data)
+        check_out_dir(args.out, args.overwrite)
+    elif command == "evaluate":
+        dataset(args.data)
+        if args.weights is not None:
+            weights(args.weights)
+        check_out_dir(args.out, args.overwrite)
+    elif command == "predict":
+        if not Path(args.images).is_dir():
+            raise UserError("image folder does not exist", args.images)
+        weights(args.weights, args.engine)
+        check_out_dir(args.out, args.overwrite)
+    elif command == "map":
+        if not Path(args.scene).is_file():
+            raise UserError("scene file does not exist", args.scene)
+        if args.dsm is not None and not Path(args.dsm).is_file():
+            raise UserError("DSM file does not exist", args.dsm)
+        weights(args.weights, args.engine)
+        check_out_dir(args.out, args.overwrite)
+    elif command == "export":
+        weights(args.weights)
+        out = Path(args.out)
+        if out.is_dir():
+            raise UserError("output path is a folder; give the .onnx file to write", out)
+        if out.exists() and not args.overwrite:
+            raise UserError("output file exists (use --overwrite)", out)
+
+
 COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "map": _cmd_map, "export": _cmd_export,
             "benchmark": _cmd_benchmark,
@@ -382,6 +436,7 @@ COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluat
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_paths(args)
         COMMANDS[args.command](args)
     except UserError as exc:
         print(f"scdnn {args.command}: error: {exc.cli_message()}", file=sys.stderr)

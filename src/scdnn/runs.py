@@ -23,8 +23,20 @@ from . import __version__
 from .errors import UserError
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _umask() -> int:
+    """The process's umask, asked for when a file is written (not at import). Read from
+    ``/proc/self/status`` where the kernel reports it, so that nothing changes it even for a
+    moment; elsewhere set to 0 and restored at once, the only portable way to read it."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -35,19 +47,28 @@ def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     Exception: the temporary files a killed run left behind (:func:`stale_temporaries`) do
     not count; they are deleted, so that rerunning a killed command just works.
     """
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UserError("output path exists and is not a folder", out)
+    out = check_out_dir(path, overwrite)
     if out.is_dir():
-        stale = stale_temporaries(out)
-        if not overwrite and any(p not in stale for p in out.iterdir()):
-            raise UserError("output folder exists and is not empty (use --overwrite)", out)
-        for leftover in stale:
+        for leftover in stale_temporaries(out):
             leftover.unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder: {exc.strerror}", out) from None
+    return out
+
+
+def check_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """The refusals of :func:`prepare_out_dir`, without creating or deleting anything: a
+    path that is not a folder, or a folder holding anything but stale temporaries (unless
+    ``overwrite``)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError("output path exists and is not a folder", out)
+    if out.is_dir() and not overwrite:
+        stale = stale_temporaries(out)
+        if any(p not in stale for p in out.iterdir()):
+            raise UserError("output folder exists and is not empty (use --overwrite)", out)
     return out
 
 
@@ -61,7 +82,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -114,7 +135,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.exists():  # some writers (safetensors) create 0600 files: make it ordinary
-            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -174,9 +195,9 @@ def git_commit() -> str | None:
 def cpu_name() -> str:
     """The processor's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), or "" when unknown.
 
-    Recorded with every result because a wall-clock budget (``scdnn benchmark --budget cpu``)
-    reached 3-5 times as many epochs on one 2-core host as on another (benchmarks/results/
-    paper-sichuan-seed1)."""
+    Recorded with every result because the epochs a wall-clock budget (``scdnn benchmark
+    --budget cpu``) reaches depend on the host's processor (the paper-sichuan-seed1 paragraph
+    of benchmarks/results/README.md has the measured epoch times)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:

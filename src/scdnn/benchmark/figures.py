@@ -1,4 +1,4 @@
-"""The benchmark's figures as PNG (matplotlib, Agg backend): Fig. 8, Fig. 9, training curves.
+"""The benchmark's figures as PNG (matplotlib, Agg canvas): Fig. 8, Fig. 9, training curves.
 
 Every figure is written under a temporary name beside its final one and renamed when complete.
 The functions take plain numbers and arrays; the runner reads runs and predicts.
@@ -29,21 +29,22 @@ def require_matplotlib() -> None:
                         "installed (pip install matplotlib)") from None
 
 
-def _pyplot():
-    import matplotlib
+def agg_subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+                 **kwargs: Any):
+    """``pyplot.subplots`` without pyplot: a ``Figure`` on its own Agg canvas, so drawing
+    leaves the user's matplotlib backend alone and registers nothing with pyplot (the
+    figure is freed with its last reference; nothing to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _save(fig, path: Path) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        _pyplot().close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
 
 
 def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: str,
@@ -58,11 +59,10 @@ def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: st
     paper_counts, paper_total : the paper's images per bin and its number of test images
     unit : what ours counts, for the y axis ("test tiles" on scenes)
     """
-    plt = _pyplot()
     x = np.arange(len(MIOU_BINS))
     ours = [100 * bins[b]["fraction"] for b in MIOU_BINS]
     paper = [100 * paper_counts[b] / paper_total for b in MIOU_BINS]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = agg_subplots(figsize=(7, 4))
     ax.bar(x - 0.2, ours, width=0.4, label=label, color="tab:blue")
     ax.bar(x + 0.2, paper, width=0.4, label=f"paper (Fig. 8, {paper_total} images)",
            color="tab:gray")
@@ -90,14 +90,13 @@ def curves_png(path: str | os.PathLike, curves: dict[str, list[dict[str, Any]]],
     groups : run name -> model name: runs of one model share a colour, seeds differ in line
         style (default: every run its own colour)
     """
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     groups = groups or {name: name for name in curves}
     colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(groups.values()))}
     styles = ("-", "--", ":", "-.")
     seen: dict[str, int] = {}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = agg_subplots(1, 2, figsize=(11, 4))
     for name, rows in curves.items():
         group = groups.get(name, name)
         style = styles[seen.get(group, 0) % len(styles)]
@@ -171,10 +170,9 @@ def examples_png(path: str | os.PathLike, rows: Sequence[dict[str, Any]],
     columns : the model column labels, in order
     what : the title's first words (``"Test tiles (512 px)"`` on scenes)
     """
-    plt = _pyplot()
     ncols = 2 + len(columns)
     nrows = max(1, len(rows))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.9 * nrows + 0.5),
+    fig, axes = agg_subplots(nrows, ncols, figsize=(2.6 * ncols, 2.9 * nrows + 0.5),
                              squeeze=False)
     for r, row in enumerate(rows):
         truth = np.asarray(row["truth"])

@@ -12,10 +12,11 @@ Alignment (``align``, which :func:`scdnn.mapping.map_scene` sets to the network'
 stride): a network that downsamples is not equivariant to shifts that are not a multiple of
 its output stride, because its strided layers sample the pixels at even positions (counted
 from the window's corner). A window starting at row 1000 of the scene therefore predicts a
-visibly different map than one pass over the whole scene does (on jinsha scene-b, SCDnn's
-masks differed from one pass on 1.5 % of a window's core pixels at offset 1000, on 0.01 % at
-offset 992 = 62 x 16: ``benchmarks/results/alignment.md``). With ``align > 1`` the step
-between windows is rounded down to a multiple of ``align``, every window starts at a multiple of it, and the last window of a row or column *overhangs*
+visibly different map than one pass over the whole scene does, and one starting at a
+multiple of the stride nearly the same map (measured per offset in
+``benchmarks/results/alignment.md``). With ``align > 1`` the step between windows is rounded
+down to a multiple of ``align``, every window starts at a multiple of it, and the last window
+of a row or column *overhangs*
 the scene's edge instead of being moved back; the part beyond the edge is read as no data
 (as the network's own padding treats it in one pass). Windows still all have one size.
 

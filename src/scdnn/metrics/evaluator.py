@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ..runs import atomic_write
 from .boundary import (COUNT_KEYS, boundary_counts, boundary_counts_in_strips,
@@ -45,6 +44,10 @@ class Evaluator:
         if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {tolerance}")
         self.tolerance = tolerance
+        # imported here: torchmetrics (and Lightning's utilities) take seconds to import, and
+        # importing scdnn.metrics (mapping, prediction, reports) does not need them
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
         self.confusion = MulticlassConfusionMatrix(num_classes=len(CLASS_NAMES),
                                                    ignore_index=IGNORE)
         self.boundary = {key: 0 for key in COUNT_KEYS}

@@ -87,9 +87,9 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs
     Returns
     -------
     nn.Module
-        The model, in training mode, its weights in channels-last memory format: oneDNN's
-        convolutions run 1.2–1.6x faster that way on CPU for all five networks (measured with
-        benchmarks/models.py); results are unchanged (to float rounding).
+        The model, in training mode, its weights in channels-last memory format, in which
+        oneDNN's convolutions run faster on CPU (benchmarks/results/README.md, "Networks:
+        size and speed"); results are unchanged (to float rounding).
 
     Raises
     ------

@@ -1,4 +1,4 @@
-"""The report's figures: matplotlib (Agg) PNGs returned as ``data:image/png;base64`` URIs.
+"""The report's figures: matplotlib (Agg canvas) PNGs returned as ``data:image/png;base64`` URIs.
 
 The functions take plain numbers and arrays; the section modules read the run folders.
 Colours follow the benchmark's Fig. 9: true boundary yellow, predicted boundary red.
@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import io
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..benchmark.figures import PRED_COLOUR, TRUTH_COLOUR
+from ..benchmark.figures import PRED_COLOUR, TRUTH_COLOUR, agg_subplots
 from ..metrics import MIOU_BINS, boundary_pixels, miou_bins
 
 __all__ = ["png_uri", "file_uri", "figure_uri", "confusion_heatmap", "miou_histogram",
@@ -28,13 +29,10 @@ HEATMAP_CMAP = "Blues"
 _OUTLINE = (1.0, 0.1, 0.75)  # landslide polygons on the scene overview: magenta
 
 
-def _pyplot():
+def _colormap(name: str):
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def png_uri(data: bytes) -> str:
@@ -48,13 +46,15 @@ def file_uri(path: str | os.PathLike) -> str:
 
 
 def figure_uri(fig, dpi: int = 100) -> str:
-    """Render a matplotlib figure as PNG, close it, and return its data URI."""
-    plt = _pyplot()
+    """Render a matplotlib figure as PNG, close it (if pyplot holds it), and return its
+    data URI."""
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=dpi)
     finally:
-        plt.close(fig)
+        plt = sys.modules.get("matplotlib.pyplot")  # only a pyplot figure needs closing
+        if plt is not None:
+            plt.close(fig)
     return png_uri(buffer.getvalue())
 
 
@@ -72,11 +72,10 @@ def confusion_heatmap(normalized: Sequence[Sequence[float | None]],
                       counts: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
     """Heat map of the row-normalised confusion matrix (rows = truth), each cell annotated
     with its percentage and pixel count; an undefined row (no truth pixels) is grey."""
-    plt = _pyplot()
     values = np.array([[np.nan if v is None else float(v) for v in row] for row in normalized])
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    cmap = plt.get_cmap(HEATMAP_CMAP).with_extremes(bad=NEUTRAL)
+    fig, ax = agg_subplots(figsize=(5.2, 4.2))
+    cmap = _colormap(HEATMAP_CMAP).with_extremes(bad=NEUTRAL)
     shown = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0)
     for i in range(k):
         for j in range(k):
@@ -98,12 +97,11 @@ def confusion_heatmap(normalized: Sequence[Sequence[float | None]],
 def miou_histogram(values: Sequence[float | None]) -> str:
     """Per-image MIoU: images per Fig. 8 bin (``scdnn.metrics.MIOU_BINS``, low to high) and a
     finer histogram in steps of 0.05. Images without an MIoU (nothing scored) are left out."""
-    plt = _pyplot()
     scored = [float(v) for v in values if v is not None]
     bins = miou_bins(scored)
     labels = list(reversed(MIOU_BINS))  # low to high, left to right
     counts = [bins[label]["count"] for label in labels]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = agg_subplots(1, 2, figsize=(10, 3.6))
     bars = left.bar(range(len(labels)), counts, color="#4c72b0")
     for bar, label in zip(bars, labels):
         fraction = bins[label]["fraction"]
@@ -150,7 +148,6 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
     ``truth`` holds 0/1/255, ``pred`` 0/1 (or None when no prediction is at hand: the
     prediction panel then says so).
     """
-    plt = _pyplot()
     truth = np.asarray(truth)
     keep = truth != 255
     width = max(1, round(max(truth.shape) / 320))  # about 1 screen pixel at panel size
@@ -161,7 +158,7 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
         rgb[_thick(boundary_pixels(pred), width)] = PRED_COLOUR
     h, w = truth.shape
     panel = 3.3
-    fig, axes = plt.subplots(1, 3, figsize=(3 * panel, min(8.0, panel * h / w) + 0.7))
+    fig, axes = agg_subplots(1, 3, figsize=(3 * panel, min(8.0, panel * h / w) + 0.7))
     panels = [("image, true (yellow) and predicted (red) boundary", rgb),
               ("truth", _mask_rgb(truth == 1, ~keep)),
               ("prediction", None if pred is None else _mask_rgb(pred))]
@@ -178,11 +175,11 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
     return figure_uri(fig)
 
 
-def _map_figure(plt, height: int, width: int):
+def _map_figure(height: int, width: int):
     aspect = height / max(width, 1)
     fig_w = 11.0 if aspect <= 1.2 else max(4.0, 13.0 / aspect)
     fig_h = min(13.0, fig_w * aspect) + 0.8
-    return plt.subplots(figsize=(fig_w, fig_h))
+    return agg_subplots(figsize=(fig_w, fig_h))
 
 
 def scene_overview(background: np.ndarray, shape: tuple[int, int],
@@ -197,9 +194,8 @@ def scene_overview(background: np.ndarray, shape: tuple[int, int],
     """
     from matplotlib.collections import LineCollection
 
-    plt = _pyplot()
     height, width = shape
-    fig, ax = _map_figure(plt, height, width)
+    fig, ax = _map_figure(height, width)
     ax.imshow(background, extent=(0, width, height, 0), interpolation="antialiased")
     if rings:
         ax.add_collection(LineCollection(rings, colors=[_OUTLINE], linewidths=0.9))
@@ -220,10 +216,9 @@ def probability_overview(probability: np.ma.MaskedArray, shape: tuple[int, int],
                          threshold: float | None, title: str) -> str:
     """The decimated landslide probability (masked = no data, shown :data:`NEUTRAL`), with
     a colour bar; ``threshold`` is marked on the bar."""
-    plt = _pyplot()
     height, width = shape
-    fig, ax = _map_figure(plt, height, width)
-    cmap = plt.get_cmap("magma").with_extremes(bad=NEUTRAL)
+    fig, ax = _map_figure(height, width)
+    cmap = _colormap("magma").with_extremes(bad=NEUTRAL)
     shown = ax.imshow(probability, cmap=cmap, vmin=0.0, vmax=1.0,
                       extent=(0, width, height, 0), interpolation="antialiased")
     bar = fig.colorbar(shown, ax=ax, fraction=0.035, pad=0.02, label="landslide probability")

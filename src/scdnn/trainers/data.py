@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
-from ..datasets import Normalization, SegmentationDataset, train_transform
+from ..datasets import Normalization, SegmentationDataset, seed_transform, train_transform
 from ..datasets.scenes import (RandomWindowSampler, SceneCollection, SceneWindowDataset,
                                validation_windows)
 
@@ -50,6 +50,16 @@ class SegmentationDataModule(L.LightningDataModule):
                           persistent_workers=self.workers > 0)
 
 
+def _reseed_worker_transform(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed the dataset's augmentation pipeline from the
+    worker's torch seed. Every worker starts with a copy of the same seeded pipeline;
+    without this, the workers would draw the same augmentations in step."""
+    info = get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info is not None else None
+    if hasattr(transform, "set_random_state"):
+        seed_transform(transform, info.seed % 2**63)
+
+
 class SceneDataModule(L.LightningDataModule):
     """Random training windows over georeferenced scenes; held-out blocks for validation.
 
@@ -74,7 +84,8 @@ class SceneDataModule(L.LightningDataModule):
                                                             seed=self.split["seed"]))
         return DataLoader(data, batch_size=self.batch_size, sampler=self.sampler,
                           num_workers=self.workers, persistent_workers=self.workers > 0,
-                          drop_last=len(self.sampler) > self.batch_size)
+                          drop_last=len(self.sampler) > self.batch_size,
+                          worker_init_fn=_reseed_worker_transform if self.workers else None)
 
     def val_dataloader(self) -> DataLoader:
         windows = validation_windows(self.split)

@@ -17,13 +17,14 @@ Run folder layout::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import lightning as L
 import torch
@@ -83,17 +84,33 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*predict_dataloader.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's info messages and its known-harmless warnings silenced inside the block;
+    the warning filters and the loggers' levels are restored when it ends."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric",
+                                                     "lightning")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.WARNING)
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*predict_dataloader.*")
+            warnings.filterwarnings("ignore", ".*LeafSpec.*")
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
     """Train ``config.model`` and return the path of the best weights file."""
-    _quiet_lightning()
+    with _quiet_lightning():
+        return _train(config, resume, overwrite)
+
+
+def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     out = Path(config.out)
     last_ckpt = out / "checkpoints" / "last.ckpt"
     if resume:

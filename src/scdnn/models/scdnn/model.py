@@ -69,8 +69,9 @@ class SCDnn(PaddedSegmentationModel):
       first x4 upsampling's output) by channel concatenation, followed by two
       ConvolutionBlocks of width ``decoder_channels`` (the first upsampling block also outputs
       ``decoder_channels``), and the second upsampling block outputs ``widths[0]`` channels.
-      The decoder is 64 wide, not 128: at 1/4 scale it dominated the compute (9.1 GFLOPs at
-      256x256 with 128, 6.6 with 64; benchmarks/models.py), and the paper gives no width;
+      The decoder is 64 wide, not 128: at 1/4 scale a 128-wide decoder dominated the
+      compute (benchmarks/results/README.md, "Networks: size and speed"), and the paper
+      gives no width;
     - 4x4 kernels at stride 4 in both upsampling blocks (the paper gives no size): outlines
       then step along a 4 px grid. 8x8 kernels cropped by 2 (``upsampling_kernel=8``, as
       MATLAB's DeepLab v3+ decoder) remove the grid but scored within noise of 4x4 at the
