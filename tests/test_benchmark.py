@@ -104,6 +104,7 @@ def assert_every_output(out, results) -> None:
     assert results["figures"] == {"fig8": PNGS[0], "fig9": PNGS[1], "curves": PNGS[2]}
 
 
+@pytest.mark.slow
 def test_every_file_is_written_and_every_png_is_valid(bench):
     out, results, _ = bench
     assert_every_output(out, results)
@@ -115,6 +116,7 @@ def test_every_file_is_written_and_every_png_is_valid(bench):
             assert (run / name).is_file(), f"{model}: {name}"
 
 
+@pytest.mark.slow
 def test_results_json_carries_config_split_and_provenance(bench):
     out, results, _ = bench
     cfg = results["config"]
@@ -134,6 +136,7 @@ def test_results_json_carries_config_split_and_provenance(bench):
         assert card["config"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_table2_and_table3_come_from_each_runs_metrics_and_agree(bench):
     out, results, _ = bench
     md = (out / "results.md").read_text()
@@ -162,6 +165,7 @@ def test_table2_and_table3_come_from_each_runs_metrics_and_agree(bench):
             (t3["landslide"]["iou"] + t3["background"]["iou"]) / 2, abs=6e-5)
 
 
+@pytest.mark.slow
 def test_table1_is_scdnns_normalized_confusion_rows_sum_to_one(bench):
     out, results, _ = bench
     metrics = _json(out / "runs" / "scdnn-seed0" / "eval" / "metrics.json")
@@ -175,6 +179,7 @@ def test_table1_is_scdnns_normalized_confusion_rows_sum_to_one(bench):
     assert "| landslide | " in md and "0.7411 | 0.2589 |" in md  # the paper's beside ours
 
 
+@pytest.mark.slow
 def test_fig8_table_is_scdnns_per_image_bins(bench):
     out, results, _ = bench
     metrics = _json(out / "runs" / "scdnn-seed0" / "eval" / "metrics.json")
@@ -185,6 +190,7 @@ def test_fig8_table_is_scdnns_per_image_bins(bench):
     assert "| > 0.9 |" in (out / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_table4_images_have_the_largest_landslide_share_and_their_per_image_scores(bench, data):
     out, results, _ = bench
     t4 = results["table4"]
@@ -205,6 +211,7 @@ def test_table4_images_have_the_largest_landslide_share_and_their_per_image_scor
                 assert im["scores"][model][key] == pytest.approx(float(rows[im["name"]][key]))
 
 
+@pytest.mark.slow
 def test_extra_columns_params_gflops_time_epochs(bench):
     from scdnn.models import count_parameters, create_model
 
@@ -221,6 +228,7 @@ def test_extra_columns_params_gflops_time_epochs(bench):
         assert e["landslide_f1"]["mean"] == metrics["landslide_f1"]
 
 
+@pytest.mark.slow
 def test_results_md_mentions_every_run_and_model(bench):
     out, results, _ = bench
     md = (out / "results.md").read_text()
@@ -235,6 +243,7 @@ def test_results_md_mentions_every_run_and_model(bench):
     assert "Spread over seeds" not in md  # one seed: no spread
 
 
+@pytest.mark.slow
 def test_progress_events_one_line_per_step(bench):
     _, _, events = bench
     messages = [e.message for e in events]
@@ -244,6 +253,7 @@ def test_progress_events_one_line_per_step(bench):
     assert messages[-1] == "[3/3] writing tables and figures"
 
 
+@pytest.mark.slow
 def test_two_seeds_give_mean_std_and_range(data, tmp_path):
     out = tmp_path / "b"
     results = run_benchmark(data, out, models=["scdnn"], budget="smoke", seeds=[0, 1])
@@ -269,6 +279,7 @@ def test_two_seeds_give_mean_std_and_range(data, tmp_path):
             == _json(out / "runs" / "scdnn-seed1" / "split.json")["test"])
 
 
+@pytest.mark.slow
 def test_finished_runs_of_other_seeds_are_reported_never_retrained(data, tmp_path):
     """A second seed added for one network by an earlier request shows up in the report of a
     later one-seed request; an unfinished run of another seed is left out."""
@@ -291,6 +302,7 @@ def test_finished_runs_of_other_seeds_are_reported_never_retrained(data, tmp_pat
     assert "`scdnn-seed1`" in md and "`scdnn-seed2`" not in md
 
 
+@pytest.mark.slow
 def test_runs_from_different_machines_are_flagged(data, tmp_path, bench):
     """A seed added later on another host reached a different number of epochs in the same
     time budget: results.md says which runs came from which machine."""
@@ -320,6 +332,7 @@ def test_summarize_hand_computed():
     assert summarize([None])["mean"] is None
 
 
+@pytest.mark.slow
 def test_ablations_are_extra_scdnn_rows(data, tmp_path):
     from scdnn.models import count_parameters, create_model
 
@@ -343,6 +356,7 @@ def test_ablations_are_extra_scdnn_rows(data, tmp_path):
 
 # ----------------------------------------------------------------------------- reruns
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
     out = tmp_path / "b"
     run_benchmark(data, out, models=["sssn"], budget="smoke")
@@ -386,6 +400,7 @@ def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
     assert [e.action for e in events] == ["evaluate", "report"]
 
 
+@pytest.mark.slow
 def test_another_configuration_in_the_folder_is_refused(data, tmp_path):
     out = tmp_path / "b"
     run_benchmark(data, out, models=["sssn"], budget="smoke")
@@ -446,6 +461,7 @@ def _parser():
     return parser
 
 
+@pytest.mark.slow
 def test_add_parser_and_run(data, tmp_path, capsys):
     from scdnn.benchmark.cli import run
 
@@ -476,6 +492,7 @@ def _wired() -> bool:
     return "benchmark" in build_parser()._subparsers._group_actions[0].choices
 
 
+@pytest.mark.slow
 def test_scdnn_benchmark_command(data, tmp_path, capsys):
     if not _wired():
         pytest.skip("`benchmark` is not yet a subcommand of scdnn.cli (wired in by the lead)")
@@ -575,6 +592,7 @@ def test_scene_budgets_count_windows_per_epoch():
         TrainConfig(data="d", out="o", **budget_overrides(name, "scenes"))
 
 
+@pytest.mark.slow
 def test_scene_benchmark_writes_every_file_and_one_split(scene_bench, scenes):
     out, results, _ = scene_bench
     assert_every_output(out, results)
@@ -598,6 +616,7 @@ def test_scene_benchmark_writes_every_file_and_one_split(scene_bench, scenes):
             assert (run / name).is_file(), f"{model}: {name}"
 
 
+@pytest.mark.slow
 def test_scene_tables_score_every_valid_pixel_and_agree(scene_bench, scenes):
     out, results, _ = scene_bench
     label = _scene_label(scenes, "scene-b")
@@ -612,6 +631,7 @@ def test_scene_tables_score_every_valid_pixel_and_agree(scene_bench, scenes):
             (t3["landslide"]["iou"]["mean"] + t3["background"]["iou"]["mean"]) / 2)
 
 
+@pytest.mark.slow
 def test_scene_fig8_bins_scdnns_per_tile_miou(scene_bench, scenes):
     import rasterio
 
@@ -649,6 +669,7 @@ def _float(text: str) -> float | None:
     return None if text == "" else float(text)
 
 
+@pytest.mark.slow
 def test_scene_table4_shows_the_same_tiles_with_most_landslide_for_every_network(scene_bench,
                                                                                   scenes):
     out, results, _ = scene_bench
@@ -675,6 +696,7 @@ def test_scene_table4_shows_the_same_tiles_with_most_landslide_for_every_network
     assert f"| `{expected[0][0]}` |" in md and "most landslide pixels" in md
 
 
+@pytest.mark.slow
 def test_scene_rerun_skips_finished_runs_rescores_and_resumes(scene_bench, scenes):
     out, _, _ = scene_bench
     options = dict(models=SCENE_MODELS, budget="smoke", test_scenes=["scene-b"], use_dsm=True,

@@ -54,6 +54,7 @@ def assert_user_error(code: int, capsys, *needles: str) -> str:
 
 # --- the happy paths -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_folder(trained: Path) -> None:
     run = trained / "run"
     for name in ("weights.safetensors", "model.json", "split.json", "config.json", "log.csv",
@@ -78,6 +79,7 @@ def test_train_writes_a_complete_run_folder(trained: Path) -> None:
     assert not list(run.rglob("*.part"))
 
 
+@pytest.mark.slow
 def test_split_is_seeded_and_reusable(trained: Path, tmp_path: Path) -> None:
     split = json.loads((trained / "run" / "split.json").read_text())
     assert len(split["test"]) == 2  # round(6 * 0.3)
@@ -89,6 +91,7 @@ def test_split_is_seeded_and_reusable(trained: Path, tmp_path: Path) -> None:
     assert again["test"] == split["test"] and again["train"] == split["train"]
 
 
+@pytest.mark.slow
 def test_evaluate_weights_scores_the_runs_test_images(trained: Path, capsys) -> None:
     out = trained / "eval"
     assert main(["evaluate", str(trained / "data"), "--weights",
@@ -106,6 +109,7 @@ def test_evaluate_weights_scores_the_runs_test_images(trained: Path, capsys) -> 
     assert (out / "per_image.csv").is_file()
 
 
+@pytest.mark.slow
 def test_predict_then_evaluate_predictions_agree(trained: Path) -> None:
     pred = trained / "pred"
     assert main(["predict", str(trained / "data"), "--weights",
@@ -135,6 +139,7 @@ def test_evaluate_predictions_of_another_tool(data: Path, tmp_path: Path) -> Non
     assert metrics["miou"] == pytest.approx(1.0) and metrics["boundary_f1"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_models_lists_all_five(capsys) -> None:
     assert main(["models", "--size", "64"]) == 0
     out = capsys.readouterr().out
@@ -142,6 +147,7 @@ def test_models_lists_all_five(capsys) -> None:
         assert name in out
 
 
+@pytest.mark.slow
 def test_resume_continues_a_killed_run_to_the_same_final_epoch(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["train", str(data), "--out", str(out), "--epochs", "30", "--batch-size", "2",
@@ -163,6 +169,7 @@ def test_resume_continues_a_killed_run_to_the_same_final_epoch(data: Path, tmp_p
     assert (out / "weights.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_last_checkpoint_is_the_final_epoch_even_when_it_is_not_the_best(data: Path,
                                                                           tmp_path: Path) -> None:
     """--resume starts from checkpoints/last.ckpt: it must hold the latest epoch. (Lightning
@@ -251,6 +258,7 @@ def test_weights_not_safetensors(data: Path, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_weights_that_do_not_match_the_model(trained: Path, tmp_path: Path, capsys) -> None:
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -282,6 +290,7 @@ def test_output_folder_not_empty(data: Path, tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
 
 
+@pytest.mark.slow
 def test_overwrite_allows_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
@@ -298,6 +307,7 @@ def test_bad_input_through_the_installed_command(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bf16_training_on_cpu(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bf16"
     assert main(["train", str(data), "--out", str(out), "--precision", "bf16-mixed",
@@ -312,6 +322,7 @@ def test_bad_precision_value(data: Path, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_max_minutes_stops_early_and_still_writes_weights(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "timed"
     assert main(["train", str(data), "--out", str(out), "--epochs", "50", "--max-minutes",
@@ -327,6 +338,7 @@ def test_max_minutes_must_be_positive(data: Path, tmp_path: Path, capsys) -> Non
     assert_user_error(exit_info.value.code, capsys, "--max-minutes")
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_the_bijie_layout_with_dem(bijie_dataset: Path, tmp_path: Path,
                                                          capsys) -> None:
     """The paper's layout end to end: DEM as a fourth channel, non-landslide images added."""
@@ -343,6 +355,7 @@ def test_train_and_evaluate_on_the_bijie_layout_with_dem(bijie_dataset: Path, tm
     assert metrics["images"] == len(names)
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_data_holding_only_part_of_the_models_test_images(
         trained: Path, tmp_path: Path, capsys) -> None:
     import shutil
@@ -358,6 +371,7 @@ def test_evaluate_refuses_data_holding_only_part_of_the_models_test_images(
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.slow
 def test_outputs_are_ordinary_files_not_private(trained: Path) -> None:
     """Atomic writes go through mkstemp (0600); final files get the usual permissions."""
     umask = os.umask(0)

@@ -80,6 +80,7 @@ def run(args: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_maps_scores_and_reports(demo_run, inputs) -> None:
     out, printed = demo_run
     for name in NAMES:
@@ -104,6 +105,7 @@ def test_demo_maps_scores_and_reports(demo_run, inputs) -> None:
     assert printed.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
 
 
+@pytest.mark.slow
 def test_demo_mask_equals_scdnn_map(demo_run, inputs, tmp_path) -> None:
     """The demo's maps are exactly what ``scdnn map`` writes for the same image."""
     out, _ = demo_run
@@ -116,6 +118,7 @@ def test_demo_mask_equals_scdnn_map(demo_run, inputs, tmp_path) -> None:
             np.testing.assert_array_equal(a.read(), b.read())
 
 
+@pytest.mark.slow
 def test_demo_replaces_only_its_own_folder(inputs, tmp_path, capsys) -> None:
     args = ["--weights", str(inputs["weights"]), "--sample", str(inputs["sample"])]
     out = tmp_path / "demo"
@@ -138,6 +141,7 @@ def test_demo_replaces_only_its_own_folder(inputs, tmp_path, capsys) -> None:
     assert not (mine / scdnn.demo.MARKER).exists()  # still not the demo's own folder
 
 
+@pytest.mark.slow
 def test_demo_never_deletes_or_writes_into_its_inputs(inputs, tmp_path, capsys) -> None:
     out = tmp_path / "demo"
     sample_args = ["--sample", str(inputs["sample"])]
@@ -218,6 +222,7 @@ def test_bundled_weights_and_their_demo_sample() -> None:
     assert (BUNDLED.parent / "WEIGHTS.md").is_file()
 
 
+@pytest.mark.slow
 def test_demo_without_a_sample_maps_generated_images_and_says_so(inputs, tmp_path, monkeypatch,
                                                                  capsys) -> None:
     monkeypatch.setattr(scdnn.demo, "shared_sichuan", lambda: None)
@@ -232,6 +237,7 @@ def test_demo_without_a_sample_maps_generated_images_and_says_so(inputs, tmp_pat
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"no bundled weights: {BUNDLED}")
 def test_demo_cuts_its_sample_from_the_shared_data(shared_data, tmp_path, capsys) -> None:

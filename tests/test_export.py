@@ -64,6 +64,7 @@ def dims(value_info) -> list:
 # --------------------------------------------------------------------------- export
 
 
+@pytest.mark.slow
 def test_cli_export_writes_a_checked_self_describing_model(tmp_path: Path, weights: Path,
                                                            capsys) -> None:
     out = tmp_path / "sub" / "scdnn.onnx"
@@ -87,6 +88,7 @@ def test_cli_export_writes_a_checked_self_describing_model(tmp_path: Path, weigh
     assert {o.domain: o.version for o in model.opset_import}[""] == 18
 
 
+@pytest.mark.slow
 def test_card_round_trips(weights: Path, onnx_path: Path) -> None:
     card = read_card(weights)
     props = {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
@@ -97,6 +99,7 @@ def test_card_round_trips(weights: Path, onnx_path: Path) -> None:
     assert card.config["note"] == "Wenchuan 汶川"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(3, 3, 67, 45), (1, 3, 33, 100), (2, 3, 1, 1),
                                    (5, 3, 48, 80)])
 def test_dynamic_batch_height_and_width(weights: Path, onnx_path: Path, shape) -> None:
@@ -115,6 +118,7 @@ def test_dynamic_batch_height_and_width(weights: Path, onnx_path: Path, shape) -
 # --------------------------------------------------------------------------- engines agree
 
 
+@pytest.mark.slow
 def test_predict_with_onnxruntime_matches_pytorch(tmp_path: Path, weights: Path,
                                                   onnx_path: Path, capsys) -> None:
     images = tmp_path / "images"
@@ -149,6 +153,7 @@ def write_geotiff(path: Path, height: int = 90, width: int = 130) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_map_with_onnxruntime_matches_pytorch(tmp_path: Path, weights: Path, onnx_path: Path,
                                               capsys) -> None:
     scene = write_geotiff(tmp_path / "scene.tif")
@@ -189,6 +194,7 @@ def test_safetensors_with_engine_onnxruntime(tmp_path: Path, weights: Path, caps
     assert_user_error(code, capsys, str(weights), "safetensors", "scdnn export")
 
 
+@pytest.mark.slow
 def test_onnx_with_engine_torch(tmp_path: Path, onnx_path: Path, capsys) -> None:
     write_image(tmp_path / "images" / "a.png", random_rgb(20, 20, seed=0))
     code = main(["predict", str(tmp_path / "images"), "--weights", str(onnx_path),
@@ -196,6 +202,7 @@ def test_onnx_with_engine_torch(tmp_path: Path, onnx_path: Path, capsys) -> None
     assert_user_error(code, capsys, str(onnx_path), "is an ONNX model", "--engine onnxruntime")
 
 
+@pytest.mark.slow
 def test_onnx_model_without_the_card(tmp_path: Path, onnx_path: Path, capsys) -> None:
     model = onnx.load(onnx_path)
     del model.metadata_props[:]
@@ -231,6 +238,7 @@ def test_export_refuses_an_opset_below_18(tmp_path: Path, weights: Path, capsys)
         export_onnx(weights, tmp_path / "m.onnx", opset=17)
 
 
+@pytest.mark.slow
 def test_onnx_model_runs_on_the_cpu_only(onnx_path: Path) -> None:
     model = OnnxModel(onnx_path)
     assert model.to("cpu") is model and model.to(torch.device("cpu")) is model
@@ -240,6 +248,7 @@ def test_onnx_model_runs_on_the_cpu_only(onnx_path: Path) -> None:
         model.to(torch.device("cuda", 0))
 
 
+@pytest.mark.slow
 def test_wrong_input_and_unknown_engine(onnx_path: Path) -> None:
     with pytest.raises(UserError, match=r"\(N, 3, H, W\)"):
         OnnxModel(onnx_path)(torch.zeros(1, 4, 8, 8))

@@ -94,6 +94,7 @@ def test_outputs_follow_the_umask_in_force_when_written(tmp_path: Path) -> None:
     assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_figure_functions_leave_the_backend_alone(tmp_path: Path, monkeypatch) -> None:
     """Figures are drawn on their own Agg canvas: no backend switch, nothing left in pyplot."""
     import matplotlib

@@ -220,6 +220,7 @@ def test_scene_smaller_than_one_tile_equals_one_pass(tmp_path: Path, weights: Pa
         assert src.profile["blockxsize"] == 512 and src.profile["tiled"]
 
 
+@pytest.mark.slow
 def test_overlap_blending_is_closer_to_one_pass_than_plain_tiling(tmp_path: Path,
                                                                    weights: Path) -> None:
     # SCDnn's receptive field (atrous rates up to 18 at 1/16 scale) is far larger than a

@@ -72,6 +72,7 @@ def dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_no_final_file_and_the_same_command_then_completes(
         tmp_path: Path, weights: Path) -> None:
     scene = write_scene(tmp_path / "scene.tif", 640)  # 156 windows to run: a few seconds
@@ -104,6 +105,7 @@ def test_sigkill_leaves_no_final_file_and_the_same_command_then_completes(
     assert set(np.unique(mask[:, 80:])) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_dead_run_are_cleaned_but_never_other_files(tmp_path: Path,
                                                                     weights: Path,
                                                                     capsys) -> None:

@@ -10,6 +10,12 @@ from scdnn.models import MODEL_NAMES, count_parameters, create_model, gflops
 from scdnn.models._padding import crop, pad_to_multiple
 from scdnn.models.scdnn import ASPC, ASPP, SCDnn
 
+#: The full-size networks take one to several seconds per check on a CPU: marked slow, so
+#: that `make test-fast` runs every check on SSSN (SCDnn's blocks are checked on small
+#: configurations in test_scdnn_blocks.py) and `make test` on all five networks.
+HEAVY = ("scdnn", "segnet", "deeplabv3plus-resnet50", "deeplabv3plus-mobilenetv2")
+MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODEL_NAMES]
+
 STRIDES = {
     "scdnn": 16,
     "sssn": 4,
@@ -52,7 +58,7 @@ def test_pad_to_multiple_leaves_multiples_alone() -> None:
     assert one.shape == (1, 1, 16, 16) and size == (1, 1) and one.sum() == 1
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_output_stride_attribute(name: str) -> None:
     assert create_model(name).output_stride == STRIDES[name]
 
@@ -60,7 +66,7 @@ def test_output_stride_attribute(name: str) -> None:
 # --------------------------------------------------------------------------- all architectures
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_output_shape_any_size(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).eval()
@@ -72,7 +78,7 @@ def test_output_shape_any_size(name: str) -> None:
             assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("in_channels", [1, 4])
 def test_in_channels_and_classes(name: str, in_channels: int) -> None:
     torch.manual_seed(0)
@@ -82,14 +88,14 @@ def test_in_channels_and_classes(name: str, in_channels: int) -> None:
     assert out.shape == (1, 3, 37, 53)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_wrong_channel_count_is_user_error(name: str) -> None:
     model = create_model(name, in_channels=4).eval()
     with pytest.raises(UserError, match="4"):
         model(torch.randn(1, 3, 32, 32))
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_backward_gives_finite_grads_on_all_parameters(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=3).train()
@@ -106,7 +112,7 @@ def test_backward_gives_finite_grads_on_all_parameters(name: str) -> None:
     assert nonzero >= 0.9 * len(list(model.parameters()))
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_eval_mode_is_deterministic(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).eval()
@@ -120,7 +126,7 @@ def test_eval_mode_is_deterministic(name: str) -> None:
     torch.testing.assert_close(c, a[:1], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_batch_size_one_in_train_mode(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).train()
@@ -129,7 +135,7 @@ def test_batch_size_one_in_train_mode(name: str) -> None:
     out.sum().backward()
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_output_is_cropped_not_resampled(name: str) -> None:
     # The logits of a padded-size input, cropped, equal the logits of the input zero-padded
     # by hand: padding is zeros at the bottom/right and the crop is the top-left window.
@@ -145,7 +151,7 @@ def test_output_is_cropped_not_resampled(name: str) -> None:
     torch.testing.assert_close(out, full[..., : x.shape[-2], : x.shape[-1]])
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_no_pretrained_weights(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_download(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model tried to download weights")
@@ -231,6 +237,7 @@ def test_gflops_restores_training_mode() -> None:
     assert not model.training
 
 
+@pytest.mark.slow
 def test_scdnn_is_smaller_and_cheaper_than_deeplab_resnet50() -> None:
     scdnn = create_model("scdnn")
     resnet = create_model("deeplabv3plus-resnet50")
@@ -240,12 +247,12 @@ def test_scdnn_is_smaller_and_cheaper_than_deeplab_resnet50() -> None:
     assert 0 < g_scdnn < g_resnet
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_gflops_positive(name: str) -> None:
     assert gflops(create_model(name), size=32) > 0
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_weights_are_channels_last_and_results_unchanged(name: str) -> None:
     """create_model hands out channels-last weights (faster on CPU); outputs are the same as
     with the default layout, to float rounding."""

@@ -172,6 +172,7 @@ def test_evaluation_report(evaluation, tmp_path, capsys):
     assert near(pixels, cmap_rgb("Blues", top), tol=6) > 2000
 
 
+@pytest.mark.slow
 def test_evaluation_report_from_predictions_and_without_data(folder_dataset, tmp_path):
     data = tmp_path / "data-copy"
     shutil.copytree(folder_dataset, data)
@@ -285,6 +286,7 @@ def benchmark(tmp_path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_benchmark_report(benchmark, tmp_path):
     assert run_cli("report", benchmark) == 0
     html = html_of(benchmark / "report.html")

@@ -148,6 +148,7 @@ def test_dsm_on_another_grid_is_resampled_onto_the_scene(tmp_path: Path) -> None
 
 # --- map with a DSM: bad inputs ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_map_with_dsm_model(tmp_path: Path, capsys) -> None:
     root = write_scene_folder(tmp_path / "s")
     weights = tiny_weights(tmp_path / "w.safetensors", TERRAIN)
@@ -260,6 +261,7 @@ def scene_run(tmp_path_factory) -> tuple[Path, Path]:
     return data, run
 
 
+@pytest.mark.slow
 def test_scene_training_records_inputs_and_split(scene_run) -> None:
     _, run = scene_run
     card = json.loads((run / "model.json").read_text())
@@ -268,6 +270,7 @@ def test_scene_training_records_inputs_and_split(scene_run) -> None:
     assert card["config"]["windows_per_epoch"] == 4 and card["config"]["use_dsm"] is True
 
 
+@pytest.mark.slow
 def test_scene_evaluation_scores_every_valid_pixel(scene_run, tmp_path: Path, capsys) -> None:
     data, run = scene_run
     out = tmp_path / "eval"
