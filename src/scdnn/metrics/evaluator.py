@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -183,13 +183,19 @@ class Evaluator:
         fractions with 6 decimals, ``None`` as an empty cell. The file is written under a
         temporary name beside ``path`` and renamed over it (``os.replace``) when complete.
         """
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in self._rows:
-            writer.writerow({key: _cell(row[key]) for key in CSV_COLUMNS})
-        with atomic_write(path, "w") as handle:
-            handle.write(buffer.getvalue())
+        write_rows(self._rows, path)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write rows with the keys of :data:`CSV_COLUMNS` (others ignored) as per_image.csv
+    does (:meth:`Evaluator.write_csv`), atomically: ``per_tile.csv`` of a benchmark."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row[key]) for key in CSV_COLUMNS})
+    with atomic_write(path, "w") as handle:
+        handle.write(buffer.getvalue())
 
 
 def _cell(value: Any) -> Any:
