@@ -21,7 +21,7 @@ import os
 from typing import Any, Callable, Iterable
 
 from .datasets.source import ScoringOptions, open_source_for_model
-from .errors import UserError
+from .errors import InvalidValueError
 from .metrics import Evaluator
 from .runs import prepare_out_dir, provenance, write_json
 
@@ -76,7 +76,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         except a mask raster that cannot be read.
     """
     if (weights is None) == (predictions is None):
-        raise UserError("give exactly one of --weights or --predictions")
+        raise InvalidValueError("give exactly one of --weights or --predictions")
     options = ScoringOptions(tile=tile, overlap=overlap, batch_size=batch_size,
                              threshold=threshold)
     card, model = None, None
@@ -115,4 +115,4 @@ def _to_device(model: Any, device: str) -> None:
         model.to(torch.device(device))
     except (RuntimeError, ValueError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot use device '{device}': {first}") from None
+        raise InvalidValueError(f"cannot use device '{device}': {first}") from None

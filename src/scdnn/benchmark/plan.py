@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..datasets.source import SCENE_TILE
-from ..errors import UserError
+from ..errors import InputFileError, InvalidValueError
 from ..records import Split
 from .budgets import ModelSpec, resolve_models
 
@@ -128,14 +128,14 @@ class BenchmarkConfig:
         budget_overrides(self.budget)  # an unknown budget fails before the data is read
         set_(self, "seeds", tuple(check_seeds(self.seeds)))
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
-            raise UserError(f"split seed must be an integer, got {self.split_seed!r}")
+            raise InvalidValueError(f"split seed must be an integer, got {self.split_seed!r}")
         if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, int) \
                 or self.tolerance < 0:
-            raise UserError(f"tolerance must be an integer >= 0, got {self.tolerance!r}")
+            raise InvalidValueError(f"tolerance must be an integer >= 0, got {self.tolerance!r}")
         if isinstance(self.scene_tile, bool) or not isinstance(self.scene_tile, int) \
                 or self.scene_tile < 16:
-            raise UserError(f"scene tile must be an integer >= 16 pixels, got "
-                            f"{self.scene_tile!r}")
+            raise InvalidValueError(f"scene tile must be an integer >= 16 pixels, got "
+                                    f"{self.scene_tile!r}")
         if self.test_scenes is not None:
             set_(self, "test_scenes", tuple(str(n) for n in self.test_scenes))
 
@@ -159,13 +159,13 @@ def check_seeds(seeds: int | Sequence[int]) -> list[int]:
         seeds = [seeds]
     seeds = list(seeds)
     if not seeds:
-        raise UserError("no seed given (--seeds)")
+        raise InvalidValueError("no seed given (--seeds)")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise UserError(f"seeds must be integers >= 0, got {s!r}")
+            raise InvalidValueError(f"seeds must be integers >= 0, got {s!r}")
     if len(set(seeds)) != len(seeds):
         dup = next(s for s in seeds if seeds.count(s) > 1)
-        raise UserError(f"seed {dup} is given twice (--seeds)")
+        raise InvalidValueError(f"seed {dup} is given twice (--seeds)")
     return seeds
 
 
@@ -209,7 +209,7 @@ def check_out(out: Path, identity: dict[str, Any], overwrite: bool) -> bool:
     from ..runs import read_json
 
     if out.exists() and not out.is_dir():
-        raise UserError("output path exists and is not a folder", out)
+        raise InputFileError("output path exists and is not a folder", out)
     marker = out / "benchmark.json"
     if marker.is_file() and not overwrite:
         saved = read_json(marker)
@@ -218,11 +218,12 @@ def check_out(out: Path, identity: dict[str, Any], overwrite: bool) -> bool:
             return True
         diff = _differences(old, identity) if isinstance(old, dict) else ["(unreadable)"]
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
-        raise UserError(f"holds a benchmark with another configuration ({shown}); use a new "
-                        "--out, the same options, or --overwrite to redo it", marker)
+        raise InvalidValueError(f"holds a benchmark with another configuration ({shown}); use "
+                                "a new --out, the same options, or --overwrite to redo it",
+                                marker)
     if out.is_dir() and any(out.iterdir()) and not overwrite and not marker.is_file():
-        raise UserError("output folder exists, is not empty and holds no benchmark.json "
-                        "(use a new folder or --overwrite)", out)
+        raise InputFileError("output folder exists, is not empty and holds no benchmark.json "
+                             "(use a new folder or --overwrite)", out)
     return False
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..datasets.pieces import TILE_MIN_CLASS
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError
 from ..metrics import TILE_MIN_VALID
 from ..runs import provenance, write_json
 from .budgets import budget_overrides
@@ -101,7 +101,7 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     require_matplotlib()
     path = Path(data).resolve()
     if not path.exists():
-        raise UserError("dataset folder does not exist", path)
+        raise InputFileNotFoundError("dataset folder does not exist", path)
     source = open_source(str(path), test_scenes=config.test_scenes, use_dsm=config.use_dsm)
     source.require_test_part()
     source.validate()  # every file read once, so bad data fails early
@@ -124,7 +124,7 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     try:
         (out / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the benchmark folder: {exc.strerror}", out) from None
+        raise InputFileError(f"cannot create the benchmark folder: {exc.strerror}", out) from None
     if not (resuming and split_path.is_file()):
         save_split(split, split_path)
     write_json(out / "benchmark.json", {"benchmark": identity, "request": config.request(),

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputFileError, InvalidValueError
 
 if TYPE_CHECKING:
     from .source import ImageFolderSource, SceneSource
@@ -247,8 +247,8 @@ def _read_band(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
         with rasterio.open(path) as src:
             band = src.read(1)
     except RasterioError as exc:
-        raise UserError(f"cannot read the predicted mask: {exc}", path) from None
+        raise InputFileError(f"cannot read the predicted mask: {exc}", path) from None
     if band.shape != tuple(shape):
-        raise UserError(f"predicted mask is {band.shape[1]}x{band.shape[0]} but the scene is "
-                        f"{shape[1]}x{shape[0]}", path)
+        raise InvalidValueError(f"predicted mask is {band.shape[1]}x{band.shape[0]} but the "
+                                f"scene is {shape[1]}x{shape[0]}", path)
     return band

@@ -46,7 +46,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import UserError
+from ..errors import InvalidValueError, UserError
 from ..records import FORMAT_VERSION
 from .io import IGNORE_INDEX
 from .scene import Scene, open_scene, same_grid
@@ -327,14 +327,14 @@ def check_test_scenes(names: Sequence[str], test_scenes: Sequence[str],
     test_scenes = list(test_scenes)
     if len(set(test_scenes)) != len(test_scenes):
         dup = next(n for n in test_scenes if test_scenes.count(n) > 1)
-        raise UserError(f"--test-scenes names '{dup}' twice", root)
+        raise InvalidValueError(f"--test-scenes names '{dup}' twice", root)
     unknown = [n for n in test_scenes if n not in names]
     if unknown:
-        raise UserError(f"--test-scenes: no scene '{unknown[0]}' (scenes: "
-                        f"{', '.join(names)})", root)
+        raise InvalidValueError(f"--test-scenes: no scene '{unknown[0]}' (scenes: "
+                                f"{', '.join(names)})", root)
     if not [n for n in names if n not in set(test_scenes)]:
-        raise UserError("--test-scenes holds out every scene; nothing is left to train on",
-                        root)
+        raise InvalidValueError("--test-scenes holds out every scene; nothing is left to train on",
+                                root)
 
 
 def _blocks(scene: LabelledScene, size: int) -> list[tuple[list[int], float]]:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence, r
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError
 from ..records import ModelCard, Split
 from .io import IGNORE_INDEX, IMAGE_EXTENSIONS
 
@@ -188,17 +188,17 @@ def open_source(path: str | os.PathLike, *, use_dem: bool = False,
 
     root = Path(path)
     if not root.exists():
-        raise UserError("dataset folder does not exist", root)
+        raise InputFileNotFoundError("dataset folder does not exist", root)
     if is_scene_data(root):
         if use_dem or include_non_landslide:
             option = "--use-dem" if use_dem else "--include-non-landslide"
-            raise UserError(f"{option} applies to the Bijie layout; for scenes use --use-dsm",
-                            path)
+            raise InvalidValueError(f"{option} applies to the Bijie layout; for scenes use "
+                                    "--use-dsm", path)
         return SceneSource(path, use_dsm=use_dsm, test_scenes=test_scenes or ())
     if test_scenes or use_dsm:
         option = "--test-scenes" if test_scenes else "--use-dsm"
-        raise UserError(f"{option} applies to scene folders (rgb.tif + mask.tif); this is an "
-                        "image dataset", path)
+        raise InvalidValueError(f"{option} applies to scene folders (rgb.tif + mask.tif); this "
+                                "is an image dataset", path)
     return ImageFolderSource(path, use_dem=use_dem, include_non_landslide=include_non_landslide)
 
 
@@ -222,9 +222,9 @@ def image_inputs(in_channels: int, use_dem: bool) -> list[str]:
     return [f"band{i + 1}" for i in range(in_channels)]
 
 
-def _not_all(present: int, total: int, what: str, missing: str, root: Any) -> UserError:
-    return UserError(f"holds only {present} of the model's {total} test {what} ('{missing}' "
-                     "is missing); use --all or --split", root)
+def _not_all(present: int, total: int, what: str, missing: str, root: Any) -> InvalidValueError:
+    return InvalidValueError(f"holds only {present} of the model's {total} test {what} "
+                             f"('{missing}' is missing); use --all or --split", root)
 
 
 # ----------------------------------------------------------------------------- images
@@ -299,7 +299,7 @@ class ImageFolderSource:
 
         split = Split.from_dict(load_split(path, self.names), path)
         if not split.train:
-            raise UserError("the split leaves no training images", path)
+            raise InvalidValueError("the split leaves no training images", path)
         return split
 
     def training_data(self, split: Split, *, image_size: int = 256, batch_size: int = 8,
@@ -348,15 +348,14 @@ class ImageFolderSource:
                           ) -> dict[str, Path]:
         root = Path(predictions)
         if not root.is_dir():
-            raise UserError("predictions folder does not exist", root)
+            raise InputFileNotFoundError("predictions folder does not exist", root)
         if (root / "masks").is_dir():
             root = root / "masks"
         files = {p.stem: p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
         missing = [n for n in names if Path(n).name not in files]
         if missing:
-            raise UserError(f"no prediction for image '{missing[0]}'"
-                            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                            root)
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise InputFileNotFoundError(f"no prediction for image '{missing[0]}'{more}", root)
         return files
 
     def check_scoring(self, names: Sequence[str], *, predictions: str | os.PathLike | None = None,
@@ -388,9 +387,9 @@ class ImageFolderSource:
                 path = files[Path(name).name]
                 pred = read_mask(path)
                 if pred.shape != truth.shape:
-                    raise UserError(f"prediction is {pred.shape[0]}x{pred.shape[1]} but the "
-                                    f"truth {sample.mask_path} is {truth.shape[0]}x"
-                                    f"{truth.shape[1]}", path)
+                    raise InvalidValueError(f"prediction is {pred.shape[0]}x{pred.shape[1]} but "
+                                            f"the truth {sample.mask_path} is "
+                                            f"{truth.shape[0]}x{truth.shape[1]}", path)
             evaluator.update(pred.astype(np.uint8), truth, name)
         return {}
 
@@ -400,8 +399,8 @@ class ImageFolderSource:
         from ..inference import landslide_probability
 
         if image.shape[-1] != card.in_channels:
-            raise UserError(f"image has {image.shape[-1]} bands but the model takes "
-                            f"{card.in_channels} ({', '.join(card.inputs)})", path)
+            raise InvalidValueError(f"image has {image.shape[-1]} bands but the model takes "
+                                    f"{card.in_channels} ({', '.join(card.inputs)})", path)
         return landslide_probability(model, image, card.normalization, device)
 
     def scoring_record(self, names: Sequence[str], *, weights: Any = None,
@@ -491,8 +490,9 @@ class SceneSource:
 
     def require_test_part(self) -> None:
         if not self.test_scenes:
-            raise UserError(f"holds scenes ({', '.join(self.names)}): name the ones to test on "
-                            "with --test-scenes NAME ...; the others are trained on", self.path)
+            raise InvalidValueError(f"holds scenes ({', '.join(self.names)}): name the ones to "
+                                    "test on with --test-scenes NAME ...; the others are trained "
+                                    "on", self.path)
 
     def draw_split(self, *, seed: int = 0, test_fraction: float = 0.3,
                    val_fraction: float = 0.1, val_block: int = 512) -> Split:
@@ -512,10 +512,10 @@ class SceneSource:
         for part in ("train", "test"):
             missing = [n for n in getattr(split, part) if n not in known]
             if missing:
-                raise UserError(f"split names scene '{missing[0]}' ({part}) which is not in "
-                                f"{self.path}", path)
+                raise InvalidValueError(f"split names scene '{missing[0]}' ({part}) which is not "
+                                        f"in {self.path}", path)
         if not split.train:
-            raise UserError("the split leaves no training scenes", path)
+            raise InvalidValueError("the split leaves no training scenes", path)
         return split
 
     def training_data(self, split: Split, *, image_size: int = 256, batch_size: int = 8,
@@ -555,8 +555,8 @@ class SceneSource:
             test = list(data.get("test", [])) if isinstance(data, dict) else []
             missing = [n for n in test if n not in names]
             if missing or not test:
-                raise UserError(f"split's test scenes {test} are not all in "
-                                f"{self.collection.root}", split_file)
+                raise InvalidValueError(f"split's test scenes {test} are not all in "
+                                        f"{self.collection.root}", split_file)
             return test, f"test scenes of {split_file}"
         test = card.test_names if card else []
         present = [n for n in test if n in names]
@@ -566,9 +566,10 @@ class SceneSource:
             missing = next(n for n in test if n not in names)
             raise _not_all(len(present), len(test), "scenes", missing, self.collection.root)
         if card and set(card.split.get("train", [])) & set(names):
-            raise UserError(f"holds the model's training scene(s) "
-                            f"{sorted(set(card.split['train']) & set(names))} and none of its "
-                            f"test scenes; use --all to score them anyway", self.collection.root)
+            raise InvalidValueError(f"holds the model's training scene(s) "
+                                    f"{sorted(set(card.split['train']) & set(names))} and none "
+                                    f"of its test scenes; use --all to score them anyway",
+                                    self.collection.root)
         return names, "all scenes"
 
     def check_scoring(self, names: Sequence[str], *, predictions: str | os.PathLike | None = None,
@@ -580,8 +581,9 @@ class SceneSource:
         check_options(options.tile, options.overlap, options.batch_size, options.threshold,
                       0.0, 0.0, "gpkg")
         if predictions is not None and len(names) != 1:
-            raise UserError(f"--predictions takes one mask raster, so DATA must be one scene "
-                            f"(it holds {len(names)}: {', '.join(names)})", self.path)
+            raise InvalidValueError(f"--predictions takes one mask raster, so DATA must be one "
+                                    f"scene (it holds {len(names)}: {', '.join(names)})",
+                                    self.path)
 
     def score(self, names: Sequence[str], evaluator: Evaluator, *,
               model: torch.nn.Module | None = None, card: ModelCard | None = None,
@@ -653,20 +655,21 @@ def _read_mask_raster(path: Path, scene: Any) -> np.ndarray:
     if path.is_dir():
         path = path / "mask.tif"
     if not path.is_file():
-        raise UserError("predicted mask raster does not exist", path)
+        raise InputFileNotFoundError("predicted mask raster does not exist", path)
     try:
         with rasterio.open(path) as src:
             if not same_grid(src, scene.scene.dataset):
-                raise UserError(f"predicted mask is on another grid than the scene "
-                                f"{scene.files.image} ({src.width}x{src.height} vs "
-                                f"{scene.width}x{scene.height}, or another transform/CRS)", path)
+                raise InvalidValueError(f"predicted mask is on another grid than the scene "
+                                        f"{scene.files.image} ({src.width}x{src.height} vs "
+                                        f"{scene.width}x{scene.height}, or another "
+                                        "transform/CRS)", path)
             pred = src.read(1)
     except RasterioError as exc:
-        raise UserError(f"cannot read the predicted mask: {exc}", path) from None
+        raise InputFileError(f"cannot read the predicted mask: {exc}", path) from None
     bad = ~np.isin(pred, (0, 1, IGNORE_INDEX))
     if bad.any():
-        raise UserError(f"predicted mask is not binary: holds {pred[bad][0]} (expected 0, 1, "
-                        f"255 = no data)", path)
+        raise InvalidValueError(f"predicted mask is not binary: holds {pred[bad][0]} (expected "
+                                "0, 1, 255 = no data)", path)
     return pred
 
 
