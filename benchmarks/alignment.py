@@ -17,7 +17,6 @@ import torch
 from rasterio.windows import Window
 
 from _common import save
-from scdnn.datasets import Normalization
 from scdnn.inference import landslide_probabilities
 from scdnn.mapping import open_scene
 from scdnn.mapping.core import model_input

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from _common import RESULTS, machine
-from scdnn.datasets import Normalization, open_dataset, read_image, read_mask
+from scdnn.datasets import open_dataset, read_image, read_mask
 from scdnn.errors import UserError
 from scdnn.inference import landslide_probability
 from scdnn.runs import atomic_path, atomic_write, provenance, read_json, write_json

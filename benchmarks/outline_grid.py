@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scdnn.datasets import Normalization, open_dataset, read_image, read_mask
+from scdnn.datasets import open_dataset, read_image, read_mask
 from scdnn.inference import landslide_probability
 from scdnn.runs import atomic_write, provenance, write_json
 from scdnn.weights import load_model

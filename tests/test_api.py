@@ -15,7 +15,7 @@ import torch
 import scdnn
 from conftest import write_image
 from scdnn.errors import InvalidValueError, ScdnnError
-from scdnn.inference import evaluate
+from scdnn.evaluation import evaluate
 from scdnn.mapping import map_scene
 from scdnn.metrics import Evaluator, evaluate_masks
 from scdnn.predictor import Predictor

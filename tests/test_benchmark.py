@@ -80,6 +80,31 @@ def test_budgets_are_train_config_overrides():
         budget_overrides("fast")
 
 
+def test_benchmark_config_groups_and_checks_the_settings():
+    import dataclasses
+
+    from scdnn.benchmark import BenchmarkConfig
+
+    config = BenchmarkConfig(models=["scdnn", "sssn"], budget="smoke", seeds=[1, 0],
+                             test_scenes=["b"])
+    assert (config.models, config.seeds, config.test_scenes) == (("scdnn", "sssn"), (1, 0),
+                                                                 ("b",))
+    assert [s.name for s in config.specs] == ["sssn", "scdnn"]
+    assert config.request() == {"models": ["sssn", "scdnn"], "seeds": [1, 0],
+                                "ablations": False}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.budget = "cpu"
+    for kwargs, message in [({"models": ["unet"]}, "unknown model 'unet'"),
+                            ({"budget": "huge"}, "unknown budget 'huge'"),
+                            ({"seeds": [2, 2]}, "seed 2 is given twice"),
+                            ({"tolerance": -1}, "tolerance must be an integer >= 0"),
+                            ({"scene_tile": 8}, "scene tile must be an integer >= 16")]:
+        with pytest.raises(UserError, match=message):
+            BenchmarkConfig(**kwargs)
+    with pytest.raises(TypeError, match="not both"):
+        run_benchmark("d", "o", config, budget="cpu")
+
+
 def test_resolve_models_table_order_all_and_ablations():
     assert [s.name for s in resolve_models("all")] == [
         "sssn", "segnet", "deeplabv3plus-resnet50", "deeplabv3plus-mobilenetv2", "scdnn"]

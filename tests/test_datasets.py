@@ -12,11 +12,31 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import (BIJIE_LANDSLIDE, BIJIE_NON_LANDSLIDE, FOLDER_PAIRS, bijie_dem, box_mask, random_rgb,
-                      write_image)
-from scdnn.datasets import (IGNORE_INDEX, BijieLandslide, ImageMaskFolder, Normalization, Sample,
-                            SegmentationDataset, compute_normalization, load_split, make_split,
-                            open_dataset, read_image, read_mask, save_split, train_transform)
+from conftest import (
+    BIJIE_LANDSLIDE,
+    BIJIE_NON_LANDSLIDE,
+    FOLDER_PAIRS,
+    bijie_dem,
+    box_mask,
+    random_rgb,
+    write_image,
+)
+from scdnn.datasets import (
+    IGNORE_INDEX,
+    BijieLandslide,
+    ImageMaskFolder,
+    Normalization,
+    Sample,
+    SegmentationDataset,
+    compute_normalization,
+    load_split,
+    make_split,
+    open_dataset,
+    read_image,
+    read_mask,
+    save_split,
+    train_transform,
+)
 from scdnn.datasets.transforms import RGBBrightnessContrast
 from scdnn.errors import UserError
 

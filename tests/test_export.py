@@ -27,8 +27,6 @@ from scdnn.export import export_onnx
 from scdnn.predictor import Predictor
 from scdnn.weights import read_card
 
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

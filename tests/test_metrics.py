@@ -12,9 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from scdnn.metrics import (CLASS_NAMES, MIOU_BINS, Evaluator, boundary_counts,
-                           boundary_f1_from_counts, boundary_pixels, format_table, miou_bin,
-                           miou_bins, per_image_scores, scores_from_confusion)
+from scdnn.metrics import (
+    CLASS_NAMES,
+    MIOU_BINS,
+    Evaluator,
+    boundary_counts,
+    boundary_f1_from_counts,
+    boundary_pixels,
+    format_table,
+    miou_bin,
+    miou_bins,
+    per_image_scores,
+    scores_from_confusion,
+)
 
 # rows = truth (background, landslide), columns = prediction
 CM = [[50, 10], [5, 35]]

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from scdnn.errors import (InputFileError, InputFileNotFoundError, InvalidValueError,
-                          ScdnnError, UserError, param)
+from scdnn.errors import (
+    InputFileError,
+    InputFileNotFoundError,
+    InvalidValueError,
+    ScdnnError,
+    UserError,
+    param,
+)
 from scdnn.records import FORMAT_VERSION, ModelCard, Normalization, Split
 from scdnn.runs import read_json, write_json
 

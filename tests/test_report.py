@@ -344,3 +344,26 @@ def test_help_names_the_report_command(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     assert "OUT/masks/<name>.png" in capsys.readouterr().out
+
+
+def test_one_overlay_draws_the_true_boundary_yellow_and_the_predicted_red():
+    """scdnn.overlay.boundary_overlay is what the report's examples and the benchmark's
+    Fig. 9 both draw (Fig. 9 also tints the predicted landslide)."""
+    from scdnn.overlay import PRED_COLOUR, TRUTH_COLOUR, boundary_overlay
+
+    image = np.full((8, 8, 3), 102, np.uint8)
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 1
+    truth[7, :] = 255  # no data: no boundary along it
+    pred = np.zeros((8, 8), bool)
+    pred[3:7, 3:7] = True
+    rgb = boundary_overlay(image, truth, pred)
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.float32
+    assert np.allclose(rgb[2, 2], TRUTH_COLOUR) and np.allclose(rgb[5, 2], TRUTH_COLOUR)
+    assert np.allclose(rgb[6, 6], PRED_COLOUR) and np.allclose(rgb[3, 6], PRED_COLOUR)
+    assert np.allclose(rgb[4, 4], 0.4) and np.allclose(rgb[0, 0], 0.4)  # untouched
+    tinted = boundary_overlay(image, truth, pred, width=1, tint=0.35)
+    assert np.allclose(tinted[4, 4], 0.65 * 0.4 + 0.35 * np.asarray(PRED_COLOUR))
+    assert np.allclose(tinted[0, 0], 0.4)
+    thick = boundary_overlay(image, truth, None, width=2)
+    assert np.allclose(thick[1, 2], TRUTH_COLOUR)  # dilated by one pixel

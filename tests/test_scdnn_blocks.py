@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scdnn.errors import UserError
+from scdnn.models import count_parameters
 from scdnn.models.scdnn import (
     ASPC,
     ASPP,
@@ -21,8 +23,6 @@ from scdnn.models.scdnn import (
     SCDnn,
     TransposedConvUpsamplingBlock,
 )
-from scdnn.errors import UserError
-from scdnn.models import count_parameters
 
 EPS = 1e-5  # BatchNorm2d's default epsilon
 BN_SCALE = 1 / math.sqrt(1 + EPS)  # BN in eval mode with default running stats (0, 1)

@@ -19,10 +19,20 @@ from rasterio.windows import Window
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.datasets.scene import open_scene
-from scdnn.datasets.scenes import (RandomWindowSampler, SceneCollection, find_scenes,
-                                   make_scene_split, scene_normalization)
-from scdnn.datasets.terrain import (RELATIVE_ELEVATION_RANGE_M, halo_pixels,
-                                    relative_elevation, slope_degrees, terrain_channels)
+from scdnn.datasets.scenes import (
+    RandomWindowSampler,
+    SceneCollection,
+    find_scenes,
+    make_scene_split,
+    scene_normalization,
+)
+from scdnn.datasets.terrain import (
+    RELATIVE_ELEVATION_RANGE_M,
+    halo_pixels,
+    relative_elevation,
+    slope_degrees,
+    terrain_channels,
+)
 from scdnn.errors import UserError
 from scdnn.metrics import Evaluator
 from scdnn.metrics.boundary import boundary_counts, boundary_counts_in_strips

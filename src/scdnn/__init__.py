@@ -30,6 +30,10 @@ _EXPORTS: dict[str, str] = {
     "create_model": "scdnn.models",
     "MODEL_NAMES": "scdnn.models",
     "evaluate_masks": "scdnn.metrics",
+    "evaluate": "scdnn.evaluation",
+    "train": "scdnn.trainers",
+    "TrainConfig": "scdnn.trainers",
+    "open_source": "scdnn.datasets.source",
     "ModelCard": "scdnn.records",
     "Normalization": "scdnn.records",
     "ScdnnError": "scdnn.errors",
@@ -38,17 +42,19 @@ _EXPORTS: dict[str, str] = {
     "InputFileNotFoundError": "scdnn.errors",
 }
 
-_SUBMODULES = ("benchmark", "cli", "datasets", "demo", "engines", "errors", "export",
-               "inference", "mapping", "metrics", "models", "predictor", "records", "report",
-               "runs", "trainers", "weights")
+_SUBMODULES = ("benchmark", "cli", "datasets", "demo", "engines", "errors", "evaluation",
+               "export", "inference", "mapping", "metrics", "models", "overlay", "predictor",
+               "records", "report", "runs", "trainers", "weights")
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .datasets.source import open_source as open_source
     from .errors import InputFileError as InputFileError
     from .errors import InputFileNotFoundError as InputFileNotFoundError
     from .errors import InvalidValueError as InvalidValueError
     from .errors import ScdnnError as ScdnnError
+    from .evaluation import evaluate as evaluate
     from .mapping import Tiling as Tiling
     from .mapping import map_scene as map_scene
     from .mapping import predict_scene as predict_scene
@@ -58,6 +64,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .predictor import Predictor as Predictor
     from .records import ModelCard as ModelCard
     from .records import Normalization as Normalization
+    from .trainers import TrainConfig as TrainConfig
+    from .trainers import train as train
 
 
 def __getattr__(name: str) -> Any:

@@ -282,29 +282,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .datasets.scenes import is_scene_data
-    from .inference import evaluate
+    from .evaluation import evaluate
     from .metrics import format_table
 
-    if is_scene_data(args.data):
-        from .mapping.score import evaluate_scenes
-
-        metrics = evaluate_scenes(
-            args.data, args.out, weights=args.weights, predictions=args.predictions,
-            split=args.split, use_all=args.use_all, tolerance=args.tolerance, tile=args.tile,
-            overlap=args.overlap, batch_size=args.batch_size, overwrite=args.overwrite,
-            progress=_progress("mapping"))
-        print(f"scored {metrics['images']} scene(s) ({metrics['scored']}), every valid pixel")
-        if metrics.get("boundary_tolerance_m") is not None:
-            print(f"boundary tolerance: {args.tolerance} px = "
-                  f"{metrics['boundary_tolerance_m']:.2f} m")
-        print(format_table(metrics))
-        print(f"metrics: {args.out}/metrics.json")
-        return
     metrics = evaluate(args.data, args.out, weights=args.weights, predictions=args.predictions,
                        split=args.split, use_all=args.use_all, tolerance=args.tolerance,
-                       overwrite=args.overwrite, progress=_progress("scoring"))
-    print(f"scored {metrics['images']} images ({metrics['scored']})")
+                       tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                       overwrite=args.overwrite, progress=_progress("scoring"), summary=print)
     print(format_table(metrics))
     print(f"metrics: {args.out}/metrics.json")
 

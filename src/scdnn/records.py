@@ -109,6 +109,9 @@ class Normalization:
         return out
 
 
+_PARTS = ("train", "val", "test")
+
+
 def _bad(source: Any, what: str) -> InvalidValueError:
     return InvalidValueError(what, source)
 
@@ -245,18 +248,18 @@ class ModelCard:
 class Split:
     """Which samples (image names, or scene names) are trained, validated and tested on.
 
-    A name is in one part only, except in a scene split, whose ``val`` lists the training
-    scenes that hold validation blocks.
-
     ``val_blocks`` (scenes only): per training scene, the held-out validation blocks as
-    ``[row, col, height, width]`` lists. ``seed``, ``test_fraction`` and ``val_fraction``
-    record how the split was drawn (None when it was given).
+    ``[row, col, height, width]`` lists; ``val`` then names the training scenes those blocks
+    come from, so a scene may be in ``train`` and ``val`` at once. ``block_size`` (scenes),
+    ``seed``, ``test_fraction`` and ``val_fraction`` record how the split was drawn (None when
+    it was given).
     """
 
     train: list[str]
     val: list[str] = field(default_factory=list)
     test: list[str] = field(default_factory=list)
     val_blocks: dict[str, Any] | None = None
+    block_size: int | None = None
     seed: int | None = None
     test_fraction: float | None = None
     val_fraction: float | None = None
@@ -266,14 +269,15 @@ class Split:
     @classmethod
     def from_dict(cls, data: Any, source: str | os.PathLike | None = None) -> Split:
         """A split from its JSON object: ``train`` and ``test`` lists required, ``val``
-        optional; a name in two parts is refused (InvalidValueError naming ``source``)."""
+        optional; a name in two parts is refused (InvalidValueError naming ``source``), except
+        that a scene split (one with ``val_blocks``) names its training scenes in ``val``."""
         if not isinstance(data, dict):
             raise _bad(source, "split file must hold a JSON object with train/val/test lists")
+        what = "split file"
+        val_blocks = _optional(data, "val_blocks", dict, source, what)
         parts = {}
         seen: dict[str, str] = {}
-        # a scene split validates on blocks of its training scenes: they are in train and val
-        blocks = isinstance(data.get("val_blocks"), dict)
-        for part in ("train", "val", "test"):
+        for part in ("train", "test", "val"):
             if part not in data:
                 if part == "val":
                     parts[part] = []
@@ -283,15 +287,21 @@ class Split:
             if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
                 raise _bad(source, f"split file: '{part}' must be a list of sample names")
             for name in items:
-                if name in seen and not (blocks and {seen[name], part} == {"train", "val"}):
+                if val_blocks is not None and part == "val":
+                    if seen.get(name) != "train":  # blocks are held out of training scenes
+                        raise _bad(source, f"split file: validation scene '{name}' is not a "
+                                           f"training scene")
+                    continue
+                if name in seen:
+                    first, second = sorted((seen[name], part), key=_PARTS.index)
                     raise _bad(source, f"split file names sample '{name}' twice "
-                                       f"({seen[name]} and {part})")
+                                       f"({first} and {second})")
                 seen[name] = part
             parts[part] = sorted(items)
-        what = "split file"
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         return cls(**parts,
-                   val_blocks=_optional(data, "val_blocks", dict, source, what),
+                   val_blocks=val_blocks,
+                   block_size=_optional(data, "block_size", int, source, what),
                    seed=_optional(data, "seed", int, source, what),
                    test_fraction=_optional(data, "test_fraction", (int, float), source, what),
                    val_fraction=_optional(data, "val_fraction", (int, float), source, what),
@@ -302,12 +312,13 @@ class Split:
         """The JSON object; fields that are None are left out."""
         out: dict[str, Any] = {"format_version": FORMAT_VERSION, "train": list(self.train),
                                "val": list(self.val), "test": list(self.test)}
-        for key in ("val_blocks", "seed", "test_fraction", "val_fraction"):
+        for key in ("val_blocks", "block_size", "seed", "test_fraction", "val_fraction"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         out.update(self.extra)
         return out
 
     def names(self) -> list[str]:
-        """Every name in the split: train, then val, then test."""
-        return [*self.train, *self.val, *self.test]
+        """Every name in the split: train, then val, then test (a scene split's validation
+        scenes are training scenes, named once)."""
+        return list(dict.fromkeys([*self.train, *self.val, *self.test]))

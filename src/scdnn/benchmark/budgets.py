@@ -70,8 +70,8 @@ from typing import Any
 from ..errors import UserError
 
 __all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "MODEL_SPECS",
-           "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_overrides",
-           "resolve_models"]
+           "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_notes",
+           "budget_overrides", "resolve_models"]
 
 
 #: Settings every network gets whatever the budget: the paper's optimizer and split fractions,
@@ -143,6 +143,12 @@ def budget_overrides(name: str, kind: str = "dataset") -> dict[str, Any]:
     if kind == "scenes":
         overrides.update(SCENE_OVERRIDES[name])
     return overrides
+
+
+def budget_notes(name: str, kind: str = "dataset") -> dict[str, Any]:
+    """What results.json's ``config`` adds about budget ``name`` on data of ``kind``: on
+    scenes, what an epoch is (``scene_description``, :data:`SCENE_DESCRIPTIONS`)."""
+    return {"scene_description": SCENE_DESCRIPTIONS[name]} if kind == "scenes" else {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .budgets import ALL_MODELS, BUDGETS, BUDGET_NAMES, SCENE_DESCRIPTIONS
+from .budgets import ALL_MODELS, BUDGET_NAMES, BUDGETS, SCENE_DESCRIPTIONS
 
 
 def add_parser(sub) -> None:
@@ -75,15 +75,17 @@ def run(args: argparse.Namespace) -> None:
     """Run ``scdnn benchmark`` from parsed arguments; print progress and where results are."""
     from rich.console import Console
 
+    from .plan import BenchmarkConfig
     from .runner import run_benchmark
 
     console = Console(stderr=True, highlight=False)
-    results = run_benchmark(args.data, args.out, models=args.models, budget=args.budget,
-                            seeds=args.seeds, split_seed=args.split_seed,
-                            ablations=args.ablations, overwrite=args.overwrite,
-                            tolerance=args.tolerance, workers=args.workers,
-                            test_scenes=args.test_scenes, use_dsm=args.use_dsm,
-                            scene_tile=args.scene_tile,
+    config = BenchmarkConfig(models=tuple(args.models), budget=args.budget,
+                             seeds=tuple(args.seeds), split_seed=args.split_seed,
+                             ablations=args.ablations, tolerance=args.tolerance,
+                             test_scenes=args.test_scenes, use_dsm=args.use_dsm,
+                             scene_tile=args.scene_tile, overwrite=args.overwrite,
+                             workers=args.workers)
+    results = run_benchmark(args.data, args.out, config,
                             progress=lambda e: console.print(f"{e.message} ...", style="bold",
                                                            markup=False))
     print(f"{'model':<32}{'seeds':>6}{'PA':>9}{'MPA':>9}{'MIoU':>9}{'FWIoU':>9}")

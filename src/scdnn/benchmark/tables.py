@@ -150,7 +150,7 @@ def build_tables(specs: Sequence[ModelSpec], runs: Sequence[dict[str, Any]],
     runs : one dict per run with ``model`` (row name), ``seed``, ``scores`` (:func:`run_scores`)
         and ``metrics`` (its metrics.json)
     complexity : row name -> ``{"parameters": int, "gflops": float, "gflops_size": int}``
-    examples : the Table 4 / Fig. 9 images and scores (see the runner), or None
+    examples : the Table 4 / Fig. 9 images and scores (:mod:`.results`), or None
     first_seed : the seed whose runs Fig. 8 and Fig. 9 show
     fig8_source : run name -> ``{"bins", "count", "unit", "tile"}``: Fig. 8 from these bins
         instead of the run's per-image ``miou_bins`` (scenes: per-tile MIoU); ``fig8`` then

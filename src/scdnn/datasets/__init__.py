@@ -8,6 +8,10 @@ Readers return items ``dict(image=H x W x C uint8, mask=H x W uint8 in {0, 1}, n
 
 :class:`SegmentationDataset` turns a reader into normalised torch tensors, optionally
 through :func:`train_transform`. User mistakes raise :class:`scdnn.errors.UserError`.
+
+:mod:`.source` puts image folders and georeferenced scenes (:mod:`.scenes`) behind one
+interface, :class:`~.source.DataSource` (:func:`~.source.open_source` picks the kind), which
+training, evaluation and the benchmark use.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import UserError
+from ..errors import InvalidValueError, UserError
 from ..records import FORMAT_VERSION
 from .io import IGNORE_INDEX
 from .scene import Scene, open_scene, same_grid
@@ -54,8 +54,8 @@ from .terrain import TERRAIN_CHANNELS
 from .transforms import Normalization
 
 __all__ = ["SceneFiles", "find_scenes", "is_scene_data", "LabelledScene", "SceneCollection",
-           "make_scene_split", "RandomWindowSampler", "SceneWindowDataset", "scene_inputs",
-           "scene_normalization", "validation_windows"]
+           "check_test_scenes", "make_scene_split", "RandomWindowSampler", "SceneWindowDataset",
+           "scene_inputs", "scene_normalization", "validation_windows"]
 
 IMAGE_NAMES = ("rgb.tif", "image.tif")
 LABEL_NAMES = ("mask.tif", "label.tif")
@@ -224,6 +224,17 @@ class LabelledScene:
         label[~self.scene.valid_mask(window)] = IGNORE_INDEX
         return self.scene.read(window), label
 
+    def whole_label(self, strip_rows: int = 1024) -> np.ndarray:
+        """The whole label (``H x W`` uint8: 0, 1, or 255 where not labelled or no valid
+        data), read and checked strip by strip."""
+        label = np.empty((self.height, self.width), np.uint8)
+        for top in range(0, self.height, strip_rows):
+            window = Window(0, top, self.width, min(strip_rows, self.height - top))
+            strip = label[top:top + int(window.height)]
+            strip[...] = self.read_label(window, check=True)
+            strip[~self.scene.valid_mask(window)] = IGNORE_INDEX
+        return label
+
     def close(self) -> None:
         if getattr(self, "label", None) is not None:
             self.label.close()
@@ -278,14 +289,8 @@ def make_scene_split(collection: SceneCollection, test_scenes: Sequence[str] = (
     height, width], ...]}, "block_size", "seed", "val_fraction"}``; ``train``/``val`` name
     the scenes training windows and validation blocks come from.
     """
-    unknown = [n for n in test_scenes if n not in collection.names]
-    if unknown:
-        raise UserError(f"--test-scenes: no scene '{unknown[0]}' (scenes: "
-                        f"{', '.join(collection.names)})", collection.root)
+    check_test_scenes(collection.names, test_scenes, collection.root)
     train = [n for n in collection.names if n not in set(test_scenes)]
-    if not train:
-        raise UserError("--test-scenes holds out every scene; nothing is left to train on",
-                        collection.root)
     if not 0 <= val_fraction < 1:
         raise UserError(f"validation fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
@@ -307,6 +312,29 @@ def make_scene_split(collection: SceneCollection, test_scenes: Sequence[str] = (
     return {"format_version": FORMAT_VERSION, "train": train, "val": [n for n in train if val_blocks[n]],
             "test": sorted(test_scenes), "val_blocks": val_blocks, "block_size": block_size,
             "seed": int(seed), "val_fraction": float(val_fraction)}
+
+
+def check_test_scenes(names: Sequence[str], test_scenes: Sequence[str],
+                      root: str | os.PathLike) -> None:
+    """Refuse test scenes that are named twice, are not among ``names`` (the scenes in
+    ``root``), or leave no scene to train on.
+
+    Raises
+    ------
+    UserError
+        Naming ``root`` and the scene.
+    """
+    test_scenes = list(test_scenes)
+    if len(set(test_scenes)) != len(test_scenes):
+        dup = next(n for n in test_scenes if test_scenes.count(n) > 1)
+        raise InvalidValueError(f"--test-scenes names '{dup}' twice", root)
+    unknown = [n for n in test_scenes if n not in names]
+    if unknown:
+        raise InvalidValueError(f"--test-scenes: no scene '{unknown[0]}' (scenes: "
+                                f"{', '.join(names)})", root)
+    if not [n for n in names if n not in set(test_scenes)]:
+        raise InvalidValueError("--test-scenes holds out every scene; nothing is left to train on",
+                                root)
 
 
 def _blocks(scene: LabelledScene, size: int) -> list[tuple[list[int], float]]:

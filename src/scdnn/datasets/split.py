@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..records import FORMAT_VERSION
+from ..records import FORMAT_VERSION, Split
 
 __all__ = ["make_split", "save_split", "load_split"]
 
@@ -77,12 +77,13 @@ def make_split(names: Sequence[str], test_fraction: float = 0.3, val_fraction: f
     }
 
 
-def save_split(split: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write ``split`` as JSON, atomically (:func:`scdnn.runs.write_json`)."""
+def save_split(split: dict[str, Any] | Split, path: str | os.PathLike) -> None:
+    """Write ``split`` (a dict or a :class:`scdnn.records.Split`) as JSON, atomically
+    (:func:`scdnn.runs.write_json`)."""
     from ..runs import write_json
 
     try:
-        write_json(path, split)
+        write_json(path, split.to_dict() if isinstance(split, Split) else split)
     except OSError as exc:
         raise UserError(f"cannot write split file: {exc.strerror or exc}", path) from None
 

@@ -12,8 +12,8 @@ Read top to bottom, a scene goes through:
   blending weight window;
 - :mod:`.outputs` — row-by-row raster writing, COG conversion, strip-wise polygonizing
   with seam merging, the polygon table and its file;
-- :mod:`.score` — ``scdnn evaluate`` on scenes: the same prediction, scored on every valid
-  labelled pixel against the label raster.
+- :mod:`.score` — the same prediction held in memory, which ``scdnn evaluate``
+  (:mod:`scdnn.evaluation`) scores on every valid labelled pixel against the label raster.
 """
 
 from __future__ import annotations

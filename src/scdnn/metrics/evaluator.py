@@ -5,14 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 
 from ..runs import atomic_write
-from .boundary import (COUNT_KEYS, boundary_counts, boundary_counts_in_strips,
-                       boundary_f1_from_counts)
+from .boundary import (
+    COUNT_KEYS,
+    boundary_counts,
+    boundary_counts_in_strips,
+    boundary_f1_from_counts,
+)
 from .confusion import CLASS_NAMES, scores_from_confusion
 from .per_image import IGNORE, MIOU_BINS, image_confusion, miou_bins, per_image_scores
 
@@ -186,13 +190,19 @@ class Evaluator:
         fractions with 6 decimals, ``None`` as an empty cell. The file is written under a
         temporary name beside ``path`` and renamed over it (``os.replace``) when complete.
         """
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in self._rows:
-            writer.writerow({key: _cell(row[key]) for key in CSV_COLUMNS})
-        with atomic_write(path, "w") as handle:
-            handle.write(buffer.getvalue())
+        write_rows(self._rows, path)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write rows with the keys of :data:`CSV_COLUMNS` (others ignored) as per_image.csv
+    does (:meth:`Evaluator.write_csv`), atomically: ``per_tile.csv`` of a benchmark."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row[key]) for key in CSV_COLUMNS})
+    with atomic_write(path, "w") as handle:
+        handle.write(buffer.getvalue())
 
 
 def _cell(value: Any) -> Any:

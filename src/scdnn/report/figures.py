@@ -15,8 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..benchmark.figures import PRED_COLOUR, TRUTH_COLOUR, agg_subplots
-from ..metrics import MIOU_BINS, boundary_pixels, miou_bins
+from ..benchmark.figures import agg_subplots
+from ..metrics import MIOU_BINS, miou_bins
+from ..overlay import boundary_overlay, display_rgb
 
 __all__ = ["png_uri", "file_uri", "figure_uri", "confusion_heatmap", "miou_histogram",
            "overlay_figure", "scene_overview", "probability_overview", "display_rgb",
@@ -56,16 +57,6 @@ def figure_uri(fig, dpi: int = 100) -> str:
         if plt is not None:
             plt.close(fig)
     return png_uri(buffer.getvalue())
-
-
-def display_rgb(image: np.ndarray) -> np.ndarray:
-    """An ``H x W x 3`` float image in 0–1 from an ``H x W`` or ``H x W x C`` uint8 image
-    (the first three bands; one or two bands shown grey)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    image = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    return image.astype(np.float32) / 255.0
 
 
 def confusion_heatmap(normalized: Sequence[Sequence[float | None]],
@@ -124,14 +115,6 @@ def miou_histogram(values: Sequence[float | None]) -> str:
     return figure_uri(fig)
 
 
-def _thick(edge: np.ndarray, width: int) -> np.ndarray:
-    if width > 1 and edge.any():
-        from scipy import ndimage
-
-        edge = ndimage.binary_dilation(edge, iterations=width - 1)
-    return edge
-
-
 def _mask_rgb(mask: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
     rgb = np.zeros((*mask.shape, 3), np.float32)
     rgb[mask.astype(bool)] = 1.0
@@ -151,11 +134,9 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
     truth = np.asarray(truth)
     keep = truth != 255
     width = max(1, round(max(truth.shape) / 320))  # about 1 screen pixel at panel size
-    rgb = display_rgb(image).copy()
-    rgb[_thick(boundary_pixels(truth == 1, keep), width)] = TRUTH_COLOUR
+    rgb = boundary_overlay(image, truth, pred, width=width)
     if pred is not None:
         pred = np.asarray(pred).astype(bool)
-        rgb[_thick(boundary_pixels(pred), width)] = PRED_COLOUR
     h, w = truth.shape
     panel = 3.3
     fig, axes = agg_subplots(1, 3, figsize=(3 * panel, min(8.0, panel * h / w) + 0.7))

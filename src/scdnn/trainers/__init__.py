@@ -1,6 +1,8 @@
 """Training: the Lightning task, its data module and the ``scdnn train`` orchestration."""
 
-from .data import SegmentationDataModule
+from .data import SceneDataModule, SegmentationDataModule
+from .fit import TrainConfig, train
 from .task import SegmentationTask
 
-__all__ = ["SegmentationDataModule", "SegmentationTask"]
+__all__ = ["TrainConfig", "train", "SegmentationTask", "SegmentationDataModule",
+           "SceneDataModule"]

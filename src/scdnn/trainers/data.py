@@ -7,8 +7,12 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from ..datasets import Normalization, SegmentationDataset, seed_transform, train_transform
-from ..datasets.scenes import (RandomWindowSampler, SceneCollection, SceneWindowDataset,
-                               validation_windows)
+from ..datasets.scenes import (
+    RandomWindowSampler,
+    SceneCollection,
+    SceneWindowDataset,
+    validation_windows,
+)
 
 
 class SegmentationDataModule(L.LightningDataModule):

@@ -24,18 +24,15 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from ..datasets import compute_normalization, load_split, make_split, open_dataset, save_split
-from ..datasets import Normalization
-from ..datasets.scenes import (RandomWindowSampler, SceneCollection, is_scene_data,
-                               make_scene_split, scene_inputs, scene_normalization)
-from ..datasets.terrain import TERRAIN_CHANNELS
+from ..datasets import Normalization, save_split
+from ..datasets.source import TrainingData, open_source
 from ..errors import UserError
 from ..metrics import CLASS_NAMES
 from ..models import create_model
@@ -43,7 +40,6 @@ from ..records import ModelCard
 from ..runs import prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
-from .data import SceneDataModule, SegmentationDataModule
 from .task import SegmentationTask
 
 
@@ -163,7 +159,7 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
             model_kwargs=config.model_kwargs, classes=list(CLASS_NAMES), inputs=data.inputs,
             normalization=normalization, best_epoch=best_epoch,
             best_val_miou=None if best_score is None else float(best_score),
-            config=config.to_dict(), split=split, provenance=provenance())
+            config=config.to_dict(), split=split.to_dict(), provenance=provenance())
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
 
@@ -177,82 +173,25 @@ def checkpoint_model_state(path: str | os.PathLike) -> tuple[dict[str, torch.Ten
     return state, int(ckpt.get("epoch", -1)) + 1
 
 
-@dataclasses.dataclass
-class _TrainingData:
-    """What training needs from a dataset, whatever its layout."""
-
-    split: dict[str, Any]
-    in_channels: int
-    inputs: list[str]
-    normalization: Callable[[], Normalization]
-    datamodule: Callable[[Normalization], L.LightningDataModule]
-
-
-def _prepare_data(config: TrainConfig, out: Path, resume: bool) -> _TrainingData:
-    """Open ``config.data`` and draw (or reload) its split; every check on the user's data
-    runs here, before anything is written."""
-    if is_scene_data(config.data):
-        return _prepare_scenes(config, out, resume)
-    if config.test_scenes or config.use_dsm:
-        option = "--test-scenes" if config.test_scenes else "--use-dsm"
-        raise UserError(f"{option} applies to scene folders (rgb.tif + mask.tif); this is an "
-                        f"image dataset", config.data)
-    dataset = open_dataset(config.data, use_dem=config.use_dem,
-                           include_non_landslide=config.include_non_landslide)
-    dataset.validate()
-    names = [s.name for s in dataset.samples]
+def _prepare_data(config: TrainConfig, out: Path, resume: bool) -> TrainingData:
+    """Open ``config.data`` (:func:`scdnn.datasets.source.open_source`) and draw (or reload)
+    its split; every check on the user's data runs here, before anything is written."""
+    source = open_source(config.data, use_dem=config.use_dem,
+                         include_non_landslide=config.include_non_landslide,
+                         use_dsm=config.use_dsm, test_scenes=config.test_scenes)
+    source.validate()
     if resume:
-        split = load_split(out / "split.json", names)
+        split = source.load_split(out / "split.json")
     elif config.split:
-        split = load_split(config.split, names)
+        split = source.load_split(config.split)
     else:
-        split = make_split(names, test_fraction=config.test_fraction,
-                           val_fraction=config.val_fraction, seed=config.seed)
-    index = {name: i for i, name in enumerate(names)}
-    train_idx = [index[n] for n in split["train"]]
-    val_idx = [index[n] for n in split["val"]] or train_idx  # too few images: validate on train
-    if not train_idx:
-        raise UserError("the split leaves no training images", config.split or config.data)
-    in_channels = int(dataset[train_idx[0]]["image"].shape[-1])
-    return _TrainingData(
-        split=split, in_channels=in_channels,
-        inputs=dataset_inputs(in_channels, config.use_dem),
-        normalization=lambda: compute_normalization(dataset, train_idx),
-        datamodule=lambda normalization: SegmentationDataModule(
-            dataset, train_idx, val_idx, normalization, image_size=config.image_size,
-            batch_size=config.batch_size, crops_per_image=config.crops_per_image,
-            workers=config.workers, seed=config.seed))
-
-
-def _prepare_scenes(config: TrainConfig, out: Path, resume: bool) -> _TrainingData:
-    """Scene folders: random windows over the training scenes, held-out blocks to validate."""
-    if config.use_dem or config.include_non_landslide:
-        option = "--use-dem" if config.use_dem else "--include-non-landslide"
-        raise UserError(f"{option} applies to the Bijie layout; for scenes use --use-dsm",
-                        config.data)
-    collection = SceneCollection(config.data, use_dsm=config.use_dsm)
-    if resume or config.split:
-        split = read_json(out / "split.json" if resume else config.split)
-        known = set(collection.names)
-        for part in ("train", "test"):
-            missing = [n for n in split.get(part, []) if n not in known]
-            if missing or part not in split:
-                raise UserError(f"split names scene '{(missing or ['?'])[0]}' ({part}) which "
-                                f"is not in {config.data}", config.split or out / "split.json")
-    else:
-        split = make_scene_split(collection, config.test_scenes or [], config.val_fraction,
-                                 config.val_block, config.seed)
-    sampler = RandomWindowSampler(collection, split, config.image_size,
-                                  config.windows_per_epoch, config.seed)
-    first = collection.open(split["train"][0])
-    in_channels = first.channels
-    image_bands = in_channels - (len(TERRAIN_CHANNELS) if config.use_dsm else 0)
-    return _TrainingData(
-        split=split, in_channels=in_channels, inputs=scene_inputs(image_bands, config.use_dsm),
-        normalization=lambda: scene_normalization(collection, sampler, seed=config.seed),
-        datamodule=lambda normalization: SceneDataModule(
-            collection, split, sampler, normalization, batch_size=config.batch_size,
-            workers=config.workers))
+        split = source.draw_split(seed=config.seed, test_fraction=config.test_fraction,
+                                  val_fraction=config.val_fraction, val_block=config.val_block)
+    return source.training_data(split, image_size=config.image_size,
+                                batch_size=config.batch_size,
+                                crops_per_image=config.crops_per_image,
+                                windows_per_epoch=config.windows_per_epoch,
+                                workers=config.workers, seed=config.seed)
 
 
 def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
@@ -273,15 +212,6 @@ def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--accelerator {config.accelerator} --devices {config.devices} "
                         f"--precision {config.precision}: {first}") from None
-
-
-def dataset_inputs(in_channels: int, use_dem: bool) -> list[str]:
-    """Names of the input channels, recorded in the model card."""
-    if use_dem:
-        return [*("red", "green", "blue")[: in_channels - 1], "dem"]
-    if in_channels == 3:
-        return ["red", "green", "blue"]
-    return [f"band{i + 1}" for i in range(in_channels)]
 
 
 def env_workers() -> int:
