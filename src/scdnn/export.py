@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import InputFileError, InvalidValueError, param
 from .runs import atomic_path
 from .weights import METADATA_KEY, load_model
 
@@ -72,7 +72,7 @@ def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, opset: int =
 
     Raises
     ------
-    UserError
+    ScdnnError
         A missing or unreadable weights file, an existing ``out`` without ``overwrite``,
         ``out`` naming a folder, an opset the exporter cannot write, or ``onnx``/``onnxscript``
         missing.
@@ -81,9 +81,9 @@ def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, opset: int =
     """
     out = Path(out)
     if out.is_dir():
-        raise UserError("output path is a folder; give the .onnx file to write", out)
+        raise InputFileError("output path is a folder; give the .onnx file to write", out)
     if out.exists() and not overwrite:
-        raise UserError("output file exists (use --overwrite)", out)
+        raise InputFileError(f"output file exists (use {param('overwrite')})", out)
     onnx = _import("onnx")
     _import("onnxscript")
     opset = _check_opset(opset)
@@ -112,7 +112,7 @@ def _check_opset(opset: Any) -> int:
 
     newest = onnx.defs.onnx_opset_version()
     if int(opset) != opset or not MIN_OPSET <= opset <= newest:
-        raise UserError(f"--opset must be an integer from {MIN_OPSET} to {newest} (the ONNX "
+        raise InvalidValueError(f"{param('opset')} must be an integer from {MIN_OPSET} to {newest} (the ONNX "
                         f"exporter of PyTorch writes opset {MIN_OPSET} or newer), got {opset}")
     return int(opset)
 
@@ -121,7 +121,7 @@ def _import(name: str):
     try:
         return __import__(name)
     except ImportError:
-        raise UserError(f"ONNX export needs the '{name}' package: "
+        raise InvalidValueError(f"ONNX export needs the '{name}' package: "
                         f"pip install 'scdnn[export]'") from None
 
 
@@ -162,8 +162,8 @@ def _to_onnx(model: torch.nn.Module, in_channels: int, opset: int):
     proto = onnx_program.model_proto
     written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
-        raise UserError(f"the exporter could not write opset {opset} (it wrote {written}); "
-                        f"use --opset {written}")
+        raise InvalidValueError(f"the exporter could not write opset {opset} (it wrote {written}); "
+                        f"use {param('opset')} {written}")
     return proto
 
 

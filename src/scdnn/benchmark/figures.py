@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InvalidValueError
 from ..metrics import MIOU_BINS
 from ..overlay import boundary_overlay, display_rgb
 from ..runs import atomic_path
@@ -23,7 +23,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UserError("scdnn benchmark draws its figures with matplotlib, which is not "
+        raise InvalidValueError("scdnn benchmark draws its figures with matplotlib, which is not "
                         "installed (pip install matplotlib)") from None
 
 

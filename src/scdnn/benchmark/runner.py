@@ -86,7 +86,7 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
 
     Raises
     ------
-    UserError
+    ScdnnError
         Unknown model or budget, bad seeds, unreadable data (or scenes without
         ``test_scenes``), or DIR holding something else; all of these before anything is
         written.

@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InvalidValueError
 from ..records import Normalization
 from .io import IGNORE_INDEX
 
@@ -45,12 +45,12 @@ def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int 
 
     Raises
     ------
-    UserError
+    ScdnnError
         No indices, or images with different band counts.
     """
     order = list(dict.fromkeys(int(i) for i in indices))
     if not order:
-        raise UserError("cannot compute the normalization: no training images")
+        raise InvalidValueError("cannot compute the normalization: no training images")
     per_image = max(1, int(max_pixels) // len(order))
     rng = np.random.default_rng(seed)
     load = getattr(dataset, "load_image", None)
@@ -70,7 +70,7 @@ def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int 
         elif pixels.shape[1] != sums.shape[0]:
             samples = getattr(dataset, "samples", None)
             where = samples[i].image_path if samples is not None else None
-            raise UserError(f"image has {pixels.shape[1]} band(s) but the first training image has "
+            raise InvalidValueError(f"image has {pixels.shape[1]} band(s) but the first training image has "
                             f"{sums.shape[0]}", where)
         sums += pixels.sum(axis=0)
         squares += np.square(pixels).sum(axis=0)
@@ -135,7 +135,7 @@ def train_transform(image_size: int, seed: int | None = None) -> A.Compose:
     ``seed=None`` draws the seed from Python's global :mod:`random` state.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise UserError(f"image size must be a positive integer, got {image_size!r}")
+        raise InvalidValueError(f"image size must be a positive integer, got {image_size!r}")
     size = int(image_size)
     pipeline = A.Compose([
         RGBBrightnessContrast(brightness=0.1, contrast=0.1, bands=3, p=0.5),

@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..records import IGNORE_INDEX
+
 __all__ = ["OBJECT_COUNT_KEYS", "label_objects", "object_counts", "object_scores",
            "MIN_IOU"]
 
-IGNORE = 255
 MIN_IOU = 0.5
 OBJECT_COUNT_KEYS = ("true", "pred", "matched", "matched_iou_sum", "true_area", "pred_area")
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -84,7 +85,7 @@ def object_counts(pred: Any, target: Any, valid: Any = None, min_iou: float = MI
                          f"and {target.shape}")
     if not 0 < min_iou <= 1:
         raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
-    keep = target != IGNORE
+    keep = target != IGNORE_INDEX
     if valid is not None:
         keep &= np.asarray(valid, dtype=bool)
     true_labels, n_true = label_objects(target, keep)

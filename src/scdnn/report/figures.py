@@ -18,6 +18,7 @@ import numpy as np
 from ..benchmark.figures import agg_subplots
 from ..metrics import MIOU_BINS, miou_bins
 from ..overlay import boundary_overlay, display_rgb
+from ..records import IGNORE_INDEX
 
 __all__ = ["png_uri", "file_uri", "figure_uri", "confusion_heatmap", "miou_histogram",
            "overlay_figure", "scene_overview", "probability_overview", "display_rgb",
@@ -132,7 +133,7 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
     prediction panel then says so).
     """
     truth = np.asarray(truth)
-    keep = truth != 255
+    keep = truth != IGNORE_INDEX
     width = max(1, round(max(truth.shape) / 320))  # about 1 screen pixel at panel size
     rgb = boundary_overlay(image, truth, pred, width=width)
     if pred is not None:
