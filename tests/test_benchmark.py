@@ -672,7 +672,8 @@ def test_scene_fig8_bins_scdnns_per_tile_miou(scene_bench, scenes):
     with rasterio.open(run / "eval" / "masks" / "scene-b.tif") as src:
         pred = src.read(1)
     evaluator = Evaluator(tolerance=2)
-    for row, (r, c) in zip(rows, tiles):  # each tile scored as an image, from the saved mask
+    # each tile scored as an image, from the saved mask
+    for row, (r, c) in zip(rows, tiles, strict=False):
         cut = (slice(r, r + TILE), slice(c, c + TILE))
         expected = evaluator.update((pred[cut] == 1).astype(np.uint8), label[cut], "tile")
         assert int(row["pixels"]) == expected["pixels"] == int((label[cut] != 255).sum())

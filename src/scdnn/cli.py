@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "Bijie layout, or georeferenced scenes (a folder with rgb.tif + mask.tif "
                        "[+ dsm.tif], or a folder of such folders; random windows are drawn over "
                        "the valid area, --windows-per-epoch per epoch, and seeded blocks holding "
-                       "--val-fraction of it are held out for validation). Writes RUN_DIR/weights.safetensors (best by validation "
-                       "MIoU), model.json, split.json, config.json, log.csv and checkpoints/.")
+                       "--val-fraction of it are held out for validation). Writes "
+                       "RUN_DIR/weights.safetensors (best by validation MIoU), model.json, "
+                       "split.json, config.json, log.csv and checkpoints/.")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (must be new or empty)")
     p.add_argument("--model", default="scdnn", help=f"network: {MODEL_CHOICES_HELP} (scdnn)")

@@ -114,8 +114,8 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
     if sample is not None:
         sample = Path(sample)
         if not sample.is_dir():
-            raise InputFileNotFoundError("demo sample folder does not exist (expected images/ and masks/)",
-                            sample)
+            raise InputFileNotFoundError("demo sample folder does not exist (expected images/ and "
+                                         "masks/)", sample)
         _check_sample(sample)
         predictor = _load_weights(weights, open_dataset(sample).in_channels)
         _check_apart(Path(out), weights, sample)
@@ -138,8 +138,8 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
             mask = src.read(1)
         truth = read_mask(s.mask_path)
         if truth.shape != mask.shape:
-            raise InvalidValueError(f"truth mask is {truth.shape[0]}x{truth.shape[1]} but the image "
-                            f"is {mask.shape[0]}x{mask.shape[1]}", s.mask_path)
+            raise InvalidValueError(f"truth mask is {truth.shape[0]}x{truth.shape[1]} but the "
+                                    f"image is {mask.shape[0]}x{mask.shape[1]}", s.mask_path)
         predicted = (mask == 1).astype(np.uint8)
         save_png(np.where(predicted == 1, 255, 0).astype(np.uint8),
                  out / "masks" / f"{s.name}.png")
@@ -219,9 +219,9 @@ def _load_weights(weights: Path, bands: int) -> Predictor:
     takes = card.in_channels
     if uses_elevation(inputs) or "dem" in inputs or takes != bands:
         names = f" ({', '.join(inputs)})" if inputs else ""
-        raise InvalidValueError(f"the weights take {takes} inputs{names} but the demo sample images "
-                        f"have {bands} bands and no elevation; give weights trained on "
-                        f"{bands}-band images alone", weights)
+        raise InvalidValueError(f"the weights take {takes} inputs{names} but the demo sample "
+                                f"images have {bands} bands and no elevation; give weights "
+                                f"trained on {bands}-band images alone", weights)
     return predictor
 
 
@@ -246,7 +246,8 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise InputFileError(f"output folder exists, is not empty and is not a previous demo "
-                            f"output (no {MARKER} file); give another {param('out')} or {param('overwrite')}", out)
+                                 f"output (no {MARKER} file); give another {param('out')} or "
+                                 f"{param('overwrite')}", out)
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)

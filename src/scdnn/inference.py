@@ -87,6 +87,7 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
         image = read_image(path)
         _check_bands(image, predictor.card, path)
         prob = predictor.probability(image)
-        save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8), out / "masks" / f"{path.stem}.png")
+        save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8),
+                 out / "masks" / f"{path.stem}.png")
         save_png(np.round(prob * 255).astype(np.uint8), out / "probabilities" / f"{path.stem}.png")
     return out

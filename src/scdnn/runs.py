@@ -68,7 +68,8 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if out.is_dir() and not overwrite:
         stale = stale_temporaries(out)
         if any(p not in stale for p in out.iterdir()):
-            raise InputFileError(f"output folder exists and is not empty (use {param('overwrite')})", out)
+            raise InputFileError(f"output folder exists and is not empty (use "
+                                 f"{param('overwrite')})", out)
     return out
 
 

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
                             progress=lambda e: console.print(f"{e.message} ...", style="bold",
                                                            markup=False))
     print(f"{'model':<32}{'seeds':>6}{'PA':>9}{'MPA':>9}{'MIoU':>9}{'FWIoU':>9}")
-    for name, m in results["models"].items():
+    for m in results["models"].values():
         cells = "".join("      n/a" if m["scores"][k]["mean"] is None
                         else f"{100 * m['scores'][k]['mean']:>9.2f}"
                         for k in ("pa", "mpa", "miou", "fwiou"))

@@ -219,7 +219,8 @@ def check_out(out: Path, identity: dict[str, Any], overwrite: bool) -> bool:
         diff = _differences(old, identity) if isinstance(old, dict) else ["(unreadable)"]
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise InvalidValueError(f"holds a benchmark with another configuration ({shown}); use "
-                                f"a new {param('out')}, the same options, or {param('overwrite')} to redo it",
+                                f"a new {param('out')}, the same options, or "
+                                f"{param('overwrite')} to redo it",
                                 marker)
     if out.is_dir() and any(out.iterdir()) and not overwrite and not marker.is_file():
         raise InputFileError("output folder exists, is not empty and holds no benchmark.json "

@@ -29,9 +29,10 @@ from .torch_dataset import SegmentationDataset
 from .transforms import Normalization, compute_normalization, seed_transform, train_transform
 
 __all__ = [
-    "IGNORE_INDEX", "IMAGE_EXTENSIONS", "Sample", "PairedDataset", "ImageMaskFolder", "BijieLandslide",
-    "open_dataset", "read_image", "read_mask", "read_dem", "make_split", "save_split", "load_split",
-    "Normalization", "compute_normalization", "train_transform", "seed_transform", "SegmentationDataset",
+    "IGNORE_INDEX", "IMAGE_EXTENSIONS", "Sample", "PairedDataset", "ImageMaskFolder",
+    "BijieLandslide", "open_dataset", "read_image", "read_mask", "read_dem", "make_split",
+    "save_split", "load_split", "Normalization", "compute_normalization", "train_transform",
+    "seed_transform", "SegmentationDataset",
 ]
 
 # options that only the Bijie layout understands; harmless when off
@@ -62,7 +63,8 @@ def open_dataset(path: str | os.PathLike, **kw: Any) -> ImageMaskFolder | BijieL
         for option in _BIJIE_ONLY:
             if kw.pop(option, False):
                 raise InvalidValueError(f"{option} applies only to the Bijie dataset layout "
-                                "(landslide/image + landslide/mask); this folder has images/ + masks/", root)
+                                        "(landslide/image + landslide/mask); this folder has "
+                                        "images/ + masks/", root)
         return ImageMaskFolder(root, **kw)
     raise InputFileError("is not a dataset folder: expected images/ + masks/ or the Bijie layout "
                     "landslide/image + landslide/mask", root)

@@ -120,8 +120,9 @@ class PairedDataset:
         image = self.load_image(i)
         mask = self.load_mask(i, image.shape[:2])
         if mask.shape != image.shape[:2]:
-            raise InvalidValueError(f"image is {image.shape[0]}x{image.shape[1]} but its mask {sample.mask_path} "
-                            f"is {mask.shape[0]}x{mask.shape[1]}", sample.image_path)
+            raise InvalidValueError(f"image is {image.shape[0]}x{image.shape[1]} but its mask "
+                                    f"{sample.mask_path} is {mask.shape[0]}x{mask.shape[1]}",
+                                    sample.image_path)
         return {"image": image, "mask": mask, "name": sample.name}
 
     @property
@@ -156,8 +157,9 @@ class PairedDataset:
             if bands is None:
                 bands, first = c, self.samples[i].image_path
             elif c != bands:
-                raise InvalidValueError(f"image has {c} band(s) but {first} has {bands}; all images of a "
-                                "dataset must have the same bands", self.samples[i].image_path)
+                raise InvalidValueError(f"image has {c} band(s) but {first} has {bands}; all "
+                                        "images of a dataset must have the same bands",
+                                        self.samples[i].image_path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, samples={len(self.samples)})"
@@ -208,7 +210,8 @@ class ImageMaskFolder(PairedDataset):
         self.mask_dir = self.root / mask_dir
         for sub, what in ((self.image_dir, "images"), (self.mask_dir, "masks")):
             if not sub.is_dir():
-                raise InputFileNotFoundError(f"dataset folder has no {sub.name}/ subfolder for the {what}", self.root)
+                raise InputFileNotFoundError(f"dataset folder has no {sub.name}/ subfolder for "
+                                             f"the {what}", self.root)
         images = list_images(self.image_dir, "image")
         masks = list_images(self.mask_dir, "mask")
         self.samples = pair_by_stem(images, masks, self.image_dir, self.mask_dir)
@@ -235,8 +238,9 @@ def pair_by_stem(images: dict[str, Path], masks: dict[str, Path], image_dir: Pat
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_masks:
         more = _more(len(lonely_masks) - 1, "mask")
-        raise InputFileNotFoundError(f"mask has no image in {image_dir} (expected an image file named "
-                        f"'{lonely_masks[0]}' with an image extension){more}", masks[lonely_masks[0]])
+        raise InputFileNotFoundError(f"mask has no image in {image_dir} (expected an image file "
+                                     f"named '{lonely_masks[0]}' with an image extension){more}",
+                                     masks[lonely_masks[0]])
     return [Sample(prefix + stem, images[stem], masks[stem], {}) for stem in sorted(images)]
 
 

@@ -44,7 +44,8 @@ def _load(path: str | os.PathLike, what: str) -> Image.Image:
                 img.load()  # PIL is lazy: decode now so truncation shows up here
                 return img.copy()  # detached from the file, which the with-block closes
     except UnidentifiedImageError:
-        raise InputFileError(f"cannot read {what}: not an image file (or a format Pillow cannot read)", p) from None
+        raise InputFileError(f"cannot read {what}: not an image file (or a format Pillow "
+                             "cannot read)", p) from None
     except Image.DecompressionBombError as exc:
         raise InputFileError(f"cannot read {what}: {exc}", p) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
@@ -56,7 +57,8 @@ def _to_array(img: Image.Image, path: Path, what: str) -> np.ndarray:
     try:
         return np.asarray(img)
     except (OSError, ValueError, TypeError) as exc:  # exotic modes numpy cannot view
-        raise InputFileError(f"cannot read {what}: unsupported pixel format {img.mode!r} ({exc})", path) from None
+        raise InputFileError(f"cannot read {what}: unsupported pixel format {img.mode!r} ({exc})",
+                             path) from None
 
 
 def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarray:
@@ -90,10 +92,12 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarr
         try:
             img = img.convert("RGB")
         except (ValueError, OSError) as exc:
-            raise InputFileError(f"cannot read image: cannot convert mode {mode!r} to RGB ({exc})", p) from None
+            raise InputFileError(f"cannot read image: cannot convert mode {mode!r} to RGB ({exc})",
+                                 p) from None
     arr = _to_array(img, p, "image")
     if arr.dtype != np.uint8:
-        raise InputFileError(f"cannot read image: pixels are {arr.dtype}, expected 8-bit (uint8)", p)
+        raise InputFileError(f"cannot read image: pixels are {arr.dtype}, expected 8-bit (uint8)",
+                             p)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     elif arr.ndim == 3 and mode in ("RGBA", "LA", "La"):
@@ -127,9 +131,11 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         if mode in ("RGBA", "LA", "La", "PA"):
             arr = arr[:, :, :-1]
         first = arr[:, :, 0]
-        if arr.shape[2] > 1 and not all(np.array_equal(first, arr[:, :, k]) for k in range(1, arr.shape[2])):
+        if arr.shape[2] > 1 and not all(np.array_equal(first, arr[:, :, k])
+                                        for k in range(1, arr.shape[2])):
             raise InvalidValueError(
-                f"mask has {arr.shape[2]} bands that differ; expected a single-band 0/1 or 0/255 mask", p)
+                f"mask has {arr.shape[2]} bands that differ; expected a single-band 0/1 or "
+                "0/255 mask", p)
         arr = first
     elif arr.ndim != 2:
         raise InputFileError(f"cannot read mask: unexpected array shape {arr.shape}", p)
@@ -179,12 +185,15 @@ def read_dem(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
     else:
         try:
             rgb = np.asarray(img.convert("RGB"))
-            same = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+            same = (np.array_equal(rgb[..., 0], rgb[..., 1])
+                    and np.array_equal(rgb[..., 0], rgb[..., 2]))
             arr = rgb[..., 0] if same else np.asarray(img.convert("RGB").convert("L"))
         except (ValueError, OSError) as exc:
-            raise InputFileError(f"cannot read DEM: unsupported pixel format {img.mode!r} ({exc})", p) from None
+            raise InputFileError(f"cannot read DEM: unsupported pixel format {img.mode!r} ({exc})",
+                                 p) from None
     if arr.ndim != 2:
-        raise InputFileError(f"cannot read DEM: expected a single band, got array shape {arr.shape}", p)
+        raise InputFileError(f"cannot read DEM: expected a single band, got array shape "
+                             f"{arr.shape}", p)
     if arr.dtype != np.uint8:
         data = arr.astype(np.float64)
         finite = np.isfinite(data)

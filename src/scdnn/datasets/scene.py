@@ -231,8 +231,8 @@ def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | No
     path = Path(path)
     terrain = uses_elevation(inputs)
     if terrain and dsm is None:
-        raise InvalidValueError(f"the model takes elevation (inputs: {', '.join(inputs or [])}); give "
-                        f"the scene's surface model with {param('dsm')}", path)
+        raise InvalidValueError(f"the model takes elevation (inputs: {', '.join(inputs or [])}); "
+                                f"give the scene's surface model with {param('dsm')}", path)
     if dsm is not None and not terrain:
         raise InvalidValueError(f"the model was trained without elevation (inputs: "
                         f"{', '.join(inputs or []) or f'{in_channels} image bands'}); leave out "
@@ -281,9 +281,10 @@ def _dsm_on_image_grid(source, image, path: Path):
     if same_grid(source, image):
         return _Band1(source)
     if source.crs is None or image.crs is None:
-        raise InvalidValueError(f"DSM is on another grid than the scene ({source.width}x{source.height} "
-                        f"vs {image.width}x{image.height}) and one of them has no CRS, so it "
-                        f"cannot be resampled onto the scene", path)
+        raise InvalidValueError(f"DSM is on another grid than the scene "
+                                f"({source.width}x{source.height} vs "
+                                f"{image.width}x{image.height}) and one of them has no CRS, so it "
+                                f"cannot be resampled onto the scene", path)
     left, bottom, right, top = transform_bounds(source.crs, image.crs, *source.bounds)
     b = image.bounds
     if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
@@ -313,18 +314,18 @@ class _Band1:
 def _model_bands(dataset, in_channels: int, inputs: list[str] | None, path: Path
                  ) -> tuple[int, ...]:
     """The first ``in_channels`` non-alpha band indexes (1-based), checked to be uint8."""
-    image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp)
+    image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
                    if ci != ColorInterp.alpha]
     if len(image_bands) < in_channels:
         names = f" ({', '.join(inputs)})" if inputs else ""
         alpha = " besides its alpha band" if len(image_bands) < dataset.count else ""
-        raise InvalidValueError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but the model "
-                        f"takes {in_channels}{names}", path)
+        raise InvalidValueError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but the "
+                                f"model takes {in_channels}{names}", path)
     bands = tuple(image_bands[:in_channels])
     dtypes = {dataset.dtypes[i - 1] for i in bands}
     if dtypes != {"uint8"}:
-        raise InvalidValueError(f"scene is {', '.join(sorted(dtypes))}; only uint8 scenes are supported "
-                        f"(the model's normalisation is in 0–255 units)", path)
+        raise InvalidValueError(f"scene is {', '.join(sorted(dtypes))}; only uint8 scenes are "
+                                f"supported (the model's normalisation is in 0–255 units)", path)
     return bands
 
 

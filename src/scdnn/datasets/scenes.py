@@ -309,8 +309,9 @@ def make_scene_split(collection: SceneCollection, test_scenes: Sequence[str] = (
         if chosen and len(chosen) == len(blocks):  # never hold out a whole training scene
             chosen.pop()
         val_blocks[name] = sorted(chosen)
-    return {"format_version": FORMAT_VERSION, "train": train, "val": [n for n in train if val_blocks[n]],
-            "test": sorted(test_scenes), "val_blocks": val_blocks, "block_size": block_size,
+    return {"format_version": FORMAT_VERSION, "train": train,
+            "val": [n for n in train if val_blocks[n]], "test": sorted(test_scenes),
+            "val_blocks": val_blocks, "block_size": block_size,
             "seed": int(seed), "val_fraction": float(val_fraction)}
 
 
@@ -333,8 +334,8 @@ def check_test_scenes(names: Sequence[str], test_scenes: Sequence[str],
         raise InvalidValueError(f"{param('test_scenes')}: no scene '{unknown[0]}' (scenes: "
                                 f"{', '.join(names)})", root)
     if not [n for n in names if n not in set(test_scenes)]:
-        raise InvalidValueError(f"{param('test_scenes')} holds out every scene; nothing is left to train on",
-                                root)
+        raise InvalidValueError(f"{param('test_scenes')} holds out every scene; nothing is left "
+                                "to train on", root)
 
 
 def _blocks(scene: LabelledScene, size: int) -> list[tuple[list[int], float]]:
@@ -376,7 +377,7 @@ class RandomWindowSampler(Sampler):
             rows, cols = np.nonzero(scene.coarse_valid >= 0.5)
             if rows.size == 0:
                 rows, cols = np.nonzero(scene.coarse_valid > 0)
-            self.cells += [(name, int(r), int(c)) for r, c in zip(rows, cols)]
+            self.cells += [(name, int(r), int(c)) for r, c in zip(rows, cols, strict=False)]
         if not self.cells:
             raise InvalidValueError("no valid labelled area to draw training windows from",
                             collection.root)
@@ -397,7 +398,7 @@ class RandomWindowSampler(Sampler):
     def draw(self, rng: np.random.Generator | None = None) -> tuple[str, int, int, int]:
         """One window; from the sampler's own generator unless ``rng`` is given."""
         rng, size = rng or self.generator, self.size
-        for attempt in range(100):
+        for _ in range(100):
             name, r, c = self.cells[int(rng.integers(len(self.cells)))]
             scene = self.collection.open(name)
             centre_r = r * _CELL + int(rng.integers(_CELL))

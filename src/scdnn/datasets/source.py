@@ -224,7 +224,8 @@ def image_inputs(in_channels: int, use_dem: bool) -> list[str]:
 
 def _not_all(present: int, total: int, what: str, missing: str, root: Any) -> InvalidValueError:
     return InvalidValueError(f"holds only {present} of the model's {total} test {what} "
-                             f"('{missing}' is missing); use {param('use_all', flag='all')} or {param('split')}", root)
+                             f"('{missing}' is missing); use {param('use_all', flag='all')} "
+                             f"or {param('split')}", root)
 
 
 # ----------------------------------------------------------------------------- images
@@ -491,8 +492,8 @@ class SceneSource:
     def require_test_part(self) -> None:
         if not self.test_scenes:
             raise InvalidValueError(f"holds scenes ({', '.join(self.names)}): name the ones to "
-                                    f"test on with {param('test_scenes')} NAME ...; the others are trained "
-                                    "on", self.path)
+                                    f"test on with {param('test_scenes')} NAME ...; the others "
+                                    "are trained on", self.path)
 
     def draw_split(self, *, seed: int = 0, test_fraction: float = 0.3,
                    val_fraction: float = 0.1, val_block: int = 512) -> Split:
@@ -568,7 +569,8 @@ class SceneSource:
         if card and set(card.split.get("train", [])) & set(names):
             raise InvalidValueError(f"holds the model's training scene(s) "
                                     f"{sorted(set(card.split['train']) & set(names))} and none "
-                                    f"of its test scenes; use {param('use_all', flag='all')} to score them anyway",
+                                    f"of its test scenes; use {param('use_all', flag='all')} to "
+                                    "score them anyway",
                                     self.collection.root)
         return names, "all scenes"
 
@@ -581,8 +583,8 @@ class SceneSource:
         check_options(options.tile, options.overlap, options.batch_size, options.threshold,
                       0.0, 0.0, "gpkg")
         if predictions is not None and len(names) != 1:
-            raise InvalidValueError(f"{param('predictions')} takes one mask raster, so DATA must be one "
-                                    f"scene (it holds {len(names)}: {', '.join(names)})",
+            raise InvalidValueError(f"{param('predictions')} takes one mask raster, so DATA must "
+                                    f"be one scene (it holds {len(names)}: {', '.join(names)})",
                                     self.path)
 
     def score(self, names: Sequence[str], evaluator: Evaluator, *,

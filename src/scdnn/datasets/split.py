@@ -109,7 +109,8 @@ def load_split(path: str | os.PathLike, names: Iterable[str]) -> dict[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        raise InputFileNotFoundError("split file does not exist" if not p.exists() else "split file is not a file", p)
+        raise InputFileNotFoundError("split file does not exist" if not p.exists()
+                                     else "split file is not a file", p)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -134,9 +135,11 @@ def load_split(path: str | os.PathLike, names: Iterable[str]) -> dict[str, Any]:
             if name not in known:
                 unknown = [x for x in items if x not in known]
                 more = f" ({len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-                raise InvalidValueError(f"split file names sample '{name}' ({part}) which is not in the dataset{more}", p)
+                raise InvalidValueError(f"split file names sample '{name}' ({part}) which is not "
+                                        f"in the dataset{more}", p)
             if name in seen:
-                raise InvalidValueError(f"split file names sample '{name}' twice ({seen[name]} and {part})", p)
+                raise InvalidValueError(f"split file names sample '{name}' twice ({seen[name]} "
+                                        f"and {part})", p)
             seen[name] = part
         split[part] = sorted(items)
     return split

@@ -213,7 +213,7 @@ class _SeamMerger:
         pairs: set[tuple[int, int]] = set()
         if self._bottom is not None:
             both = (self._bottom > 0) & (labels[0] > 0)
-            pairs = set(zip(self._bottom[both].tolist(), labels[0][both].tolist()))
+            pairs = set(zip(self._bottom[both].tolist(), labels[0][both].tolist(), strict=False))
         groups = _connected_groups(pairs)
         continued: set[int] = set()
         new_open: dict[int, Landslide] = {}

@@ -136,7 +136,8 @@ class Evaluator:
             if valid is not None:
                 t = np.where(valid[rows], t, IGNORE_INDEX)
             if not (np.isin(p, (0, 1)).all() and np.isin(t, (0, 1, IGNORE_INDEX)).all()):
-                raise ValueError(f"{name}: pred must hold only 0/1 and target only 0/1/{IGNORE_INDEX}")
+                raise ValueError(f"{name}: pred must hold only 0/1 and target only "
+                                 f"0/1/{IGNORE_INDEX}")
             cm += image_confusion(p, t)
             self.confusion.update(torch.from_numpy(p.astype(np.int64)).reshape(-1),
                                   torch.from_numpy(t.astype(np.int64)).reshape(-1))

@@ -66,7 +66,8 @@ def evaluate_masks(predictions: Sequence[Any], truths: Sequence[Any], tolerance:
                                     f"(e.g. {pred[~np.isin(pred, (0, 1))].flat[0]})")
         if not np.isin(truth, (0, 1, IGNORE_INDEX)).all():
             raise InvalidValueError(f"truths[{i}] holds values other than 0, 1 and {IGNORE_INDEX} "
-                                    f"(e.g. {truth[~np.isin(truth, (0, 1, IGNORE_INDEX))].flat[0]})")
+                                    "(e.g. "
+                                    f"{truth[~np.isin(truth, (0, 1, IGNORE_INDEX))].flat[0]})")
         evaluator.update(pred.astype(np.uint8), truth.astype(np.uint8), name)
     return evaluator.compute()
 

@@ -20,10 +20,11 @@ Definitions
   matched pairs' IoU, and the true and predicted landslide areas (pixels).
 
 From the counts: precision = matched / pred, recall = matched / true, F1 their harmonic
-mean (0 when one side has no object); ``count_ratio`` = pred / true (1 is right, 259 means hundreds of fragments per
-landslide); ``matched_iou`` = mean IoU of the matched pairs; ``area_bias`` = (predicted area -
-true area) / true area. A ratio with a zero denominator is ``None``, except that precision,
-recall and F1 are 1.0 when there is no object in truth nor prediction.
+mean (0 when one side has no object); ``count_ratio`` = pred / true (1 is right, 259 means
+hundreds of fragments per landslide); ``matched_iou`` = mean IoU of the matched pairs;
+``area_bias`` = (predicted area - true area) / true area. A ratio with a zero denominator
+is ``None``, except that precision, recall and F1 are 1.0 when there is no object in truth
+nor prediction.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _pairs(true_labels: np.ndarray, n_true: int, pred_labels: np.ndarray, n_pred
     keys, inter = np.unique(key, return_counts=True)
     t, p = keys // (n_pred + 1), keys % (n_pred + 1)
     iou = inter / (t_area[t] + p_area[p] - inter)
-    return [(float(i), int(a), int(b)) for i, a, b in zip(iou, t, p)]
+    return [(float(i), int(a), int(b)) for i, a, b in zip(iou, t, p, strict=False)]
 
 
 def object_counts(pred: Any, target: Any, valid: Any = None, min_iou: float = MIN_IOU

@@ -77,7 +77,8 @@ class DeepLabV3Plus(PaddedSegmentationModel):
     ):
         super().__init__()
         if encoder not in ENCODERS:
-            raise InvalidValueError(f"unknown encoder '{encoder}'; choose from: {', '.join(ENCODERS)}")
+            raise InvalidValueError(f"unknown encoder '{encoder}'; choose from: "
+                                    f"{', '.join(ENCODERS)}")
         for key in ("encoder_name", "encoder_weights", "in_channels", "classes"):
             if key in smp_kwargs:
                 raise InvalidValueError(f"DeepLabV3Plus sets '{key}' itself; do not pass it")

@@ -53,7 +53,8 @@ def benchmark_report(run_dir: Path) -> Report:
     if (run_dir / "results.json").is_file():
         results = read_json(run_dir / "results.json")
         if not isinstance(results, dict):
-            raise InvalidValueError("not a results.json of scdnn benchmark", run_dir / "results.json")
+            raise InvalidValueError("not a results.json of scdnn benchmark",
+                                    run_dir / "results.json")
     if (run_dir / "results.md").is_file():
         try:
             text = (run_dir / "results.md").read_text(encoding="utf-8")

@@ -57,8 +57,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or "name" not in reader.fieldnames \
                     or "miou" not in reader.fieldnames:
-                raise InvalidValueError("not a per_image.csv of scdnn evaluate (no name/miou columns)",
-                                path)
+                raise InvalidValueError("not a per_image.csv of scdnn evaluate (no name/miou "
+                                        "columns)", path)
             rows = []
             for raw in reader:
                 row: dict[str, Any] = {k: _float(v) for k, v in raw.items() if k != "name"}
