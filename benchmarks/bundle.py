@@ -284,22 +284,27 @@ Trained with{minutes}:
 
     {train_command(card)}
 
-Seeded split (seed {split['seed']}): {len(split['train'])} training, {len(split['val'])} validation and {len(split['test'])} held-back test images; the best
-epoch by validation MIoU was kept (epoch {card.best_epoch}, validation MIoU {_number(card.best_val_miou)}).
+Seeded split (seed {split['seed']}): {len(split['train'])} training, {len(split['val'])} \
+validation and {len(split['test'])} held-back test images; the best
+epoch by validation MIoU was kept (epoch {card.best_epoch}, validation MIoU \
+{_number(card.best_val_miou)}).
 Training crops: {config['image_size']} x {config['image_size']} at native resolution.
 The split, the training configuration, the normalisation and the provenance are in the model
 card inside the file (`scdnn.weights.read_card`), also written out as `model.json`.
 
 Stored in half precision (float16, {size / 1e6:.2f} MB); `scdnn` casts them to float32 on
 loading. On the {len(split['test'])} test images, the float16 weights give the same masks as the
-float32 ones on {100 * agreement['agreement']:.4f} % of the pixels (`benchmarks/results/bundle.json`).
+float32 ones on {100 * agreement['agreement']:.4f} % of the pixels \
+(`benchmarks/results/bundle.json`).
 
 Scores on the {m['images']} held-back test images at native size (`scdnn evaluate`,
 `{_rel(metrics_path.resolve())}`, float32 weights), in %:
 
-| PA | MPA | MIoU | FWIoU | landslide IoU | landslide F1 | boundary F1 ({m['boundary_tolerance_px']} px) |
+| PA | MPA | MIoU | FWIoU | landslide IoU | landslide F1 | \
+boundary F1 ({m['boundary_tolerance_px']} px) |
 |---:|---:|---:|---:|---:|---:|---:|
-| {_pct(m['pa'])} | {_pct(m['mpa'])} | {_pct(m['miou'])} | {_pct(m['fwiou'])} | {_pct(m['class_iou']['landslide'])} | {_pct(m['landslide_f1'])} | {_pct(m['boundary_f1'])} |
+| {_pct(m['pa'])} | {_pct(m['mpa'])} | {_pct(m['miou'])} | {_pct(m['fwiou'])} | \
+{_pct(m['class_iou']['landslide'])} | {_pct(m['landslide_f1'])} | {_pct(m['boundary_f1'])} |
 
 These are weights for a demonstration, trained on {len(split['train'])} images on a CPU; they are
 far from the paper's scores and not fit to map landslides elsewhere.
@@ -340,7 +345,8 @@ def time_demo(options: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "scdnn.cli", "demo", "--out",
-                               str(Path(tmp) / "demo-output"), *options], capture_output=True, text=True)
+                               str(Path(tmp) / "demo-output"), *options],
+                              capture_output=True, text=True)
         seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise Refused(f"scdnn demo failed on the bundled files: {done.stderr.strip()}")

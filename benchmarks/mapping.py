@@ -414,7 +414,7 @@ def seam_figure(fig: dict, args, path: Path) -> dict | None:
               (f"blended, overlap {args.overlap}: {blended} px on seams differ (red)",
                colour(fig["blended"][sl] == 1, wrong["blended"][sl]))]
     figure, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-    for ax, (title, image) in zip(axes, panels):
+    for ax, (title, image) in zip(axes, panels, strict=False):
         ax.imshow(image, interpolation="nearest")
         for r in rows:
             if r0 <= r < r0 + size:
@@ -578,7 +578,8 @@ def main() -> None:
     parser.add_argument("--scene", type=Path, default=SCENE_B, help=f"scene ({SCENE_B})")
     parser.add_argument("--tile", type=int, default=2048, help="window size (2048, as scdnn map)")
     parser.add_argument("--overlap", type=int, default=512, help="overlap (512, as scdnn map)")
-    parser.add_argument("--batch-size", type=int, default=1, help="windows per batch (1, as scdnn map)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="windows per batch (1, as scdnn map)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats, (1) and (4)")
     parser.add_argument("--rss-repeats", type=int, default=1, help="fresh processes per (2) figure")

@@ -57,7 +57,7 @@ FOLDER_PAIRS = {
 def folder_dataset(tmp_path: Path) -> Path:
     """An ``images/`` + ``masks/`` dataset of 5 pairs (see ``FOLDER_PAIRS``), mixed extensions."""
     root = tmp_path / "folder-ds"
-    for k, (stem, (image_name, mask_name, box, value)) in enumerate(FOLDER_PAIRS.items()):
+    for k, (_stem, (image_name, mask_name, box, value)) in enumerate(FOLDER_PAIRS.items()):
         write_image(root / "images" / image_name, random_rgb(40, 48, seed=k))
         write_image(root / "masks" / mask_name, box_mask(40, 48, *box, value=value))
     return root

@@ -672,7 +672,8 @@ def test_scene_fig8_bins_scdnns_per_tile_miou(scene_bench, scenes):
     with rasterio.open(run / "eval" / "masks" / "scene-b.tif") as src:
         pred = src.read(1)
     evaluator = Evaluator(tolerance=2)
-    for row, (r, c) in zip(rows, tiles):  # each tile scored as an image, from the saved mask
+    # each tile scored as an image, from the saved mask
+    for row, (r, c) in zip(rows, tiles, strict=False):
         cut = (slice(r, r + TILE), slice(c, c + TILE))
         expected = evaluator.update((pred[cut] == 1).astype(np.uint8), label[cut], "tile")
         assert int(row["pixels"]) == expected["pixels"] == int((label[cut] != 255).sum())
@@ -754,7 +755,7 @@ def test_scene_rerun_skips_finished_runs_rescores_and_resumes(scene_bench, scene
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({}, "name the ones to test on with --test-scenes"),
+    ({}, "name the ones to test on with test_scenes"),
     ({"test_scenes": ["scene-c"]}, "no scene 'scene-c' \\(scenes: scene-a, scene-b\\)"),
     ({"test_scenes": ["scene-a", "scene-b"]}, "nothing is left to train on"),
     ({"test_scenes": ["scene-b", "scene-b"]}, "names 'scene-b' twice"),
@@ -767,8 +768,8 @@ def test_bad_scene_options_fail_before_anything_is_written(scenes, tmp_path, kwa
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"test_scenes": ["x"]}, "--test-scenes applies to scene folders"),
-    ({"use_dsm": True}, "--use-dsm applies to scene folders"),
+    ({"test_scenes": ["x"]}, "test_scenes applies to scene folders"),
+    ({"use_dsm": True}, "use_dsm applies to scene folders"),
 ])
 def test_scene_options_on_an_image_dataset_are_refused(data, tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):

@@ -286,7 +286,8 @@ def test_bijie_with_dem(bijie_dataset):
 def test_bijie_missing_dem_and_missing_folders(bijie_dataset):
     (bijie_dataset / "landslide" / "dem" / "df002.png").unlink()
     assert len(BijieLandslide(bijie_dataset)) == 3  # DEM not needed
-    with raises_user_error("image has no DEM tile", bijie_dataset / "landslide" / "image" / "df002.png"):
+    with raises_user_error("image has no DEM tile",
+                           bijie_dataset / "landslide" / "image" / "df002.png"):
         BijieLandslide(bijie_dataset, use_dem=True)
     for f in (bijie_dataset / "non-landslide" / "image").iterdir():
         f.unlink()
@@ -296,7 +297,8 @@ def test_bijie_missing_dem_and_missing_folders(bijie_dataset):
 
 
 def test_bijie_mask_without_image(bijie_dataset):
-    extra = write_image(bijie_dataset / "landslide" / "mask" / "df999.png", np.zeros((5, 5), np.uint8))
+    extra = write_image(bijie_dataset / "landslide" / "mask" / "df999.png",
+                        np.zeros((5, 5), np.uint8))
     with raises_user_error("mask has no image", extra):
         BijieLandslide(bijie_dataset)
 
@@ -308,11 +310,13 @@ def test_open_dataset_detects_layout(folder_dataset, bijie_dataset, tmp_path):
     ds = open_dataset(bijie_dataset, use_dem=True)
     assert isinstance(ds, BijieLandslide) and ds.use_dem
     assert isinstance(open_dataset(folder_dataset), ImageMaskFolder)
-    assert isinstance(open_dataset(folder_dataset, use_dem=False, include_non_landslide=False), ImageMaskFolder)
+    assert isinstance(open_dataset(folder_dataset, use_dem=False, include_non_landslide=False),
+                      ImageMaskFolder)
     with raises_user_error("use_dem applies only to the Bijie"):
         open_dataset(folder_dataset, use_dem=True)
     (tmp_path / "empty").mkdir()
-    with raises_user_error("is not a dataset folder: expected images/ \\+ masks/", tmp_path / "empty"):
+    with raises_user_error("is not a dataset folder: expected images/ \\+ masks/",
+                           tmp_path / "empty"):
         open_dataset(tmp_path / "empty")
     with raises_user_error("does not exist", tmp_path / "nowhere"):
         open_dataset(tmp_path / "nowhere")
@@ -371,8 +375,8 @@ def test_load_split_errors(tmp_path):
     path = tmp_path / "split.json"
     save_split(make_split(names), path)
     missing_one = [n for n in names if n != make_split(names)["test"][0]]
-    with raises_user_error(f"names sample '{make_split(names)['test'][0]}' \\(test\\) which is not in the dataset",
-                           path):
+    with raises_user_error(f"names sample '{make_split(names)['test'][0]}' \\(test\\) which is "
+                           "not in the dataset", path):
         load_split(path, missing_one)
     with raises_user_error("split file does not exist", tmp_path / "nope.json"):
         load_split(tmp_path / "nope.json", names)
@@ -406,7 +410,8 @@ def test_normalization_hand_computed():
     assert out.dtype == np.float32 and out.shape == (3, 1, 1)
     np.testing.assert_allclose(out[:, 0, 0], [1.0, 0.0, -2.0])
     assert Normalization.from_dict(norm.to_dict()) == norm
-    assert json.loads(json.dumps(norm.to_dict())) == {"mean": [20.0, 20.0, 40.0], "std": [10.0, 1.0, 10.0]}
+    assert json.loads(json.dumps(norm.to_dict())) == {"mean": [20.0, 20.0, 40.0],
+                                                      "std": [10.0, 1.0, 10.0]}
     with raises_user_error("image has 4 band"):
         norm.apply(np.zeros((2, 2, 4), np.uint8))
     with raises_user_error("one mean and one std per band"):
@@ -539,7 +544,8 @@ def test_segmentation_dataset_workers_draw_different_augmentations(tmp_path):
     base = ImageMaskFolder(root)
     norm = Normalization(mean=[0.0] * 3, std=[1.0] * 3)
     data = SegmentationDataset(base, [0] * 8, norm, transform=train_transform(16, seed=0))
-    loader = DataLoader(data, batch_size=1, num_workers=2, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(data, batch_size=1, num_workers=2,
+                        generator=torch.Generator().manual_seed(0))
     crops = [b["image"][0] for b in loader]  # items alternate between worker 0 and worker 1
     same = [torch.equal(crops[2 * k], crops[2 * k + 1]) for k in range(4)]
     assert not all(same)

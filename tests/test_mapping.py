@@ -325,7 +325,7 @@ def test_a_landslide_across_strip_seams_is_one_polygon(tmp_path: Path) -> None:
     strips = polygonize(*paths, strip_rows=8)
     whole = polygonize(*paths, strip_rows=1000)
     assert len(strips) == len(whole) == 5
-    for a, b in zip(strips, whole):
+    for a, b in zip(strips, whole, strict=False):
         assert a.geometry.geom_type == "Polygon"
         assert a.geometry.equals(b.geometry)
         assert (a.pixels, a.probability_sum, a.probability_max) == (b.pixels, b.probability_sum,

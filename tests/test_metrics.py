@@ -80,7 +80,8 @@ def test_paper_tables_1_2_3_are_one_confusion_matrix() -> None:
     n, share = 1_000_000, 0.1125
     ls = round(n * share)
     bg = n - ls
-    cm = [[round(0.9896 * bg), bg - round(0.9896 * bg)], [ls - round(0.7411 * ls), round(0.7411 * ls)]]
+    cm = [[round(0.9896 * bg), bg - round(0.9896 * bg)],
+          [ls - round(0.7411 * ls), round(0.7411 * ls)]]
     s = scores_from_confusion(cm)
     published = {"pa": 0.9616, "mpa": 0.8654, "miou": 0.8214, "fwiou": 0.9274}
     for key, value in published.items():
@@ -315,7 +316,8 @@ def test_csv_header_empty_cells_and_no_temp_file(tmp_path: Path) -> None:
     out.write_text("old content\n")  # replaced, not appended to
     ev.write_csv(out)
     text = out.read_text()
-    assert text.splitlines()[0] == "name,miou,landslide_pa,background_pa,landslide_iou,boundary_f1,pixels"
+    assert text.splitlines()[0] == ("name,miou,landslide_pa,background_pa,landslide_iou,"
+                                    "boundary_f1,pixels")
     assert "\r" not in text and "old content" not in text
     rows = list(csv.DictReader(text.splitlines()))
     assert rows[0] == {"name": "background-only", "miou": "1.000000", "landslide_pa": "",

@@ -23,7 +23,8 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def card_dict(**changes):
-    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2, "inputs": ["red", "green", "blue"],
+    card = {"model": "scdnn", "in_channels": 3, "num_classes": 2,
+            "inputs": ["red", "green", "blue"],
             "normalization": {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}}
     card.update(changes)
     return {k: v for k, v in card.items() if v is not ...}

@@ -198,7 +198,7 @@ def test_aspc_is_concatenation_of_the_four_branches() -> None:
     aspc.eval()
     x = torch.randn(1, 4, 20, 20)
     out = aspc(x)
-    for i, (rate, branch) in enumerate(zip([None, 6, 12, 18], aspc.branches)):
+    for i, (rate, branch) in enumerate(zip([None, 6, 12, 18], aspc.branches, strict=False)):
         if rate is None:  # Eq. 9
             y = F.conv2d(x, branch[0].weight)
         else:  # Eqs. 10-12

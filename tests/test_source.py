@@ -101,11 +101,11 @@ def test_open_source_picks_the_implementation_from_the_layout(folder_dataset, bi
 
 
 def test_options_for_the_other_kind_of_data_are_refused(folder_dataset, scenes, tmp_path):
-    with pytest.raises(UserError, match="--test-scenes applies to scene folders"):
+    with pytest.raises(UserError, match="test_scenes applies to scene folders"):
         open_source(folder_dataset, test_scenes=["x"])
-    with pytest.raises(UserError, match="--use-dsm applies to scene folders"):
+    with pytest.raises(UserError, match="use_dsm applies to scene folders"):
         open_source(folder_dataset, use_dsm=True)
-    with pytest.raises(UserError, match="--use-dem applies to the Bijie layout"):
+    with pytest.raises(UserError, match="use_dem applies to the Bijie layout"):
         open_source(scenes, use_dem=True)
     with pytest.raises(UserError, match="dataset folder does not exist"):
         open_source(tmp_path / "nowhere")

@@ -1,7 +1,7 @@
 """The ``scdnn`` command line.
 
 Every user mistake ends with exit status 2 and one line on stderr naming the file and the
-problem (:class:`scdnn.errors.UserError`, or a bad option caught by argparse); no traceback.
+problem (:class:`scdnn.errors.ScdnnError`, or a bad option caught by argparse); no traceback.
 """
 
 from __future__ import annotations
@@ -12,39 +12,19 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import UserError
+from .cli_options import (
+    Parser,
+    fraction,
+    non_negative_int,
+    number,
+    positive_float,
+    positive_int,
+    probability,
+)
+from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, ScdnnError
 
 MODEL_CHOICES_HELP = "scdnn, sssn, segnet, deeplabv3plus-resnet50, deeplabv3plus-mobilenetv2"
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option in one line (no usage dump) with exit status 2."""
-
-    def error(self, message: str) -> None:  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _number(cast, ok, requirement: str):
-    """An argparse ``type=`` that parses with ``cast`` and checks ``ok``; the message on
-    failure is ``requirement``, e.g. "argument --epochs: must be a positive integer, got 0"."""
-
-    def parse(text: str):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{requirement}, got '{text}'") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"{requirement}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, lambda v: v > 0, "must be a positive integer")
-_non_negative_int = _number(int, lambda v: v >= 0, "must be an integer ≥ 0")
-_positive_float = _number(float, lambda v: v > 0, "must be a positive number")
-_fraction = _number(float, lambda v: 0 <= v < 1, "must be a number in [0, 1)")
-_probability = _number(float, lambda v: 0 < v < 1, "must be a number strictly between 0 and 1")
 
 #: scdnn.engines.ENGINES, written out here so that building the parser does not import torch.
 ENGINE_CHOICES = ("torch", "onnxruntime")
@@ -67,40 +47,41 @@ def _stderr_console():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="scdnn", description="Landslide boundary segmentation with SCDnn "
+    parser = Parser(prog="scdnn", description="Landslide boundary segmentation with SCDnn "
                      "(Li et al. 2024) and its comparison networks.")
     parser.add_argument("--version", action="version", version=f"scdnn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("models", help="list the networks with parameters and GFLOPs")
-    p.add_argument("--size", type=_positive_int, default=256, help="input size for GFLOPs (256)")
-    p.add_argument("--in-channels", type=_positive_int, default=3)
+    p.add_argument("--size", type=positive_int, default=256, help="input size for GFLOPs (256)")
+    p.add_argument("--in-channels", type=positive_int, default=3)
 
     p = sub.add_parser("train", help="train a network on a landslide dataset",
                        description="Train a network on DATA: images/ + masks/ folders, the "
                        "Bijie layout, or georeferenced scenes (a folder with rgb.tif + mask.tif "
                        "[+ dsm.tif], or a folder of such folders; random windows are drawn over "
                        "the valid area, --windows-per-epoch per epoch, and seeded blocks holding "
-                       "--val-fraction of it are held out for validation). Writes RUN_DIR/weights.safetensors (best by validation "
-                       "MIoU), model.json, split.json, config.json, log.csv and checkpoints/.")
+                       "--val-fraction of it are held out for validation). Writes "
+                       "RUN_DIR/weights.safetensors (best by validation MIoU), model.json, "
+                       "split.json, config.json, log.csv and checkpoints/.")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (must be new or empty)")
     p.add_argument("--model", default="scdnn", help=f"network: {MODEL_CHOICES_HELP} (scdnn)")
-    p.add_argument("--epochs", type=_positive_int, default=50, help="epochs (50)")
-    p.add_argument("--max-minutes", type=_positive_float, default=None,
+    p.add_argument("--epochs", type=positive_int, default=50, help="epochs (50)")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
                    help="stop after this much training time even before --epochs (a time "
                    "budget; the run still writes its best weights)")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="batch size (8)")
-    p.add_argument("--image-size", type=_positive_int, default=256,
+    p.add_argument("--batch-size", type=positive_int, default=8, help="batch size (8)")
+    p.add_argument("--image-size", type=positive_int, default=256,
                    help="training crop size in pixels (256); evaluation uses native sizes")
-    p.add_argument("--crops-per-image", type=_positive_int, default=1,
+    p.add_argument("--crops-per-image", type=positive_int, default=1,
                    help="random crops per training image per epoch (1)")
     p.add_argument("--seed", type=int, default=0, help="seed for split, weights, sampling (0)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001, paper)")
     p.add_argument("--class-weights", type=float, nargs=2, metavar=("BG", "LS"),
                    help="cross-entropy weights for background and landslide")
-    p.add_argument("--test-fraction", type=_fraction, default=0.3, help="test share (0.3)")
-    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+    p.add_argument("--test-fraction", type=fraction, default=0.3, help="test share (0.3)")
+    p.add_argument("--val-fraction", type=fraction, default=0.1,
                    help="validation share, taken from the training part (0.1)")
     p.add_argument("--split", help="reuse a split.json instead of drawing one")
     p.add_argument("--use-dem", action="store_true", help="Bijie layout: add the DEM as a channel")
@@ -110,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-scenes", nargs="+", metavar="NAME", default=None,
                    help="scenes: hold these scene folders out of training (scored by "
                    "scdnn evaluate)")
-    p.add_argument("--windows-per-epoch", type=_positive_int, default=256,
+    p.add_argument("--windows-per-epoch", type=positive_int, default=256,
                    help="scenes: random training windows per epoch (256)")
-    p.add_argument("--val-block", type=_positive_int, default=512,
+    p.add_argument("--val-block", type=positive_int, default=512,
                    help="scenes: size in pixels of the held-out validation blocks (512)")
     p.add_argument("--include-non-landslide", action="store_true",
                    help="Bijie layout: add non-landslide images as all-background samples")
@@ -120,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="auto", help="number of devices, or auto; >1 uses DDP")
     p.add_argument("--precision", default="32-true",
                    help="32-true, bf16-mixed (also on CPU), 16-mixed (GPU) (32-true)")
-    p.add_argument("--workers", type=_non_negative_int, default=None,
+    p.add_argument("--workers", type=non_negative_int, default=None,
                    help="data-loading workers (0 on ≤ 2 cores, else 2)")
     p.add_argument("--resume", action="store_true",
                    help="continue the killed run in --out to its final epoch")
@@ -142,14 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--predictions", help="folder of predicted masks (0/255 or 0/1)")
     p.add_argument("--split", help="score the test part of this split.json")
     p.add_argument("--all", action="store_true", dest="use_all", help="score every image")
-    p.add_argument("--tolerance", type=_non_negative_int, default=2,
+    p.add_argument("--tolerance", type=non_negative_int, default=2,
                    help="boundary F1 tolerance in pixels (2; metrics.json also gives it in "
                    "metres for scenes)")
-    p.add_argument("--tile", type=_positive_int, default=2048,
+    p.add_argument("--tile", type=positive_int, default=2048,
                    help="scenes: window size, as scdnn map (2048)")
-    p.add_argument("--overlap", type=_non_negative_int, default=512,
+    p.add_argument("--overlap", type=non_negative_int, default=512,
                    help="scenes: blended overlap, as scdnn map (512)")
-    p.add_argument("--batch-size", type=_positive_int, default=1,
+    p.add_argument("--batch-size", type=positive_int, default=1,
                    help="scenes: windows per batch (1)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
@@ -160,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True,
                    help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--threshold", type=_probability, default=0.5, help="mask threshold (0.5)")
+    p.add_argument("--threshold", type=probability, default=0.5, help="mask threshold (0.5)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
@@ -179,19 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True,
                    help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--tile", type=_positive_int, default=2048,
+    p.add_argument("--tile", type=positive_int, default=2048,
                    help="window size in pixels (2048; SCDnn needs about 2 GB of memory per "
                    "window of this size; smaller windows see less context around each pixel "
                    "and agree less with one pass over the whole scene, see the README)")
-    p.add_argument("--overlap", type=_non_negative_int, default=512,
+    p.add_argument("--overlap", type=non_negative_int, default=512,
                    help="pixels shared by neighbouring windows, blended (512; at most tile/2)")
-    p.add_argument("--batch-size", type=_positive_int, default=1, help="windows per batch (1)")
-    p.add_argument("--threshold", type=_probability, default=0.5,
+    p.add_argument("--batch-size", type=positive_int, default=1, help="windows per batch (1)")
+    p.add_argument("--threshold", type=probability, default=0.5,
                    help="landslide where probability ≥ this (0.5)")
-    p.add_argument("--min-area", type=_number(float, lambda v: v >= 0, "must be a number ≥ 0"),
+    p.add_argument("--min-area", type=number(float, lambda v: v >= 0, "must be a number ≥ 0"),
                    default=0.0, help="drop polygons smaller than this, in m² (CRS units²; "
                    "pixels without CRS) (0)")
-    p.add_argument("--simplify", type=_number(float, lambda v: v >= 0, "must be a number ≥ 0"),
+    p.add_argument("--simplify", type=number(float, lambda v: v >= 0, "must be a number ≥ 0"),
                    default=0.0, help="simplify polygons with this tolerance, in m (0: pixel "
                    "outlines)")
     p.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", dest="fmt",
@@ -212,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["onnx"], default="onnx", dest="fmt",
                    help="model format (onnx)")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write, e.g. model.onnx")
-    p.add_argument("--opset", type=_number(int, lambda v: v >= 18, "must be an integer ≥ 18"),
+    p.add_argument("--opset", type=number(int, lambda v: v >= 18, "must be an integer ≥ 18"),
                    default=18, help="ONNX opset (18, the lowest the exporter writes)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
@@ -367,20 +348,20 @@ def _check_paths(args: argparse.Namespace) -> None:
 
     def dataset(path: str) -> None:
         if not Path(path).exists():
-            raise UserError("dataset folder does not exist", path)
+            raise InputFileNotFoundError("dataset folder does not exist", path)
         if not Path(path).is_dir():
-            raise UserError("dataset path is not a folder", path)
+            raise InputFileError("dataset path is not a folder", path)
 
     def weights(path: str, engine: str = "torch") -> None:
         if not Path(path).is_file():
-            raise UserError("model file does not exist" if engine == "onnxruntime"
+            raise InputFileNotFoundError("model file does not exist" if engine == "onnxruntime"
                             else "weights file does not exist", path)
 
     command = args.command
     if command == "train":
         if args.resume:  # DATA and the options then come from the run's config.json
             if not (Path(args.out) / "checkpoints" / "last.ckpt").is_file():
-                raise UserError("--resume: no checkpoint to resume from "
+                raise InvalidValueError("--resume: no checkpoint to resume from "
                                 "(checkpoints/last.ckpt)", args.out)
             return
         dataset(args.data)
@@ -392,23 +373,23 @@ def _check_paths(args: argparse.Namespace) -> None:
         check_out_dir(args.out, args.overwrite)
     elif command == "predict":
         if not Path(args.images).is_dir():
-            raise UserError("image folder does not exist", args.images)
+            raise InputFileNotFoundError("image folder does not exist", args.images)
         weights(args.weights, args.engine)
         check_out_dir(args.out, args.overwrite)
     elif command == "map":
         if not Path(args.scene).is_file():
-            raise UserError("scene file does not exist", args.scene)
+            raise InputFileNotFoundError("scene file does not exist", args.scene)
         if args.dsm is not None and not Path(args.dsm).is_file():
-            raise UserError("DSM file does not exist", args.dsm)
+            raise InputFileNotFoundError("DSM file does not exist", args.dsm)
         weights(args.weights, args.engine)
         check_out_dir(args.out, args.overwrite)
     elif command == "export":
         weights(args.weights)
         out = Path(args.out)
         if out.is_dir():
-            raise UserError("output path is a folder; give the .onnx file to write", out)
+            raise InputFileError("output path is a folder; give the .onnx file to write", out)
         if out.exists() and not args.overwrite:
-            raise UserError("output file exists (use --overwrite)", out)
+            raise InputFileError("output file exists (use --overwrite)", out)
 
 
 COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluate,
@@ -422,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_paths(args)
         COMMANDS[args.command](args)
-    except UserError as exc:
+    except ScdnnError as exc:
         print(f"scdnn {args.command}: error: {exc.cli_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

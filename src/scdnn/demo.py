@@ -47,9 +47,9 @@ import rasterio
 
 from .datasets import open_dataset, read_image, read_mask
 from .datasets.scene import uses_elevation
-from .errors import UserError
+from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, param
 from .inference import save_png
-from .mapping import MASK_NODATA, map_scene
+from .mapping import IGNORE_INDEX, map_scene
 from .metrics import Evaluator
 from .predictor import Predictor
 from .report import write_report
@@ -96,7 +96,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
 
     Raises
     ------
-    UserError
+    ScdnnError
         The weights file is missing (the bundled one too: not bundled yet), not an scdnn
         weights file, holds tensors of another network than its card names, or takes other
         inputs than the sample's image bands (elevation, another band count); the sample is
@@ -106,16 +106,16 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
     weights = Path(weights) if weights is not None else bundled_weights()
     if not weights.is_file():
         if weights == bundled_weights():
-            raise UserError("the bundled weights are not in this copy of scdnn (they are "
-                            "written by benchmarks/bundle.py); give --weights", weights)
-        raise UserError("weights file does not exist", weights)
+            raise InvalidValueError("the bundled weights are not in this copy of scdnn (they are "
+                            f"written by benchmarks/bundle.py); give {param('weights')}", weights)
+        raise InputFileNotFoundError("weights file does not exist", weights)
     if sample is None and bundled_sample().is_dir():
         sample = bundled_sample()
     if sample is not None:
         sample = Path(sample)
         if not sample.is_dir():
-            raise UserError("demo sample folder does not exist (expected images/ and masks/)",
-                            sample)
+            raise InputFileNotFoundError("demo sample folder does not exist (expected images/ and "
+                                         "masks/)", sample)
         _check_sample(sample)
         predictor = _load_weights(weights, open_dataset(sample).in_channels)
         _check_apart(Path(out), weights, sample)
@@ -138,12 +138,12 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
             mask = src.read(1)
         truth = read_mask(s.mask_path)
         if truth.shape != mask.shape:
-            raise UserError(f"truth mask is {truth.shape[0]}x{truth.shape[1]} but the image "
-                            f"is {mask.shape[0]}x{mask.shape[1]}", s.mask_path)
+            raise InvalidValueError(f"truth mask is {truth.shape[0]}x{truth.shape[1]} but the "
+                                    f"image is {mask.shape[0]}x{mask.shape[1]}", s.mask_path)
         predicted = (mask == 1).astype(np.uint8)
         save_png(np.where(predicted == 1, 255, 0).astype(np.uint8),
                  out / "masks" / f"{s.name}.png")
-        evaluator.update(predicted, truth, s.name, valid=mask != MASK_NODATA)
+        evaluator.update(predicted, truth, s.name, valid=mask != IGNORE_INDEX)
     if notes:
         warn("the sample images have no CRS: polygons are in pixel coordinates, areas in "
              "pixels")
@@ -163,7 +163,7 @@ def _check_sample(sample: Path):
     dataset = open_dataset(sample)
     for s in dataset.samples:
         if s.mask_path is None:
-            raise UserError("sample image has no truth mask in masks/", s.image_path)
+            raise InvalidValueError("sample image has no truth mask in masks/", s.image_path)
     return dataset
 
 
@@ -219,9 +219,9 @@ def _load_weights(weights: Path, bands: int) -> Predictor:
     takes = card.in_channels
     if uses_elevation(inputs) or "dem" in inputs or takes != bands:
         names = f" ({', '.join(inputs)})" if inputs else ""
-        raise UserError(f"the weights take {takes} inputs{names} but the demo sample images "
-                        f"have {bands} bands and no elevation; give weights trained on "
-                        f"{bands}-band images alone", weights)
+        raise InvalidValueError(f"the weights take {takes} inputs{names} but the demo sample "
+                                f"images have {bands} bands and no elevation; give weights "
+                                f"trained on {bands}-band images alone", weights)
     return predictor
 
 
@@ -231,8 +231,8 @@ def _check_apart(out: Path, weights: Path, sample: Path | None) -> None:
     o = out.resolve()
     if weights.resolve().is_relative_to(o) or (sample is not None and (
             sample.resolve().is_relative_to(o) or o.is_relative_to(sample.resolve()))):
-        raise UserError("output folder holds or is inside the weights or the sample; give "
-                        "another --out", out)
+        raise InputFileError("output folder holds or is inside the weights or the sample; give "
+                        f"another {param('out')}", out)
 
 
 def _prepare(out: Path, overwrite: bool) -> Path:
@@ -240,18 +240,19 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     deleted and made anew; an empty or new folder gets the marker; any other folder is
     refused unless ``overwrite`` (then written into, nothing deleted, no marker)."""
     if out.exists() and not out.is_dir():
-        raise UserError("output path exists and is not a folder", out)
+        raise InputFileError("output path exists and is not a folder", out)
     if out.is_dir() and (out / MARKER).is_file():
         shutil.rmtree(out)
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"output folder exists, is not empty and is not a previous demo "
-                            f"output (no {MARKER} file); give another --out or --overwrite", out)
+            raise InputFileError(f"output folder exists, is not empty and is not a previous demo "
+                                 f"output (no {MARKER} file); give another {param('out')} or "
+                                 f"{param('overwrite')}", out)
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output folder: {exc.strerror}", out) from None
+        raise InputFileError(f"cannot create output folder: {exc.strerror}", out) from None
     with atomic_write(out / MARKER, "w") as handle:
         handle.write("Written by scdnn demo: the next scdnn demo run with this --out deletes "
                      "this folder and writes it anew.\n")

@@ -26,13 +26,14 @@ import re
 __all__ = ["ScdnnError", "InvalidValueError", "InputFileError", "InputFileNotFoundError",
            "UserError", "param"]
 
-_PARAM = re.compile("\x1e([a-z_0-9]+)\x1e")
+_PARAM = re.compile("\x1e([a-z_0-9]+)\x1f([a-z_0-9]+)\x1e")
 
 
-def param(name: str) -> str:
+def param(name: str, flag: str | None = None) -> str:
     """An option's name inside an error message: rendered as the Python parameter ``name`` by
-    ``str()``, as the flag ``--name`` (underscores as dashes) by the command line."""
-    return f"\x1e{name}\x1e"
+    ``str()``, as the flag ``--name`` (underscores as dashes) by the command line, or as
+    ``--flag`` when the command line calls it otherwise (``param("use_all", flag="all")``)."""
+    return f"\x1e{name}\x1f{flag or name}\x1e"
 
 
 def _flag(name: str) -> str:
@@ -59,7 +60,7 @@ class ScdnnError(Exception):
     def _render(self, cli: bool = False) -> str:
         name = self.option and (_flag(self.option) if cli else self.option)
         text = f"{name} {self.message}" if name else self.message
-        text = _PARAM.sub(lambda m: _flag(m[1]) if cli else m[1], text)
+        text = _PARAM.sub(lambda m: _flag(m[2]) if cli else m[1], text)
         return f"{self.path}: {text}" if self.path else text
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ import os
 from typing import Any, Callable, Iterable
 
 from .datasets.source import ScoringOptions, open_source_for_model
-from .errors import InvalidValueError
+from .errors import InvalidValueError, param
 from .metrics import Evaluator
 from .runs import prepare_out_dir, provenance, write_json
 
@@ -69,14 +69,14 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
 
     Raises
     ------
-    UserError
+    ScdnnError
         Not exactly one of ``weights`` and ``predictions``; unreadable weights, data or
         masks; a split that does not fit the data; the data holding part of the model's test
         samples; a non-empty ``out`` without ``overwrite``. All before anything is written,
         except a mask raster that cannot be read.
     """
     if (weights is None) == (predictions is None):
-        raise InvalidValueError("give exactly one of --weights or --predictions")
+        raise InvalidValueError(f"give exactly one of {param('weights')} or {param('predictions')}")
     options = ScoringOptions(tile=tile, overlap=overlap, batch_size=batch_size,
                              threshold=threshold)
     card, model = None, None

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import InputFileError, InvalidValueError, param
 from .runs import atomic_path
 from .weights import METADATA_KEY, load_model
 
@@ -72,7 +72,7 @@ def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, opset: int =
 
     Raises
     ------
-    UserError
+    ScdnnError
         A missing or unreadable weights file, an existing ``out`` without ``overwrite``,
         ``out`` naming a folder, an opset the exporter cannot write, or ``onnx``/``onnxscript``
         missing.
@@ -81,9 +81,9 @@ def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, opset: int =
     """
     out = Path(out)
     if out.is_dir():
-        raise UserError("output path is a folder; give the .onnx file to write", out)
+        raise InputFileError("output path is a folder; give the .onnx file to write", out)
     if out.exists() and not overwrite:
-        raise UserError("output file exists (use --overwrite)", out)
+        raise InputFileError(f"output file exists (use {param('overwrite')})", out)
     onnx = _import("onnx")
     _import("onnxscript")
     opset = _check_opset(opset)
@@ -112,8 +112,9 @@ def _check_opset(opset: Any) -> int:
 
     newest = onnx.defs.onnx_opset_version()
     if int(opset) != opset or not MIN_OPSET <= opset <= newest:
-        raise UserError(f"--opset must be an integer from {MIN_OPSET} to {newest} (the ONNX "
-                        f"exporter of PyTorch writes opset {MIN_OPSET} or newer), got {opset}")
+        raise InvalidValueError(f"{param('opset')} must be an integer from {MIN_OPSET} to {newest} "
+                                f"(the ONNX exporter of PyTorch writes opset {MIN_OPSET} or "
+                                f"newer), got {opset}")
     return int(opset)
 
 
@@ -121,7 +122,7 @@ def _import(name: str):
     try:
         return __import__(name)
     except ImportError:
-        raise UserError(f"ONNX export needs the '{name}' package: "
+        raise InvalidValueError(f"ONNX export needs the '{name}' package: "
                         f"pip install 'scdnn[export]'") from None
 
 
@@ -136,7 +137,7 @@ def _quiet() -> Iterator[None]:
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
 
 
@@ -162,8 +163,8 @@ def _to_onnx(model: torch.nn.Module, in_channels: int, opset: int):
     proto = onnx_program.model_proto
     written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
-        raise UserError(f"the exporter could not write opset {opset} (it wrote {written}); "
-                        f"use --opset {written}")
+        raise InvalidValueError(f"the exporter could not write opset {opset} (it wrote {written}); "
+                        f"use {param('opset')} {written}")
     return proto
 
 
@@ -175,11 +176,11 @@ def _name_dimensions(proto) -> None:
     construction (it is cropped back), so both get the same three names.
     """
     rename: dict[str, str] = {}
-    for dim, name in zip(proto.graph.input[0].type.tensor_type.shape.dim, DIM_NAMES):
+    for dim, name in zip(proto.graph.input[0].type.tensor_type.shape.dim, DIM_NAMES, strict=False):
         if name is not None and dim.dim_param:
             rename[dim.dim_param] = name
             dim.dim_param = name
-    for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim, DIM_NAMES):
+    for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim, DIM_NAMES, strict=False):
         if name is not None:
             dim.dim_param = name
     for info in proto.graph.value_info:
@@ -205,7 +206,8 @@ def _verify(model: torch.nn.Module, proto, in_channels: int) -> None:
             expected = model(x).numpy()
         got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-3, atol=1e-3):
-            detail = (f"shape {got.shape} instead of {expected.shape}" if got.shape != expected.shape
+            detail = (f"shape {got.shape} instead of {expected.shape}"
+                      if got.shape != expected.shape
                       else f"max difference {np.abs(got - expected).max():.3g}")
             raise RuntimeError(f"the exported ONNX graph does not reproduce the PyTorch network "
                                f"on input {shape}: {detail}")

@@ -20,7 +20,7 @@ from .datasets import (
     Normalization,
     read_image,
 )
-from .errors import UserError
+from .errors import InputFileNotFoundError, InvalidValueError
 from .predictor import Predictor, landslide_softmax
 from .runs import atomic_path, prepare_out_dir
 
@@ -45,7 +45,7 @@ def landslide_probabilities(model: torch.nn.Module, x: torch.Tensor) -> np.ndarr
 
 def _check_bands(image: np.ndarray, card: dict, path: Path) -> None:
     if image.shape[-1] != card.in_channels:
-        raise UserError(f"image has {image.shape[-1]} bands but the model takes "
+        raise InvalidValueError(f"image has {image.shape[-1]} bands but the model takes "
                         f"{card.in_channels} ({', '.join(card.inputs)})", path)
 
 
@@ -59,12 +59,12 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     """Images to predict: ``folder/*`` or, for a dataset folder, ``folder/images/*``."""
     root = Path(folder)
     if not root.is_dir():
-        raise UserError("image folder does not exist", root)
+        raise InputFileNotFoundError("image folder does not exist", root)
     if (root / "images").is_dir():
         root = root / "images"
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise UserError("no images (png, jpg, tif) in folder", root)
+        raise InputFileNotFoundError("no images (png, jpg, tif) in folder", root)
     return files
 
 
@@ -87,6 +87,7 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
         image = read_image(path)
         _check_bands(image, predictor.card, path)
         prob = predictor.probability(image)
-        save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8), out / "masks" / f"{path.stem}.png")
+        save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8),
+                 out / "masks" / f"{path.stem}.png")
         save_png(np.round(prob * 255).astype(np.uint8), out / "probabilities" / f"{path.stem}.png")
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .metrics import boundary_pixels
+from .records import IGNORE_INDEX
 
 __all__ = ["TRUTH_COLOUR", "PRED_COLOUR", "display_rgb", "boundary_overlay"]
 
@@ -49,7 +50,7 @@ def boundary_overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | No
     """
     truth = np.asarray(truth)
     rgb = display_rgb(image).copy()
-    keep = truth != 255
+    keep = truth != IGNORE_INDEX
     if pred is not None:
         pred = np.asarray(pred).astype(bool)
         if tint:

@@ -30,10 +30,15 @@ import numpy as np
 
 from .errors import InvalidValueError
 
-__all__ = ["FORMAT_VERSION", "Normalization", "ModelCard", "Split", "CLASS_NAMES"]
+__all__ = ["FORMAT_VERSION", "IGNORE_INDEX", "Normalization", "ModelCard", "Split", "CLASS_NAMES"]
 
 #: The version of the JSON files this package writes.
 FORMAT_VERSION = 1
+
+#: The label and mask value of a pixel that is not scored: no data, not labelled, or padding.
+#: Losses and metrics ignore it; ``mask.tif`` and predicted masks write it where there is no
+#: valid data. It is the one name of this value in the package.
+IGNORE_INDEX = 255
 
 #: Class names, in label order: 0 background, 1 landslide.
 CLASS_NAMES: tuple[str, ...] = ("background", "landslide")

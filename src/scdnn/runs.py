@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import __version__
-from .errors import UserError
+from .errors import InputFileError, InputFileNotFoundError, param
 
 
 def _umask() -> int:
@@ -54,7 +54,7 @@ def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output folder: {exc.strerror}", out) from None
+        raise InputFileError(f"cannot create output folder: {exc.strerror}", out) from None
     return out
 
 
@@ -64,11 +64,12 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     ``overwrite``)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise UserError("output path exists and is not a folder", out)
+        raise InputFileError("output path exists and is not a folder", out)
     if out.is_dir() and not overwrite:
         stale = stale_temporaries(out)
         if any(p not in stale for p in out.iterdir()):
-            raise UserError("output folder exists and is not empty (use --overwrite)", out)
+            raise InputFileError(f"output folder exists and is not empty (use "
+                                 f"{param('overwrite')})", out)
     return out
 
 
@@ -168,9 +169,9 @@ def read_json(path: str | os.PathLike) -> Any:
         with open(path) as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise UserError("file does not exist", path) from None
+        raise InputFileNotFoundError("file does not exist", path) from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read JSON: {exc}", path) from None
+        raise InputFileError(f"cannot read JSON: {exc}", path) from None
 
 
 def git_commit() -> str | None:

@@ -82,6 +82,7 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise InvalidValueError(f"weights do not match model '{card.model}': {first}", path) from None
+        raise InvalidValueError(f"weights do not match model '{card.model}': {first}",
+                                path) from None
     model.eval()
     return model, card

@@ -67,7 +67,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..errors import UserError
+from ..errors import InvalidValueError, param
 
 __all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "MODEL_SPECS",
            "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_notes",
@@ -134,11 +134,11 @@ def budget_overrides(name: str, kind: str = "dataset") -> dict[str, Any]:
 
     Raises
     ------
-    UserError
+    ScdnnError
         Unknown budget name.
     """
     if name not in BUDGETS:
-        raise UserError(f"unknown budget '{name}'; choose from: {', '.join(BUDGET_NAMES)}")
+        raise InvalidValueError(f"unknown budget '{name}'; choose from: {', '.join(BUDGET_NAMES)}")
     overrides = {**COMMON, **BUDGETS[name].overrides}
     if kind == "scenes":
         overrides.update(SCENE_OVERRIDES[name])
@@ -209,7 +209,7 @@ def resolve_models(names: str | list[str] | tuple[str, ...], ablations: bool = F
 
     Raises
     ------
-    UserError
+    ScdnnError
         An unknown name, or no model at all.
     """
     if isinstance(names, str):
@@ -221,10 +221,10 @@ def resolve_models(names: str | list[str] | tuple[str, ...], ablations: bool = F
         elif name in MODEL_SPECS:
             wanted.add(name)
         else:
-            raise UserError(f"unknown model '{name}'; choose from: all, "
+            raise InvalidValueError(f"unknown model '{name}'; choose from: all, "
                             f"{', '.join(ALL_MODELS)}")
     if ablations:
         wanted.update(ABLATIONS)
     if not wanted:
-        raise UserError("no model to benchmark (--models is empty)")
+        raise InvalidValueError(f"no model to benchmark ({param('models')} is empty)")
     return [MODEL_SPECS[name] for name in ALL_MODELS if name in wanted]

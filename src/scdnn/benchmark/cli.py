@@ -13,9 +13,9 @@ from .budgets import ALL_MODELS, BUDGET_NAMES, BUDGETS, SCENE_DESCRIPTIONS
 
 def add_parser(sub) -> None:
     """Add the ``benchmark`` subcommand to ``sub`` (an argparse subparsers action)."""
-    from ..cli import _non_negative_int, _number
+    from ..cli_options import non_negative_int, number
 
-    tile_size = _number(int, lambda v: v >= 16, "must be an integer ≥ 16")
+    tile_size = number(int, lambda v: v >= 16, "must be an integer ≥ 16")
 
     budgets = "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values())
     p = sub.add_parser(
@@ -41,18 +41,18 @@ def add_parser(sub) -> None:
     scene_budgets = "; ".join(f"{k}: {v}" for k, v in SCENE_DESCRIPTIONS.items())
     p.add_argument("--budget", choices=BUDGET_NAMES, default="cpu",
                    help=f"training budget (cpu). {budgets}. On scenes: {scene_budgets}")
-    p.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0], metavar="SEED",
+    p.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0], metavar="SEED",
                    help="one run per network and seed; seeds vary weight initialisation and "
                    "sampling, never the split. Finished runs of other seeds already in DIR "
                    "are reported too, so a second seed can be added for some networks only "
                    "(0)")
-    p.add_argument("--split-seed", type=_non_negative_int, default=0,
+    p.add_argument("--split-seed", type=non_negative_int, default=0,
                    help="seed of the one train/val/test split all runs share (0)")
     p.add_argument("--ablations", action="store_true",
                    help="add scdnn-aspp (ASPP instead of ASPC), scdnn-noskip (no skip "
                    "connection) and scdnn-overlap (8x8 instead of 4x4 upsampling kernels) "
                    "under the same budget")
-    p.add_argument("--tolerance", type=_non_negative_int, default=2,
+    p.add_argument("--tolerance", type=non_negative_int, default=2,
                    help="boundary F1 tolerance in pixels (2)")
     p.add_argument("--test-scenes", nargs="+", default=None, metavar="NAME",
                    help="scenes only, required there: the scene folders held out whole for "
@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
                    help="scenes only: side of the square tiles of the test scenes scored one "
                    "by one for Fig. 8 (per-tile MIoU) and shown in Table 4 / Fig. 9; a tile "
                    "counts when at least 10 %% of its area is valid and labelled (512)")
-    p.add_argument("--workers", type=_non_negative_int, default=None,
+    p.add_argument("--workers", type=non_negative_int, default=None,
                    help="data-loading workers (0 on ≤ 2 cores, else 2)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow a DIR holding something else; redo every requested run")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
                             progress=lambda e: console.print(f"{e.message} ...", style="bold",
                                                            markup=False))
     print(f"{'model':<32}{'seeds':>6}{'PA':>9}{'MPA':>9}{'MIoU':>9}{'FWIoU':>9}")
-    for name, m in results["models"].items():
+    for m in results["models"].values():
         cells = "".join("      n/a" if m["scores"][k]["mean"] is None
                         else f"{100 * m['scores'][k]['mean']:>9.2f}"
                         for k in ("pa", "mpa", "miou", "fwiou"))

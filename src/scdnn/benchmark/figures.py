@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InvalidValueError
 from ..metrics import MIOU_BINS
 from ..overlay import boundary_overlay, display_rgb
 from ..runs import atomic_path
@@ -23,7 +23,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UserError("scdnn benchmark draws its figures with matplotlib, which is not "
+        raise InvalidValueError("scdnn benchmark draws its figures with matplotlib, which is not "
                         "installed (pip install matplotlib)") from None
 
 
@@ -64,7 +64,7 @@ def fig8_png(path: str | os.PathLike, bins: dict[str, dict[str, Any]], label: st
     ax.bar(x - 0.2, ours, width=0.4, label=label, color="tab:blue")
     ax.bar(x + 0.2, paper, width=0.4, label=f"paper (Fig. 8, {paper_total} images)",
            color="tab:gray")
-    for xi, value in zip(x - 0.2, ours):
+    for xi, value in zip(x - 0.2, ours, strict=False):
         ax.text(xi, value, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, [f"MIoU {b}" for b in MIOU_BINS])
     ax.set_ylabel(f"{unit} (%)" if unit == "test images"
@@ -102,7 +102,7 @@ def curves_png(path: str | os.PathLike, curves: dict[str, list[dict[str, Any]]],
         for ax, key in ((left, "val_miou"), (right, "train_loss")):
             points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
             if points:
-                xs, ys = zip(*points)
+                xs, ys = zip(*points, strict=False)
                 ax.plot(xs, ys, linestyle=style, color=colours.get(group),
                         marker="o" if len(points) < 30 else None, markersize=3, label=name)
     left.set_title("validation MIoU")

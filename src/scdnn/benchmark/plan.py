@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..datasets.source import SCENE_TILE
-from ..errors import InputFileError, InvalidValueError
+from ..errors import InputFileError, InvalidValueError, param
 from ..records import Split
 from .budgets import ModelSpec, resolve_models
 
@@ -101,7 +101,7 @@ class BenchmarkConfig:
 
     Raises
     ------
-    UserError
+    ScdnnError
         Unknown model or budget, bad seeds, split seed, tolerance or tile size.
     """
 
@@ -154,18 +154,18 @@ class BenchmarkConfig:
 
 
 def check_seeds(seeds: int | Sequence[int]) -> list[int]:
-    """The seeds as a list: at least one, integers >= 0, none twice (UserError)."""
+    """The seeds as a list: at least one, integers >= 0, none twice (ScdnnError)."""
     if isinstance(seeds, int):
         seeds = [seeds]
     seeds = list(seeds)
     if not seeds:
-        raise InvalidValueError("no seed given (--seeds)")
+        raise InvalidValueError(f"no seed given ({param('seeds')})")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
             raise InvalidValueError(f"seeds must be integers >= 0, got {s!r}")
     if len(set(seeds)) != len(seeds):
         dup = next(s for s in seeds if seeds.count(s) > 1)
-        raise InvalidValueError(f"seed {dup} is given twice (--seeds)")
+        raise InvalidValueError(f"seed {dup} is given twice ({param('seeds')})")
     return seeds
 
 
@@ -219,11 +219,12 @@ def check_out(out: Path, identity: dict[str, Any], overwrite: bool) -> bool:
         diff = _differences(old, identity) if isinstance(old, dict) else ["(unreadable)"]
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise InvalidValueError(f"holds a benchmark with another configuration ({shown}); use "
-                                "a new --out, the same options, or --overwrite to redo it",
+                                f"a new {param('out')}, the same options, or "
+                                f"{param('overwrite')} to redo it",
                                 marker)
     if out.is_dir() and any(out.iterdir()) and not overwrite and not marker.is_file():
         raise InputFileError("output folder exists, is not empty and holds no benchmark.json "
-                             "(use a new folder or --overwrite)", out)
+                             f"(use a new folder or {param('overwrite')})", out)
     return False
 
 

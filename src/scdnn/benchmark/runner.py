@@ -86,7 +86,7 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
 
     Raises
     ------
-    UserError
+    ScdnnError
         Unknown model or budget, bad seeds, unreadable data (or scenes without
         ``test_scenes``), or DIR holding something else; all of these before anything is
         written.
@@ -159,7 +159,8 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
         state = "fresh" if config.overwrite else run_state(run_dir, train_config.to_dict(),
                                                            split, eval_outputs)
 
-        def step(action: str) -> None:
+        def step(action: str, index: int = index, name: str = name, spec=spec,
+                 seed: int = seed) -> None:  # the loop's values, bound now
             notify(ProgressEvent(index, len(plan), action, name, spec.name, seed))
 
         if state == "done":

@@ -326,7 +326,7 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     out += ["## Table 2: whole test set (%)", ""]
     rows = []
-    for name, m in models.items():
+    for m in models.values():
         paper = PAPER_TABLE2.get(m["paper"] or "", {})
         rows.append([m["label"], len(m["seeds"])]
                     + [_cell(m["scores"][k]) for k in ("pa", "mpa", "miou", "fwiou")]
@@ -337,7 +337,7 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     out += ["## Table 3: per class (%)", ""]
     rows = []
-    for name, m in models.items():
+    for m in models.values():
         paper = PAPER_TABLE3.get(m["paper"] or "")
         for cls in CLASSES_PAPER_ORDER:
             rows.append([m["label"], cls, _cell(m["scores"][f"{cls}_pa"]),

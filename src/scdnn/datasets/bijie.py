@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputFileNotFoundError, InvalidValueError
 from .folders import PairedDataset, Sample, _check_folder, list_images, pair_by_stem
 from .io import read_dem, read_image
 
@@ -47,12 +47,13 @@ class BijieLandslide(PairedDataset):
 
     Raises
     ------
-    UserError
+    ScdnnError
         A required folder is missing, an image has no mask, a mask has no image, or (with
         ``use_dem``) an image has no DEM tile.
     """
 
-    def __init__(self, root: str | os.PathLike, include_non_landslide: bool = False, use_dem: bool = False):
+    def __init__(self, root: str | os.PathLike, include_non_landslide: bool = False,
+                 use_dem: bool = False):
         self.root = Path(root)
         self.include_non_landslide = bool(include_non_landslide)
         self.use_dem = bool(use_dem)
@@ -60,7 +61,8 @@ class BijieLandslide(PairedDataset):
         landslide = self.root / "landslide"
         for sub in ("image", "mask"):
             if not (landslide / sub).is_dir():
-                raise UserError(f"Bijie dataset has no landslide/{sub}/ folder", self.root)
+                raise InputFileNotFoundError(f"Bijie dataset has no landslide/{sub}/ folder",
+                                             self.root)
         images = list_images(landslide / "image", "image")
         masks = list_images(landslide / "mask", "mask")
         samples = pair_by_stem(images, masks, landslide / "image", landslide / "mask")
@@ -69,10 +71,11 @@ class BijieLandslide(PairedDataset):
         if self.include_non_landslide:
             folder = self.root / "non-landslide" / "image"
             if not folder.is_dir():
-                raise UserError("include_non_landslide: the Bijie dataset has no non-landslide/image/ folder",
-                                self.root)
+                raise InputFileNotFoundError("include_non_landslide: the Bijie dataset has no "
+                                             "non-landslide/image/ folder", self.root)
             others = list_images(folder, "image")
-            extra = [Sample(NON_LANDSLIDE_PREFIX + stem, path, None, {}) for stem, path in sorted(others.items())]
+            extra = [Sample(NON_LANDSLIDE_PREFIX + stem, path, None, {})
+                     for stem, path in sorted(others.items())]
             if self.use_dem:
                 _attach_dem(extra, self.root / "non-landslide" / "dem", others)
             samples += extra
@@ -89,12 +92,13 @@ class BijieLandslide(PairedDataset):
 
 
 def _attach_dem(samples: list[Sample], dem_dir: Path, images: dict[str, Path]) -> None:
-    """Record each sample's DEM tile in ``extra_paths['dem']`` or raise UserError."""
+    """Record each sample's DEM tile in ``extra_paths['dem']`` or raise ScdnnError."""
     if not dem_dir.is_dir():
-        raise UserError(f"use_dem: the Bijie dataset has no {dem_dir.parent.name}/dem/ folder", dem_dir.parent)
+        raise InputFileNotFoundError(f"use_dem: the Bijie dataset has no "
+                                     f"{dem_dir.parent.name}/dem/ folder", dem_dir.parent)
     dems = list_images(dem_dir, "DEM")
     for sample in samples:
         stem = sample.image_path.stem
         if stem not in dems:
-            raise UserError(f"use_dem: image has no DEM tile in {dem_dir}", images[stem])
+            raise InvalidValueError(f"use_dem: image has no DEM tile in {dem_dir}", images[stem])
         sample.extra_paths["dem"] = dems[stem]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError
 from .io import IMAGE_EXTENSIONS, read_image, read_mask
 
 __all__ = ["Sample", "PairedDataset", "ImageMaskFolder", "list_images"]
@@ -46,21 +46,21 @@ def list_images(folder: Path, what: str = "image") -> dict[str, Path]:
 
     Raises
     ------
-    UserError
+    ScdnnError
         Two files share a stem (``a.png`` and ``a.jpg``): which one is meant is ambiguous.
     """
     found: dict[str, Path] = {}
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        raise UserError(f"cannot list the folder: {exc.strerror or exc}", folder) from None
+        raise InputFileError(f"cannot list the folder: {exc.strerror or exc}", folder) from None
     for path in entries:
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         if not path.is_file():
             continue
         if path.stem in found:
-            raise UserError(f"two {what} files share the name '{path.stem}': "
+            raise InvalidValueError(f"two {what} files share the name '{path.stem}': "
                             f"{found[path.stem].name} and {path.name}; keep one", path)
         found[path.stem] = path
     return found
@@ -68,9 +68,9 @@ def list_images(folder: Path, what: str = "image") -> dict[str, Path]:
 
 def _check_folder(path: Path, what: str) -> None:
     if not path.exists():
-        raise UserError(f"{what} does not exist", path)
+        raise InputFileNotFoundError(f"{what} does not exist", path)
     if not path.is_dir():
-        raise UserError(f"{what} is not a folder", path)
+        raise InputFileError(f"{what} is not a folder", path)
 
 
 class PairedDataset:
@@ -120,8 +120,9 @@ class PairedDataset:
         image = self.load_image(i)
         mask = self.load_mask(i, image.shape[:2])
         if mask.shape != image.shape[:2]:
-            raise UserError(f"image is {image.shape[0]}x{image.shape[1]} but its mask {sample.mask_path} "
-                            f"is {mask.shape[0]}x{mask.shape[1]}", sample.image_path)
+            raise InvalidValueError(f"image is {image.shape[0]}x{image.shape[1]} but its mask "
+                                    f"{sample.mask_path} is {mask.shape[0]}x{mask.shape[1]}",
+                                    sample.image_path)
         return {"image": image, "mask": mask, "name": sample.name}
 
     @property
@@ -142,7 +143,7 @@ class PairedDataset:
 
         Raises
         ------
-        UserError
+        ScdnnError
             Naming the first bad file.
         """
         positions: Iterable[int] = range(len(self.samples))
@@ -156,8 +157,9 @@ class PairedDataset:
             if bands is None:
                 bands, first = c, self.samples[i].image_path
             elif c != bands:
-                raise UserError(f"image has {c} band(s) but {first} has {bands}; all images of a "
-                                "dataset must have the same bands", self.samples[i].image_path)
+                raise InvalidValueError(f"image has {c} band(s) but {first} has {bands}; all "
+                                        "images of a dataset must have the same bands",
+                                        self.samples[i].image_path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, samples={len(self.samples)})"
@@ -196,7 +198,7 @@ class ImageMaskFolder(PairedDataset):
 
     Raises
     ------
-    UserError
+    ScdnnError
         The root or a subfolder is missing, there are no pairs, an image has no mask or a
         mask has no image (naming the file), or two files share a stem.
     """
@@ -208,7 +210,8 @@ class ImageMaskFolder(PairedDataset):
         self.mask_dir = self.root / mask_dir
         for sub, what in ((self.image_dir, "images"), (self.mask_dir, "masks")):
             if not sub.is_dir():
-                raise UserError(f"dataset folder has no {sub.name}/ subfolder for the {what}", self.root)
+                raise InputFileNotFoundError(f"dataset folder has no {sub.name}/ subfolder for "
+                                             f"the {what}", self.root)
         images = list_images(self.image_dir, "image")
         masks = list_images(self.mask_dir, "mask")
         self.samples = pair_by_stem(images, masks, self.image_dir, self.mask_dir)
@@ -220,23 +223,24 @@ def pair_by_stem(images: dict[str, Path], masks: dict[str, Path], image_dir: Pat
 
     Raises
     ------
-    UserError
+    ScdnnError
         No images, an image without a mask or a mask without an image.
     """
     if not images:
-        raise UserError(f"no image/mask pairs: {image_dir.name}/ has no "
+        raise InvalidValueError(f"no image/mask pairs: {image_dir.name}/ has no "
                         f"{'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)} files", image_dir)
     lonely_images = sorted(set(images) - set(masks))
     if lonely_images:
         more = _more(len(lonely_images) - 1, "image")
-        raise UserError(f"image has no mask in {mask_dir} (expected a mask file named "
+        raise InputFileNotFoundError(f"image has no mask in {mask_dir} (expected a mask file named "
                         f"'{lonely_images[0]}.png' or another image extension){more}",
                         images[lonely_images[0]])
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_masks:
         more = _more(len(lonely_masks) - 1, "mask")
-        raise UserError(f"mask has no image in {image_dir} (expected an image file named "
-                        f"'{lonely_masks[0]}' with an image extension){more}", masks[lonely_masks[0]])
+        raise InputFileNotFoundError(f"mask has no image in {image_dir} (expected an image file "
+                                     f"named '{lonely_masks[0]}' with an image extension){more}",
+                                     masks[lonely_masks[0]])
     return [Sample(prefix + stem, images[stem], masks[stem], {}) for stem in sorted(images)]
 
 

@@ -2,7 +2,7 @@
 
 Every reader opens the file with Pillow and forces the pixel data to be decoded
 (``Image.load()``), so a truncated or corrupt file fails here, with a
-:class:`~scdnn.errors.UserError` that names it, instead of half-way through training.
+:class:`~scdnn.errors.ScdnnError` that names it, instead of half-way through training.
 ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is deliberately left unset.
 """
 
@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError
+from ..records import IGNORE_INDEX
 
 __all__ = ["IMAGE_EXTENSIONS", "IGNORE_INDEX", "read_image", "read_mask", "read_dem"]
-
-#: Label value that losses and metrics ignore (padding, no data).
-IGNORE_INDEX = 255
 
 #: File extensions (lower case) recognised as images and masks.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -31,12 +29,12 @@ _WIDE_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;32", "I;32B", "I;
 
 
 def _load(path: str | os.PathLike, what: str) -> Image.Image:
-    """Open ``path`` with Pillow and decode all of its pixels, or raise UserError."""
+    """Open ``path`` with Pillow and decode all of its pixels, or raise ScdnnError."""
     p = Path(path)
     if not p.exists():
-        raise UserError(f"cannot read {what}: file does not exist", p)
+        raise InputFileNotFoundError(f"cannot read {what}: file does not exist", p)
     if p.is_dir():
-        raise UserError(f"cannot read {what}: is a folder, not a file", p)
+        raise InputFileError(f"cannot read {what}: is a folder, not a file", p)
     try:
         with warnings.catch_warnings():
             # a DecompressionBombWarning is not a user error for large mosaics; the hard
@@ -46,19 +44,21 @@ def _load(path: str | os.PathLike, what: str) -> Image.Image:
                 img.load()  # PIL is lazy: decode now so truncation shows up here
                 return img.copy()  # detached from the file, which the with-block closes
     except UnidentifiedImageError:
-        raise UserError(f"cannot read {what}: not an image file (or a format Pillow cannot read)", p) from None
+        raise InputFileError(f"cannot read {what}: not an image file (or a format Pillow "
+                             "cannot read)", p) from None
     except Image.DecompressionBombError as exc:
-        raise UserError(f"cannot read {what}: {exc}", p) from None
+        raise InputFileError(f"cannot read {what}: {exc}", p) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         reason = str(exc) or type(exc).__name__
-        raise UserError(f"cannot read {what}: {reason}", p) from None
+        raise InputFileError(f"cannot read {what}: {reason}", p) from None
 
 
 def _to_array(img: Image.Image, path: Path, what: str) -> np.ndarray:
     try:
         return np.asarray(img)
     except (OSError, ValueError, TypeError) as exc:  # exotic modes numpy cannot view
-        raise UserError(f"cannot read {what}: unsupported pixel format {img.mode!r} ({exc})", path) from None
+        raise InputFileError(f"cannot read {what}: unsupported pixel format {img.mode!r} ({exc})",
+                             path) from None
 
 
 def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarray:
@@ -75,7 +75,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarr
 
     Raises
     ------
-    UserError
+    ScdnnError
         The file is missing, not an image, truncated or corrupt, has more than 8 bits per
         band, or does not have ``channels`` bands.
     """
@@ -83,7 +83,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarr
     img = _load(p, "image")
     mode = img.mode
     if mode in _WIDE_MODES:
-        raise UserError(
+        raise InputFileError(
             f"cannot read image: it has more than 8 bits per band (Pillow mode {mode!r}); "
             "scdnn reads 8-bit images, convert it to 8-bit first", p)
     if mode == "1":
@@ -92,19 +92,21 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarr
         try:
             img = img.convert("RGB")
         except (ValueError, OSError) as exc:
-            raise UserError(f"cannot read image: cannot convert mode {mode!r} to RGB ({exc})", p) from None
+            raise InputFileError(f"cannot read image: cannot convert mode {mode!r} to RGB ({exc})",
+                                 p) from None
     arr = _to_array(img, p, "image")
     if arr.dtype != np.uint8:
-        raise UserError(f"cannot read image: pixels are {arr.dtype}, expected 8-bit (uint8)", p)
+        raise InputFileError(f"cannot read image: pixels are {arr.dtype}, expected 8-bit (uint8)",
+                             p)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     elif arr.ndim == 3 and mode in ("RGBA", "LA", "La"):
         arr = arr[:, :, :-1]  # drop alpha
     elif arr.ndim != 3:
-        raise UserError(f"cannot read image: unexpected array shape {arr.shape}", p)
+        raise InputFileError(f"cannot read image: unexpected array shape {arr.shape}", p)
     arr = np.array(arr, dtype=np.uint8, order="C")  # a writable copy (PIL's view is read-only)
     if channels is not None and arr.shape[2] != channels:
-        raise UserError(f"image has {arr.shape[2]} band(s), expected {channels}", p)
+        raise InvalidValueError(f"image has {arr.shape[2]} band(s), expected {channels}", p)
     return arr
 
 
@@ -118,7 +120,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
     Raises
     ------
-    UserError
+    ScdnnError
         The file cannot be read, its bands differ, or it has values other than 0/1 or 0/255.
     """
     p = Path(path)
@@ -129,12 +131,14 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         if mode in ("RGBA", "LA", "La", "PA"):
             arr = arr[:, :, :-1]
         first = arr[:, :, 0]
-        if arr.shape[2] > 1 and not all(np.array_equal(first, arr[:, :, k]) for k in range(1, arr.shape[2])):
-            raise UserError(
-                f"mask has {arr.shape[2]} bands that differ; expected a single-band 0/1 or 0/255 mask", p)
+        if arr.shape[2] > 1 and not all(np.array_equal(first, arr[:, :, k])
+                                        for k in range(1, arr.shape[2])):
+            raise InvalidValueError(
+                f"mask has {arr.shape[2]} bands that differ; expected a single-band 0/1 or "
+                "0/255 mask", p)
         arr = first
     elif arr.ndim != 2:
-        raise UserError(f"cannot read mask: unexpected array shape {arr.shape}", p)
+        raise InputFileError(f"cannot read mask: unexpected array shape {arr.shape}", p)
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8)
     if arr.dtype == np.uint8:
@@ -149,7 +153,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     else:
         shown = sorted(values)
         listed = ", ".join(_fmt(v) for v in shown[:10]) + (", ..." if len(shown) > 10 else "")
-        raise UserError(f"mask has values other than 0/1 or 0/255: found [{listed}]", p)
+        raise InvalidValueError(f"mask has values other than 0/1 or 0/255: found [{listed}]", p)
     return out.astype(np.uint8)
 
 
@@ -169,7 +173,7 @@ def read_dem(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
 
     Raises
     ------
-    UserError
+    ScdnnError
         The file cannot be read.
     """
     p = Path(path)
@@ -181,17 +185,20 @@ def read_dem(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
     else:
         try:
             rgb = np.asarray(img.convert("RGB"))
-            same = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+            same = (np.array_equal(rgb[..., 0], rgb[..., 1])
+                    and np.array_equal(rgb[..., 0], rgb[..., 2]))
             arr = rgb[..., 0] if same else np.asarray(img.convert("RGB").convert("L"))
         except (ValueError, OSError) as exc:
-            raise UserError(f"cannot read DEM: unsupported pixel format {img.mode!r} ({exc})", p) from None
+            raise InputFileError(f"cannot read DEM: unsupported pixel format {img.mode!r} ({exc})",
+                                 p) from None
     if arr.ndim != 2:
-        raise UserError(f"cannot read DEM: expected a single band, got array shape {arr.shape}", p)
+        raise InputFileError(f"cannot read DEM: expected a single band, got array shape "
+                             f"{arr.shape}", p)
     if arr.dtype != np.uint8:
         data = arr.astype(np.float64)
         finite = np.isfinite(data)
         if not finite.any():
-            raise UserError("cannot read DEM: it has no finite values", p)
+            raise InputFileError("cannot read DEM: it has no finite values", p)
         lo, hi = float(data[finite].min()), float(data[finite].max())
         scaled = np.zeros_like(data) if hi <= lo else (data - lo) / (hi - lo) * 255.0
         scaled[~finite] = 0.0

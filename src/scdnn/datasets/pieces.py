@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 import numpy as np
 
 from ..errors import InputFileError, InvalidValueError
+from ..records import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from .source import ImageFolderSource, SceneSource
@@ -129,7 +130,7 @@ class ImagePieces:
         self.pieces = []
         for name in names:
             mask = np.asarray(source.item(name)["mask"])
-            self.pieces.append(Piece(name, name, None, int((mask != 255).sum()),
+            self.pieces.append(Piece(name, name, None, int((mask != IGNORE_INDEX).sum()),
                                      int((mask == 1).sum())))
 
     def config(self) -> dict[str, Any]:

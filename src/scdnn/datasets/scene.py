@@ -37,7 +37,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, ScdnnError, param
 from .terrain import TERRAIN_CHANNELS, halo_pixels, terrain_channels
 
 __all__ = ["Scene", "open_scene", "same_grid", "uses_elevation"]
@@ -182,9 +182,9 @@ class Scene:
         return channels[r0 - top:r0 - top + h, c0 - left:c0 - left + w]
 
     def _read_error(self, window: Window, exc: BaseException, path: Path | None = None
-                    ) -> UserError:
+                    ) -> ScdnnError:
         r, c = int(window.row_off), int(window.col_off)
-        return UserError(f"cannot read pixels at rows {r}–{r + int(window.height) - 1}, columns "
+        return ScdnnError(f"cannot read pixels at rows {r}–{r + int(window.height) - 1}, columns "
                          f"{c}–{c + int(window.width) - 1}: file truncated or corrupt "
                          f"({_gdal_reason(exc)})", path or self.path)
 
@@ -222,7 +222,7 @@ def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | No
 
     Raises
     ------
-    UserError
+    ScdnnError
         The file is missing, not a raster, not uint8, has fewer non-alpha bands than the
         model takes, or its last pixel cannot be read (a cut-off file, usually); the model
         needs a DSM and none is given, or a DSM is given to a model trained without one;
@@ -231,12 +231,12 @@ def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | No
     path = Path(path)
     terrain = uses_elevation(inputs)
     if terrain and dsm is None:
-        raise UserError(f"the model takes elevation (inputs: {', '.join(inputs or [])}); give "
-                        f"the scene's surface model with --dsm", path)
+        raise InvalidValueError(f"the model takes elevation (inputs: {', '.join(inputs or [])}); "
+                                f"give the scene's surface model with {param('dsm')}", path)
     if dsm is not None and not terrain:
-        raise UserError(f"the model was trained without elevation (inputs: "
+        raise InvalidValueError(f"the model was trained without elevation (inputs: "
                         f"{', '.join(inputs or []) or f'{in_channels} image bands'}); leave out "
-                        f"--dsm or use weights trained with --use-dsm", Path(dsm))
+                        f"{param('dsm')} or use weights trained with {param('use_dsm')}", Path(dsm))
     image_channels = in_channels - (len(TERRAIN_CHANNELS) if terrain else 0)
     dataset = _open_raster(path, "scene")
     scene = None
@@ -259,13 +259,13 @@ def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | No
 
 def _open_raster(path: Path, what: str):
     if not path.is_file():
-        raise UserError(f"{what} file does not exist", path)
+        raise InputFileNotFoundError(f"{what} file does not exist", path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioError:
-        raise UserError("not a raster file GDAL can read", path) from None
+        raise InputFileError("not a raster file GDAL can read", path) from None
 
 
 def same_grid(a, b) -> bool:
@@ -277,17 +277,18 @@ def same_grid(a, b) -> bool:
 def _dsm_on_image_grid(source, image, path: Path):
     """The DSM as read on ``image``'s grid: itself, or a bilinear WarpedVRT onto that grid."""
     if source.count < 1 or source.dtypes[0] in ("complex64", "complex128"):
-        raise UserError("DSM must have one real-valued band of elevations", path)
+        raise InvalidValueError("DSM must have one real-valued band of elevations", path)
     if same_grid(source, image):
         return _Band1(source)
     if source.crs is None or image.crs is None:
-        raise UserError(f"DSM is on another grid than the scene ({source.width}x{source.height} "
-                        f"vs {image.width}x{image.height}) and one of them has no CRS, so it "
-                        f"cannot be resampled onto the scene", path)
+        raise InvalidValueError(f"DSM is on another grid than the scene "
+                                f"({source.width}x{source.height} vs "
+                                f"{image.width}x{image.height}) and one of them has no CRS, so it "
+                                f"cannot be resampled onto the scene", path)
     left, bottom, right, top = transform_bounds(source.crs, image.crs, *source.bounds)
     b = image.bounds
     if left >= b.right or right <= b.left or bottom >= b.top or top <= b.bottom:
-        raise UserError(f"DSM does not overlap the scene {image.name} (DSM bounds "
+        raise InvalidValueError(f"DSM does not overlap the scene {image.name} (DSM bounds "
                         f"{left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f} vs scene "
                         f"{b.left:.1f}, {b.bottom:.1f}, {b.right:.1f}, {b.top:.1f} in "
                         f"{image.crs.to_string()})", path)
@@ -313,18 +314,18 @@ class _Band1:
 def _model_bands(dataset, in_channels: int, inputs: list[str] | None, path: Path
                  ) -> tuple[int, ...]:
     """The first ``in_channels`` non-alpha band indexes (1-based), checked to be uint8."""
-    image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp)
+    image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
                    if ci != ColorInterp.alpha]
     if len(image_bands) < in_channels:
         names = f" ({', '.join(inputs)})" if inputs else ""
         alpha = " besides its alpha band" if len(image_bands) < dataset.count else ""
-        raise UserError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but the model "
-                        f"takes {in_channels}{names}", path)
+        raise InvalidValueError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but the "
+                                f"model takes {in_channels}{names}", path)
     bands = tuple(image_bands[:in_channels])
     dtypes = {dataset.dtypes[i - 1] for i in bands}
     if dtypes != {"uint8"}:
-        raise UserError(f"scene is {', '.join(sorted(dtypes))}; only uint8 scenes are supported "
-                        f"(the model's normalisation is in 0–255 units)", path)
+        raise InvalidValueError(f"scene is {', '.join(sorted(dtypes))}; only uint8 scenes are "
+                                f"supported (the model's normalisation is in 0–255 units)", path)
     return bands
 
 

@@ -46,7 +46,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import InvalidValueError, UserError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, param
 from ..records import FORMAT_VERSION
 from .io import IGNORE_INDEX
 from .scene import Scene, open_scene, same_grid
@@ -98,14 +98,14 @@ def find_scenes(path: str | os.PathLike) -> list[SceneFiles]:
     """The scenes of a scene folder or a folder of scene folders, sorted by name."""
     root = Path(path)
     if not root.is_dir():
-        raise UserError("dataset folder does not exist", root)
+        raise InputFileNotFoundError("dataset folder does not exist", root)
     one = _scene_files(root)
     if one is not None:
         return [one]
     scenes = sorted((s for s in (_scene_files(p) for p in root.iterdir() if p.is_dir())
                      if s is not None), key=lambda s: s.name)
     if not scenes:
-        raise UserError(f"is not a scene folder: expected {' or '.join(IMAGE_NAMES)} with "
+        raise InputFileError(f"is not a scene folder: expected {' or '.join(IMAGE_NAMES)} with "
                         f"{' or '.join(LABEL_NAMES)} in it or in its subfolders", root)
     return scenes
 
@@ -122,7 +122,7 @@ def _image_band_count(path: Path) -> int:
         with rasterio.open(path) as ds:
             return sum(ci != ColorInterp.alpha for ci in ds.colorinterp)
     except RasterioError:
-        raise UserError("not a raster file GDAL can read", path) from None
+        raise InputFileError("not a raster file GDAL can read", path) from None
 
 
 class LabelledScene:
@@ -133,7 +133,7 @@ class LabelledScene:
 
     Raises
     ------
-    UserError
+    ScdnnError
         A missing or unreadable file, a label on another grid than its image, a label with
         values other than 0, 1 and 255, a scene without a valid labelled pixel, or
         ``use_dsm`` without a DSM in the folder.
@@ -143,7 +143,7 @@ class LabelledScene:
         self.files = files
         self.name = files.name
         if use_dsm and files.dsm is None:
-            raise UserError(f"--use-dsm: scene has no {' or '.join(DSM_NAMES)}",
+            raise InvalidValueError(f"{param('use_dsm')}: scene has no {' or '.join(DSM_NAMES)}",
                             files.image.parent)
         bands = _image_band_count(files.image) if files.image.is_file() else 3
         self.scene: Scene = open_scene(files.image, bands + (2 if use_dsm else 0),
@@ -157,7 +157,7 @@ class LabelledScene:
             raise
         if not self.coarse_valid.any():
             self.close()
-            raise UserError("scene has no valid labelled pixel", files.label)
+            raise InvalidValueError("scene has no valid labelled pixel", files.label)
 
     @property
     def height(self) -> int:
@@ -176,16 +176,16 @@ class LabelledScene:
         try:
             label = rasterio.open(path)
         except RasterioError:
-            raise UserError("not a raster file GDAL can read", path) from None
+            raise InputFileError("not a raster file GDAL can read", path) from None
         if not same_grid(label, self.scene.dataset):
             label.close()
-            raise UserError(f"label raster is on another grid than its image "
+            raise InvalidValueError(f"label raster is on another grid than its image "
                             f"{self.files.image} ({label.width}x{label.height} vs "
                             f"{self.scene.width}x{self.scene.height}, or another transform or "
                             f"CRS); labels must be pixel-aligned with the image", path)
         if label.count != 1 or not np.issubdtype(np.dtype(label.dtypes[0]), np.integer):
             label.close()
-            raise UserError("label raster must have one integer band (0 background, "
+            raise InvalidValueError("label raster must have one integer band (0 background, "
                             "1 landslide, 255 no data)", path)
         return label
 
@@ -208,12 +208,12 @@ class LabelledScene:
         try:
             label = self.label.read(1, window=window, masked=True)
         except RasterioError as exc:
-            raise UserError(f"cannot read the label raster: {exc}", self.files.label) from None
+            raise InputFileError(f"cannot read the label raster: {exc}", self.files.label) from None
         values = label.filled(IGNORE_INDEX)
         if check:
             bad = ~np.isin(values, (0, 1, IGNORE_INDEX))
             if bad.any():
-                raise UserError(f"label raster is not binary: holds {values[bad][0]} "
+                raise InvalidValueError(f"label raster is not binary: holds {values[bad][0]} "
                                 f"(expected 0 background, 1 landslide, 255 no data)",
                                 self.files.label)
         return values.astype(np.uint8)
@@ -292,7 +292,7 @@ def make_scene_split(collection: SceneCollection, test_scenes: Sequence[str] = (
     check_test_scenes(collection.names, test_scenes, collection.root)
     train = [n for n in collection.names if n not in set(test_scenes)]
     if not 0 <= val_fraction < 1:
-        raise UserError(f"validation fraction must be in [0, 1), got {val_fraction}")
+        raise InvalidValueError(f"validation fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
     val_blocks: dict[str, list[list[int]]] = {}
     for name in train:
@@ -309,8 +309,9 @@ def make_scene_split(collection: SceneCollection, test_scenes: Sequence[str] = (
         if chosen and len(chosen) == len(blocks):  # never hold out a whole training scene
             chosen.pop()
         val_blocks[name] = sorted(chosen)
-    return {"format_version": FORMAT_VERSION, "train": train, "val": [n for n in train if val_blocks[n]],
-            "test": sorted(test_scenes), "val_blocks": val_blocks, "block_size": block_size,
+    return {"format_version": FORMAT_VERSION, "train": train,
+            "val": [n for n in train if val_blocks[n]], "test": sorted(test_scenes),
+            "val_blocks": val_blocks, "block_size": block_size,
             "seed": int(seed), "val_fraction": float(val_fraction)}
 
 
@@ -321,20 +322,20 @@ def check_test_scenes(names: Sequence[str], test_scenes: Sequence[str],
 
     Raises
     ------
-    UserError
+    ScdnnError
         Naming ``root`` and the scene.
     """
     test_scenes = list(test_scenes)
     if len(set(test_scenes)) != len(test_scenes):
         dup = next(n for n in test_scenes if test_scenes.count(n) > 1)
-        raise InvalidValueError(f"--test-scenes names '{dup}' twice", root)
+        raise InvalidValueError(f"{param('test_scenes')} names '{dup}' twice", root)
     unknown = [n for n in test_scenes if n not in names]
     if unknown:
-        raise InvalidValueError(f"--test-scenes: no scene '{unknown[0]}' (scenes: "
+        raise InvalidValueError(f"{param('test_scenes')}: no scene '{unknown[0]}' (scenes: "
                                 f"{', '.join(names)})", root)
     if not [n for n in names if n not in set(test_scenes)]:
-        raise InvalidValueError("--test-scenes holds out every scene; nothing is left to train on",
-                                root)
+        raise InvalidValueError(f"{param('test_scenes')} holds out every scene; nothing is left "
+                                "to train on", root)
 
 
 def _blocks(scene: LabelledScene, size: int) -> list[tuple[list[int], float]]:
@@ -376,9 +377,9 @@ class RandomWindowSampler(Sampler):
             rows, cols = np.nonzero(scene.coarse_valid >= 0.5)
             if rows.size == 0:
                 rows, cols = np.nonzero(scene.coarse_valid > 0)
-            self.cells += [(name, int(r), int(c)) for r, c in zip(rows, cols)]
+            self.cells += [(name, int(r), int(c)) for r, c in zip(rows, cols, strict=False)]
         if not self.cells:
-            raise UserError("no valid labelled area to draw training windows from",
+            raise InvalidValueError("no valid labelled area to draw training windows from",
                             collection.root)
 
     def __len__(self) -> int:
@@ -397,7 +398,7 @@ class RandomWindowSampler(Sampler):
     def draw(self, rng: np.random.Generator | None = None) -> tuple[str, int, int, int]:
         """One window; from the sampler's own generator unless ``rng`` is given."""
         rng, size = rng or self.generator, self.size
-        for attempt in range(100):
+        for _ in range(100):
             name, r, c = self.cells[int(rng.integers(len(self.cells)))]
             scene = self.collection.open(name)
             centre_r = r * _CELL + int(rng.integers(_CELL))
@@ -407,9 +408,9 @@ class RandomWindowSampler(Sampler):
             if not _overlaps(row, col, size, self.blocks[name]):
                 return name, row, col, size
         # returning an overlapping window would train on validation pixels
-        raise UserError(f"cannot place a {size} px training window outside the held-out "
-                        f"validation blocks (100 tries); use a smaller --image-size, "
-                        f"--val-block or --val-fraction", self.collection.root)
+        raise InvalidValueError(f"cannot place a {size} px training window outside the held-out "
+                        f"validation blocks (100 tries); use a smaller {param('image_size')}, "
+                        f"{param('val_block')} or {param('val_fraction')}", self.collection.root)
 
 
 class SceneWindowDataset(Dataset):
@@ -476,7 +477,7 @@ def scene_normalization(collection: SceneCollection, sampler: RandomWindowSample
         squares = (pixels ** 2).sum(0) if squares is None else squares + (pixels ** 2).sum(0)
         total += pixels.shape[0]
     if total == 0:
-        raise UserError("no valid labelled pixel in the training windows", collection.root)
+        raise InvalidValueError("no valid labelled pixel in the training windows", collection.root)
     mean = sums / total
     std = np.sqrt(np.maximum(squares / total - mean ** 2, 0.0))
     return Normalization(mean=mean.tolist(), std=np.maximum(std, 1.0).tolist())

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence, r
 
 import numpy as np
 
-from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, param
 from ..records import ModelCard, Split
 from .io import IGNORE_INDEX, IMAGE_EXTENSIONS
 
@@ -181,7 +181,7 @@ def open_source(path: str | os.PathLike, *, use_dem: bool = False,
 
     Raises
     ------
-    UserError
+    ScdnnError
         A missing folder, neither layout, or an option for the other kind of data.
     """
     from .scenes import is_scene_data
@@ -191,12 +191,12 @@ def open_source(path: str | os.PathLike, *, use_dem: bool = False,
         raise InputFileNotFoundError("dataset folder does not exist", root)
     if is_scene_data(root):
         if use_dem or include_non_landslide:
-            option = "--use-dem" if use_dem else "--include-non-landslide"
+            option = f"{param('use_dem')}" if use_dem else f"{param('include_non_landslide')}"
             raise InvalidValueError(f"{option} applies to the Bijie layout; for scenes use "
-                                    "--use-dsm", path)
+                                    f"{param('use_dsm')}", path)
         return SceneSource(path, use_dsm=use_dsm, test_scenes=test_scenes or ())
     if test_scenes or use_dsm:
-        option = "--test-scenes" if test_scenes else "--use-dsm"
+        option = f"{param('test_scenes')}" if test_scenes else f"{param('use_dsm')}"
         raise InvalidValueError(f"{option} applies to scene folders (rgb.tif + mask.tif); this "
                                 "is an image dataset", path)
     return ImageFolderSource(path, use_dem=use_dem, include_non_landslide=include_non_landslide)
@@ -224,7 +224,8 @@ def image_inputs(in_channels: int, use_dem: bool) -> list[str]:
 
 def _not_all(present: int, total: int, what: str, missing: str, root: Any) -> InvalidValueError:
     return InvalidValueError(f"holds only {present} of the model's {total} test {what} "
-                             f"('{missing}' is missing); use --all or --split", root)
+                             f"('{missing}' is missing); use {param('use_all', flag='all')} "
+                             f"or {param('split')}", root)
 
 
 # ----------------------------------------------------------------------------- images
@@ -448,7 +449,7 @@ class SceneSource:
 
     Raises
     ------
-    UserError
+    ScdnnError
         No scene in the folder, or ``test_scenes`` naming a scene twice, naming one that is
         not there, or holding out every scene.
     """
@@ -491,8 +492,8 @@ class SceneSource:
     def require_test_part(self) -> None:
         if not self.test_scenes:
             raise InvalidValueError(f"holds scenes ({', '.join(self.names)}): name the ones to "
-                                    "test on with --test-scenes NAME ...; the others are trained "
-                                    "on", self.path)
+                                    f"test on with {param('test_scenes')} NAME ...; the others "
+                                    "are trained on", self.path)
 
     def draw_split(self, *, seed: int = 0, test_fraction: float = 0.3,
                    val_fraction: float = 0.1, val_block: int = 512) -> Split:
@@ -568,7 +569,8 @@ class SceneSource:
         if card and set(card.split.get("train", [])) & set(names):
             raise InvalidValueError(f"holds the model's training scene(s) "
                                     f"{sorted(set(card.split['train']) & set(names))} and none "
-                                    f"of its test scenes; use --all to score them anyway",
+                                    f"of its test scenes; use {param('use_all', flag='all')} to "
+                                    "score them anyway",
                                     self.collection.root)
         return names, "all scenes"
 
@@ -581,8 +583,8 @@ class SceneSource:
         check_options(options.tile, options.overlap, options.batch_size, options.threshold,
                       0.0, 0.0, "gpkg")
         if predictions is not None and len(names) != 1:
-            raise InvalidValueError(f"--predictions takes one mask raster, so DATA must be one "
-                                    f"scene (it holds {len(names)}: {', '.join(names)})",
+            raise InvalidValueError(f"{param('predictions')} takes one mask raster, so DATA must "
+                                    f"be one scene (it holds {len(names)}: {', '.join(names)})",
                                     self.path)
 
     def score(self, names: Sequence[str], evaluator: Evaluator, *,

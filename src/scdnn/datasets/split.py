@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError
 from ..records import FORMAT_VERSION, Split
 
 __all__ = ["make_split", "save_split", "load_split"]
@@ -41,24 +41,24 @@ def make_split(names: Sequence[str], test_fraction: float = 0.3, val_fraction: f
 
     Raises
     ------
-    UserError
+    ScdnnError
         Fractions out of range, no names, duplicate names, or one name with a test fraction.
     """
     names = [str(n) for n in names]
     for label, value in (("test fraction", test_fraction), ("validation fraction", val_fraction)):
         if not (isinstance(value, (int, float)) and 0.0 <= float(value) < 1.0):
-            raise UserError(f"{label} must be at least 0 and below 1, got {value!r}")
+            raise InvalidValueError(f"{label} must be at least 0 and below 1, got {value!r}")
     if test_fraction + val_fraction >= 1.0:
-        raise UserError(f"test fraction + validation fraction must be below 1, got "
+        raise InvalidValueError(f"test fraction + validation fraction must be below 1, got "
                         f"{test_fraction} + {val_fraction}")
     n = len(names)
     if n == 0:
-        raise UserError("cannot split a dataset with no samples")
+        raise InvalidValueError("cannot split a dataset with no samples")
     if len(set(names)) != n:
         dup = sorted({x for x in names if names.count(x) > 1})[0]
-        raise UserError(f"sample names must be unique, '{dup}' appears more than once")
+        raise InvalidValueError(f"sample names must be unique, '{dup}' appears more than once")
     if n < 2 and test_fraction > 0:
-        raise UserError("need at least 2 samples to split into training and test sets")
+        raise InvalidValueError("need at least 2 samples to split into training and test sets")
     n_test = _round_half_up(n * test_fraction)
     if test_fraction > 0:
         n_test = min(max(n_test, 1), n - 1)
@@ -85,7 +85,7 @@ def save_split(split: dict[str, Any] | Split, path: str | os.PathLike) -> None:
     try:
         write_json(path, split.to_dict() if isinstance(split, Split) else split)
     except OSError as exc:
-        raise UserError(f"cannot write split file: {exc.strerror or exc}", path) from None
+        raise InputFileError(f"cannot write split file: {exc.strerror or exc}", path) from None
 
 
 def load_split(path: str | os.PathLike, names: Iterable[str]) -> dict[str, Any]:
@@ -103,21 +103,22 @@ def load_split(path: str | os.PathLike, names: Iterable[str]) -> dict[str, Any]:
 
     Raises
     ------
-    UserError
+    ScdnnError
         The file is missing or not JSON, lacks ``train``/``test`` lists, names a sample twice,
         or names a sample the dataset does not have (the message says which).
     """
     p = Path(path)
     if not p.is_file():
-        raise UserError("split file does not exist" if not p.exists() else "split file is not a file", p)
+        raise InputFileNotFoundError("split file does not exist" if not p.exists()
+                                     else "split file is not a file", p)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read split file: {exc}", p) from None
+        raise InputFileError(f"cannot read split file: {exc}", p) from None
     except json.JSONDecodeError as exc:
-        raise UserError(f"split file is not valid JSON: {exc}", p) from None
+        raise InvalidValueError(f"split file is not valid JSON: {exc}", p) from None
     if not isinstance(data, dict):
-        raise UserError("split file must hold a JSON object with train/val/test lists", p)
+        raise InvalidValueError("split file must hold a JSON object with train/val/test lists", p)
     known = set(names)
     split: dict[str, Any] = {k: v for k, v in data.items() if k not in _PARTS}
     seen: dict[str, str] = {}
@@ -126,17 +127,19 @@ def load_split(path: str | os.PathLike, names: Iterable[str]) -> dict[str, Any]:
             if part == "val":
                 split[part] = []
                 continue
-            raise UserError(f"split file has no '{part}' list", p)
+            raise InvalidValueError(f"split file has no '{part}' list", p)
         items = data[part]
         if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-            raise UserError(f"split file: '{part}' must be a list of sample names", p)
+            raise InvalidValueError(f"split file: '{part}' must be a list of sample names", p)
         for name in items:
             if name not in known:
                 unknown = [x for x in items if x not in known]
                 more = f" ({len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-                raise UserError(f"split file names sample '{name}' ({part}) which is not in the dataset{more}", p)
+                raise InvalidValueError(f"split file names sample '{name}' ({part}) which is not "
+                                        f"in the dataset{more}", p)
             if name in seen:
-                raise UserError(f"split file names sample '{name}' twice ({seen[name]} and {part})", p)
+                raise InvalidValueError(f"split file names sample '{name}' twice ({seen[name]} "
+                                        f"and {part})", p)
             seen[name] = part
         split[part] = sorted(items)
     return split

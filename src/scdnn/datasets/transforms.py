@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InvalidValueError
 from ..records import Normalization
 from .io import IGNORE_INDEX
 
@@ -45,12 +45,12 @@ def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int 
 
     Raises
     ------
-    UserError
+    ScdnnError
         No indices, or images with different band counts.
     """
     order = list(dict.fromkeys(int(i) for i in indices))
     if not order:
-        raise UserError("cannot compute the normalization: no training images")
+        raise InvalidValueError("cannot compute the normalization: no training images")
     per_image = max(1, int(max_pixels) // len(order))
     rng = np.random.default_rng(seed)
     load = getattr(dataset, "load_image", None)
@@ -70,8 +70,8 @@ def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int 
         elif pixels.shape[1] != sums.shape[0]:
             samples = getattr(dataset, "samples", None)
             where = samples[i].image_path if samples is not None else None
-            raise UserError(f"image has {pixels.shape[1]} band(s) but the first training image has "
-                            f"{sums.shape[0]}", where)
+            raise InvalidValueError(f"image has {pixels.shape[1]} band(s) but the first training "
+                                    f"image has {sums.shape[0]}", where)
         sums += pixels.sum(axis=0)
         squares += np.square(pixels).sum(axis=0)
         total += pixels.shape[0]
@@ -89,7 +89,8 @@ class RGBBrightnessContrast(A.ImageOnlyTransform):
     untouched. Works for any band count.
     """
 
-    def __init__(self, brightness: float = 0.1, contrast: float = 0.1, bands: int = 3, p: float = 0.5):
+    def __init__(self, brightness: float = 0.1, contrast: float = 0.1, bands: int = 3,
+                 p: float = 0.5):
         super().__init__(p=p)
         self.brightness = float(brightness)
         self.contrast = float(contrast)
@@ -99,14 +100,15 @@ class RGBBrightnessContrast(A.ImageOnlyTransform):
         return {"alpha": self.py_random.uniform(1.0 - self.contrast, 1.0 + self.contrast),
                 "beta": self.py_random.uniform(-self.brightness, self.brightness)}
 
-    def apply(self, img: np.ndarray, alpha: float = 1.0, beta: float = 0.0, **params: Any) -> np.ndarray:
+    def apply(self, img: np.ndarray, alpha: float = 1.0, beta: float = 0.0,
+              **params: Any) -> np.ndarray:
         squeeze = img.ndim == 2
         out = img[:, :, None].copy() if squeeze else img.copy()
         k = min(self.bands, out.shape[2])
         if out.dtype == np.uint8:  # a lookup table: cheap even on large images
             lut = np.clip(np.rint(np.arange(256, dtype=np.float64) * alpha + beta * 255.0), 0, 255)
-            out[:, :, :k] = cv2.LUT(np.ascontiguousarray(out[:, :, :k]), lut.astype(np.uint8)).reshape(
-                out.shape[0], out.shape[1], k)
+            out[:, :, :k] = cv2.LUT(np.ascontiguousarray(out[:, :, :k]),
+                                    lut.astype(np.uint8)).reshape(out.shape[0], out.shape[1], k)
         else:  # float images in 0..1
             out[:, :, :k] = np.clip(out[:, :, :k] * alpha + beta, 0.0, 1.0)
         return out[:, :, 0] if squeeze else out
@@ -134,13 +136,14 @@ def train_transform(image_size: int, seed: int | None = None) -> A.Compose:
     Call it as ``t(image=HxWxC uint8, mask=HxW uint8)``. Seeding: see the module docstring;
     ``seed=None`` draws the seed from Python's global :mod:`random` state.
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise UserError(f"image size must be a positive integer, got {image_size!r}")
+    if (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
+            or image_size < 1):
+        raise InvalidValueError(f"image size must be a positive integer, got {image_size!r}")
     size = int(image_size)
     pipeline = A.Compose([
         RGBBrightnessContrast(brightness=0.1, contrast=0.1, bands=3, p=0.5),
-        A.PadIfNeeded(min_height=size, min_width=size, position="random", border_mode=cv2.BORDER_CONSTANT,
-                      fill=0, fill_mask=IGNORE_INDEX),
+        A.PadIfNeeded(min_height=size, min_width=size, position="random",
+                      border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX),
         A.RandomCrop(height=size, width=size),
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),

@@ -5,7 +5,7 @@ Conventions (the same in every output):
 - ``probability.tif``: float32 landslide probability, nodata ``-1`` (:data:`PROBABILITY_NODATA`)
   outside valid data. -1 rather than NaN: it cannot be mistaken for a probability, compares
   equal to itself, and GDAL's overview averaging leaves it out like any nodata value.
-- ``mask.tif``: uint8, 0 background, 1 landslide, 255 no data (:data:`MASK_NODATA`, the
+- ``mask.tif``: uint8, 0 background, 1 landslide, 255 no data (:data:`IGNORE_INDEX`, the
   project's ignore label).
 - Polygons have the vertices of pixel corners (no smoothing unless ``simplify``) in the
   scene's CRS; ``area_m2`` and ``perimeter_m`` are in the units of that CRS (metres for a
@@ -33,16 +33,16 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from scipy import ndimage
 
-from ..errors import UserError
+from ..errors import InvalidValueError
 from ..runs import temporary_path
 
 __all__ = [
-    "PROBABILITY_NODATA", "MASK_NODATA", "POLYGON_FORMATS", "Staging", "RowWriter", "write_cog",
+    "PROBABILITY_NODATA", "IGNORE_INDEX", "POLYGON_FORMATS", "Staging", "RowWriter", "write_cog",
     "Landslide", "polygonize", "landslide_table", "write_polygons",
 ]
 
 PROBABILITY_NODATA = -1.0
-MASK_NODATA = 255
+IGNORE_INDEX = 255
 #: ``--format`` -> OGR driver
 POLYGON_FORMATS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
 #: Rows per strip when a raster is read back or written: a multiple of the block height.
@@ -213,7 +213,7 @@ class _SeamMerger:
         pairs: set[tuple[int, int]] = set()
         if self._bottom is not None:
             both = (self._bottom > 0) & (labels[0] > 0)
-            pairs = set(zip(self._bottom[both].tolist(), labels[0][both].tolist()))
+            pairs = set(zip(self._bottom[both].tolist(), labels[0][both].tolist(), strict=False))
         groups = _connected_groups(pairs)
         continued: set[int] = set()
         new_open: dict[int, Landslide] = {}
@@ -349,7 +349,7 @@ def write_polygons(table, path: str | os.PathLike, fmt: str = "gpkg") -> None:
     import pyogrio
 
     if fmt not in POLYGON_FORMATS:
-        raise UserError(f"unknown polygon format '{fmt}'; "
+        raise InvalidValueError(f"unknown polygon format '{fmt}'; "
                         f"choose from: {', '.join(POLYGON_FORMATS)}")
     kw = {"layer": "landslides"} if fmt == "gpkg" else {}
     with warnings.catch_warnings():

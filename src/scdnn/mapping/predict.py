@@ -34,7 +34,7 @@ from ..predictor import Predictor, move_to_device
 from ..runs import prepare_out_dir, provenance, write_json
 from .core import DEFAULT_TILING, Tiling, plan_windows, predict_scene
 from .outputs import (
-    MASK_NODATA,
+    IGNORE_INDEX,
     POLYGON_FORMATS,
     PROBABILITY_NODATA,
     RowWriter,
@@ -147,7 +147,7 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                 "valid_area": counts["valid_pixels"] * sc.pixel_area,
                 "landslide_area": counts["landslide_pixels"] * sc.pixel_area,
                 "landslides": len(table),
-                "nodata": {"probability": PROBABILITY_NODATA, "mask": MASK_NODATA},
+                "nodata": {"probability": PROBABILITY_NODATA, "mask": IGNORE_INDEX},
                 "outputs": ["probability.tif", "mask.tif", f"landslides.{fmt}"],
                 "provenance": provenance(),
             }
@@ -169,11 +169,11 @@ def write_rasters(rows: Iterable[tuple[int, np.ndarray, np.ndarray]], scene: Sce
     counts = {"valid_pixels": 0, "landslide_pixels": 0}
     with RowWriter(probability_path, dtype="float32", nodata=PROBABILITY_NODATA,
                    **grid) as prob_out, \
-            RowWriter(mask_path, dtype="uint8", nodata=MASK_NODATA, **grid) as mask_out:
+            RowWriter(mask_path, dtype="uint8", nodata=IGNORE_INDEX, **grid) as mask_out:
         for _, probability, valid in rows:
             landslide = valid & (probability >= threshold)
             prob_out.write(np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32))
-            mask_out.write(np.where(valid, landslide, MASK_NODATA).astype(np.uint8))
+            mask_out.write(np.where(valid, landslide, IGNORE_INDEX).astype(np.uint8))
             counts["valid_pixels"] += int(valid.sum())
             counts["landslide_pixels"] += int(landslide.sum())
     return counts

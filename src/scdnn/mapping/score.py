@@ -13,7 +13,7 @@ import numpy as np
 
 from ..datasets.io import IGNORE_INDEX
 from ..datasets.scenes import LabelledScene
-from ..errors import UserError
+from ..errors import InvalidValueError
 
 __all__ = ["predict_scene_mask"]
 
@@ -29,9 +29,9 @@ def predict_scene_mask(model, card: dict, scene: LabelledScene, tile: int, overl
 
     sc = scene.scene
     if sc.channels != card.in_channels:
-        raise UserError(f"scene gives {sc.channels} channels ({', '.join(sc.inputs)}) but the "
-                        f"model takes {card.in_channels} ({', '.join(card.inputs)})",
-                        sc.path)
+        raise InvalidValueError(f"scene gives {sc.channels} channels ({', '.join(sc.inputs)}) but "
+                                f"the model takes {card.in_channels} ({', '.join(card.inputs)})",
+                                sc.path)
     predictor = model if isinstance(model, Predictor) else Predictor(model, card, device)
     plan = plan_windows(predictor, sc, Tiling(tile, overlap, batch_size))
     mask = np.full((sc.height, sc.width), IGNORE_INDEX, np.uint8)

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-IGNORE = 255
+from ..records import IGNORE_INDEX
+
 COUNT_KEYS = ("pred_boundary", "pred_matched", "true_boundary", "true_matched")
 
 
@@ -95,7 +96,7 @@ def boundary_counts(pred: Any, target: Any, tolerance: float = 2,
     pred, target = _as_2d(pred, target)
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    keep = target != IGNORE
+    keep = target != IGNORE_INDEX
     if valid is not None:
         keep &= np.asarray(valid).astype(bool)
     pred_b = boundary_pixels(pred == 1, keep)
@@ -121,7 +122,7 @@ def boundary_counts_in_strips(pred: Any, target: Any, tolerance: float = 2,
     pred, target = _as_2d(pred, target)
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    keep_all = target != IGNORE
+    keep_all = target != IGNORE_INDEX
     if valid is not None:
         keep_all = keep_all & np.asarray(valid).astype(bool)
     halo = int(np.ceil(tolerance)) + 1

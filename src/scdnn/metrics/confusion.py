@@ -82,8 +82,8 @@ def scores_from_confusion(cm: Any) -> dict[str, Any]:
         "mpa": _mean(class_pa),
         "miou": _mean(class_iou),
         "fwiou": fwiou,
-        "class_pa": dict(zip(CLASS_NAMES, class_pa)),
-        "class_iou": dict(zip(CLASS_NAMES, class_iou)),
+        "class_pa": dict(zip(CLASS_NAMES, class_pa, strict=False)),
+        "class_iou": dict(zip(CLASS_NAMES, class_iou, strict=False)),
         "confusion": [[int(v) for v in row] for row in cm],
         "confusion_normalized": [[_ratio(cm[i, j], truth[i]) for j in range(_K)]
                                  for i in range(_K)],

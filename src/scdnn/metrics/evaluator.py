@@ -18,7 +18,7 @@ from .boundary import (
     boundary_f1_from_counts,
 )
 from .confusion import CLASS_NAMES, scores_from_confusion
-from .per_image import IGNORE, MIOU_BINS, image_confusion, miou_bins, per_image_scores
+from .per_image import IGNORE_INDEX, MIOU_BINS, image_confusion, miou_bins, per_image_scores
 
 CSV_COLUMNS = ("name", "miou", "landslide_pa", "background_pa", "landslide_iou", "boundary_f1",
                "pixels")
@@ -53,7 +53,7 @@ class Evaluator:
         from torchmetrics.classification import MulticlassConfusionMatrix
 
         self.confusion = MulticlassConfusionMatrix(num_classes=len(CLASS_NAMES),
-                                                   ignore_index=IGNORE)
+                                                   ignore_index=IGNORE_INDEX)
         self.boundary = {key: 0 for key in COUNT_KEYS}
         self._rows: list[dict[str, Any]] = []
 
@@ -93,15 +93,15 @@ class Evaluator:
                              "and of one shape")
         if not np.isin(pred, (0, 1)).all():
             raise ValueError(f"{name}: pred must hold only 0/1")
-        if not np.isin(target, (0, 1, IGNORE)).all():
-            raise ValueError(f"{name}: target must hold only 0/1/{IGNORE}")
+        if not np.isin(target, (0, 1, IGNORE_INDEX)).all():
+            raise ValueError(f"{name}: target must hold only 0/1/{IGNORE_INDEX}")
         pred = pred.astype(np.int64)
         target = target.astype(np.int64)
         if valid is not None:
             valid = _to_numpy(valid).astype(bool)
             if valid.shape != target.shape:
                 raise ValueError(f"{name}: valid {valid.shape} and target {target.shape} differ")
-            target = np.where(valid, target, IGNORE)
+            target = np.where(valid, target, IGNORE_INDEX)
         self.confusion.update(torch.from_numpy(pred).reshape(-1),
                               torch.from_numpy(target).reshape(-1))
         counts = boundary_counts(pred, target, self.tolerance)
@@ -112,7 +112,7 @@ class Evaluator:
                "background_pa": scores["background_pa"],
                "landslide_iou": scores["landslide_iou"],
                "boundary_f1": boundary_f1_from_counts(counts)["f1"],
-               "pixels": int((target != IGNORE).sum())}
+               "pixels": int((target != IGNORE_INDEX).sum())}
         self._rows.append(row)
         return dict(row)
 
@@ -134,9 +134,10 @@ class Evaluator:
             rows = slice(top, top + strip_rows)
             p, t = pred[rows], target[rows]
             if valid is not None:
-                t = np.where(valid[rows], t, IGNORE)
-            if not (np.isin(p, (0, 1)).all() and np.isin(t, (0, 1, IGNORE)).all()):
-                raise ValueError(f"{name}: pred must hold only 0/1 and target only 0/1/{IGNORE}")
+                t = np.where(valid[rows], t, IGNORE_INDEX)
+            if not (np.isin(p, (0, 1)).all() and np.isin(t, (0, 1, IGNORE_INDEX)).all()):
+                raise ValueError(f"{name}: pred must hold only 0/1 and target only "
+                                 f"0/1/{IGNORE_INDEX}")
             cm += image_confusion(p, t)
             self.confusion.update(torch.from_numpy(p.astype(np.int64)).reshape(-1),
                                   torch.from_numpy(t.astype(np.int64)).reshape(-1))

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InvalidValueError
 from .evaluator import Evaluator
-from .per_image import IGNORE
+from .per_image import IGNORE_INDEX
 
 __all__ = ["evaluate_masks"]
 
@@ -64,9 +64,10 @@ def evaluate_masks(predictions: Sequence[Any], truths: Sequence[Any], tolerance:
         if not np.isin(pred, (0, 1)).all():
             raise InvalidValueError(f"predictions[{i}] holds values other than 0 and 1 "
                                     f"(e.g. {pred[~np.isin(pred, (0, 1))].flat[0]})")
-        if not np.isin(truth, (0, 1, IGNORE)).all():
-            raise InvalidValueError(f"truths[{i}] holds values other than 0, 1 and {IGNORE} "
-                                    f"(e.g. {truth[~np.isin(truth, (0, 1, IGNORE))].flat[0]})")
+        if not np.isin(truth, (0, 1, IGNORE_INDEX)).all():
+            raise InvalidValueError(f"truths[{i}] holds values other than 0, 1 and {IGNORE_INDEX} "
+                                    "(e.g. "
+                                    f"{truth[~np.isin(truth, (0, 1, IGNORE_INDEX))].flat[0]})")
         evaluator.update(pred.astype(np.uint8), truth.astype(np.uint8), name)
     return evaluator.compute()
 

@@ -20,10 +20,11 @@ Definitions
   matched pairs' IoU, and the true and predicted landslide areas (pixels).
 
 From the counts: precision = matched / pred, recall = matched / true, F1 their harmonic
-mean (0 when one side has no object); ``count_ratio`` = pred / true (1 is right, 259 means hundreds of fragments per
-landslide); ``matched_iou`` = mean IoU of the matched pairs; ``area_bias`` = (predicted area -
-true area) / true area. A ratio with a zero denominator is ``None``, except that precision,
-recall and F1 are 1.0 when there is no object in truth nor prediction.
+mean (0 when one side has no object); ``count_ratio`` = pred / true (1 is right, 259 means
+hundreds of fragments per landslide); ``matched_iou`` = mean IoU of the matched pairs;
+``area_bias`` = (predicted area - true area) / true area. A ratio with a zero denominator
+is ``None``, except that precision, recall and F1 are 1.0 when there is no object in truth
+nor prediction.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..records import IGNORE_INDEX
+
 __all__ = ["OBJECT_COUNT_KEYS", "label_objects", "object_counts", "object_scores",
            "MIN_IOU"]
 
-IGNORE = 255
 MIN_IOU = 0.5
 OBJECT_COUNT_KEYS = ("true", "pred", "matched", "matched_iou_sum", "true_area", "pred_area")
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -64,7 +66,7 @@ def _pairs(true_labels: np.ndarray, n_true: int, pred_labels: np.ndarray, n_pred
     keys, inter = np.unique(key, return_counts=True)
     t, p = keys // (n_pred + 1), keys % (n_pred + 1)
     iou = inter / (t_area[t] + p_area[p] - inter)
-    return [(float(i), int(a), int(b)) for i, a, b in zip(iou, t, p)]
+    return [(float(i), int(a), int(b)) for i, a, b in zip(iou, t, p, strict=False)]
 
 
 def object_counts(pred: Any, target: Any, valid: Any = None, min_iou: float = MIN_IOU
@@ -84,7 +86,7 @@ def object_counts(pred: Any, target: Any, valid: Any = None, min_iou: float = MI
                          f"and {target.shape}")
     if not 0 < min_iou <= 1:
         raise ValueError(f"min_iou must be in (0, 1], got {min_iou}")
-    keep = target != IGNORE
+    keep = target != IGNORE_INDEX
     if valid is not None:
         keep &= np.asarray(valid, dtype=bool)
     true_labels, n_true = label_objects(target, keep)

@@ -32,9 +32,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..records import IGNORE_INDEX
 from .confusion import scores_from_confusion
-
-IGNORE = 255
 
 MIOU_BINS = ("> 0.9", "0.8–0.9", "0.7–0.8", "0.6–0.7", "< 0.6")
 
@@ -77,7 +76,7 @@ def image_confusion(pred: Any, target: Any, valid: Any = None) -> np.ndarray:
     pred, target = np.asarray(pred), np.asarray(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
-    keep = target != IGNORE
+    keep = target != IGNORE_INDEX
     if valid is not None:
         keep &= np.asarray(valid).astype(bool)
     t, p = target[keep], pred[keep]

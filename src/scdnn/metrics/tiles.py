@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .boundary import boundary_counts, boundary_f1_from_counts
-from .per_image import IGNORE, per_image_scores
+from .per_image import IGNORE_INDEX, per_image_scores
 
 __all__ = ["TILE_MIN_VALID", "tile_windows", "select_tiles", "score_tiles"]
 
@@ -85,7 +85,7 @@ def select_tiles(label: Any, tile: int, min_valid: float = TILE_MIN_VALID
     found = []
     for row, col, height, width in tile_windows(*label.shape, tile):
         cut = label[row:row + height, col:col + width]
-        valid = int((cut != IGNORE).sum())
+        valid = int((cut != IGNORE_INDEX).sum())
         if valid >= min_valid * tile * tile:
             found.append({"row": row, "col": col, "height": height, "width": width,
                           "valid": valid, "landslide": int((cut == 1).sum())})

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from scdnn.errors import UserError
+from scdnn.errors import InvalidValueError
 from scdnn.models.complexity import count_parameters, gflops
 from scdnn.models.deeplab import DeepLabV3Plus
 from scdnn.models.scdnn import SCDnn
@@ -56,7 +56,7 @@ MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def _check_kwargs(name: str, factory: Callable[..., nn.Module], kwargs: dict[str, Any]) -> None:
-    """Raise UserError for keyword arguments the factory does not accept."""
+    """Raise ScdnnError for keyword arguments the factory does not accept."""
     target = factory.__init__ if isinstance(factory, type) else factory
     params = inspect.signature(target).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -64,7 +64,7 @@ def _check_kwargs(name: str, factory: Callable[..., nn.Module], kwargs: dict[str
     unknown = sorted(set(kwargs) - set(params) - {"self"})
     if unknown:
         allowed = sorted(set(params) - {"self", "in_channels", "num_classes"})
-        raise UserError(
+        raise InvalidValueError(
             f"model '{name}' has no option {', '.join(map(repr, unknown))}; "
             f"its options: {', '.join(allowed) or 'none'}"
         )
@@ -93,15 +93,15 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs
 
     Raises
     ------
-    UserError
+    ScdnnError
         Unknown name, unknown option, or fewer than 1 input channel / class.
     """
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise UserError(f"unknown model '{name}'; choose from: {', '.join(MODEL_NAMES)}")
+        raise InvalidValueError(f"unknown model '{name}'; choose from: {', '.join(MODEL_NAMES)}")
     for label, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"{label} must be a positive integer, got {value!r}")
+            raise InvalidValueError(f"{label} must be a positive integer, got {value!r}")
     _check_kwargs(name, factory, kwargs)
     model = factory(in_channels=in_channels, num_classes=num_classes, **kwargs)
     return model.to(memory_format=torch.channels_last)

@@ -22,8 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scdnn.errors import UserError
-
 __all__ = ["pad_to_multiple", "crop", "PaddedSegmentationModel"]
 
 
@@ -83,8 +81,8 @@ class PaddedSegmentationModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (N, num_classes, H, W) for an input (N, in_channels, H, W); no softmax."""
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise UserError(
+        if x.ndim != 4 or x.shape[1] != self.in_channels:  # a caller's bug, as in torch
+            raise ValueError(
                 f"{type(self).__name__} expects input of shape (N, {self.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )

@@ -9,7 +9,7 @@ import torch
 from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPPPooling
 from torch import nn
 
-from scdnn.errors import UserError
+from scdnn.errors import InvalidValueError
 from scdnn.models._padding import PaddedSegmentationModel
 from scdnn.models.scdnn.blocks import PoolingBatchNorm2d
 
@@ -77,12 +77,13 @@ class DeepLabV3Plus(PaddedSegmentationModel):
     ):
         super().__init__()
         if encoder not in ENCODERS:
-            raise UserError(f"unknown encoder '{encoder}'; choose from: {', '.join(ENCODERS)}")
+            raise InvalidValueError(f"unknown encoder '{encoder}'; choose from: "
+                                    f"{', '.join(ENCODERS)}")
         for key in ("encoder_name", "encoder_weights", "in_channels", "classes"):
             if key in smp_kwargs:
-                raise UserError(f"DeepLabV3Plus sets '{key}' itself; do not pass it")
+                raise InvalidValueError(f"DeepLabV3Plus sets '{key}' itself; do not pass it")
         if smp_kwargs.get("encoder_output_stride", 16) != 16:
-            raise UserError("DeepLabV3Plus baselines use output stride 16")
+            raise InvalidValueError("DeepLabV3Plus baselines use output stride 16")
         smp_kwargs.setdefault("decoder_atrous_rates", (6, 12, 18))
         self.encoder_name = encoder
         self.in_channels = int(in_channels)

@@ -95,7 +95,7 @@ class SegNet(PaddedSegmentationModel):
             sizes.append(x.shape[-2:])
             x, idx = self.pool(x)
             indices.append(idx)
-        for dec, idx, size in zip(self.decoders, reversed(indices), reversed(sizes)):
+        for dec, idx, size in zip(self.decoders, reversed(indices), reversed(sizes), strict=False):
             x = self.unpool(x, idx, output_size=size)
             x = dec(x)
         return self.classifier(x)

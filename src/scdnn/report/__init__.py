@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import InputFileError, InputFileNotFoundError
 from ..runs import atomic_write
 from .html import page
 
@@ -30,21 +30,21 @@ def run_kind(run_dir: str | os.PathLike) -> str:
 
     Raises
     ------
-    UserError
+    ScdnnError
         The folder does not exist, or is none of the three kinds.
     """
     root = Path(run_dir)
     if not root.exists():
-        raise UserError("run folder does not exist", root)
+        raise InputFileNotFoundError("run folder does not exist", root)
     if not root.is_dir():
-        raise UserError("is not a folder (give a run folder)", root)
+        raise InputFileError("is not a folder (give a run folder)", root)
     if (root / "metrics.json").is_file() and (root / "per_image.csv").is_file():
         return "evaluation"
     if (root / "map.json").is_file():
         return "mapping"
     if (root / "results.json").is_file() or (root / "results.md").is_file():
         return "benchmark"
-    raise UserError("not an evaluation, mapping or benchmark run folder (expected "
+    raise InputFileError("not an evaluation, mapping or benchmark run folder (expected "
                     "metrics.json + per_image.csv, map.json, or results.json)", root)
 
 
@@ -73,7 +73,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
     Raises
     ------
-    UserError
+    ScdnnError
         ``run_dir`` is missing or no run folder, its files are not what the kind needs, or
         ``out`` cannot be written.
     """
@@ -86,5 +86,5 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         with atomic_write(target, "wb") as handle:
             handle.write(text.encode("utf-8"))
     except OSError as exc:
-        raise UserError(f"cannot write the report: {exc.strerror or exc}", target) from None
+        raise InputFileError(f"cannot write the report: {exc.strerror or exc}", target) from None
     return target

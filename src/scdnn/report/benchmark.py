@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import InputFileError, InvalidValueError
 from ..runs import read_json
 from . import figures
 from .html import Report, Section, image, markdown
@@ -53,19 +53,20 @@ def benchmark_report(run_dir: Path) -> Report:
     if (run_dir / "results.json").is_file():
         results = read_json(run_dir / "results.json")
         if not isinstance(results, dict):
-            raise UserError("not a results.json of scdnn benchmark", run_dir / "results.json")
+            raise InvalidValueError("not a results.json of scdnn benchmark",
+                                    run_dir / "results.json")
     if (run_dir / "results.md").is_file():
         try:
             text = (run_dir / "results.md").read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read results.md: {exc}", run_dir / "results.md") from None
+            raise InputFileError(f"cannot read results.md: {exc}", run_dir / "results.md") from None
     else:
         from ..benchmark.tables import render_markdown
 
         try:
             text = render_markdown(results or {})
         except (KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"results.json lacks what results.md is made from ({exc!r})",
+            raise InvalidValueError(f"results.json lacks what results.md is made from ({exc!r})",
                             run_dir / "results.json") from None
 
     used: set[str] = set()

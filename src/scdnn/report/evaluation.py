@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets import IMAGE_EXTENSIONS, BijieLandslide, open_dataset, read_mask
-from ..errors import UserError
+from ..errors import InputFileError, InvalidValueError, ScdnnError
 from ..metrics import CLASS_NAMES, MIOU_BINS
 from ..runs import read_json
 from . import figures
@@ -57,8 +57,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or "name" not in reader.fieldnames \
                     or "miou" not in reader.fieldnames:
-                raise UserError("not a per_image.csv of scdnn evaluate (no name/miou columns)",
-                                path)
+                raise InvalidValueError("not a per_image.csv of scdnn evaluate (no name/miou "
+                                        "columns)", path)
             rows = []
             for raw in reader:
                 row: dict[str, Any] = {k: _float(v) for k, v in raw.items() if k != "name"}
@@ -67,7 +67,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                     row["pixels"] = int(row["pixels"])
                 rows.append(row)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"cannot read per_image.csv: {exc}", path) from None
+        raise InputFileError(f"cannot read per_image.csv: {exc}", path) from None
     return rows
 
 
@@ -106,7 +106,7 @@ def pick_examples(rows: list[dict[str, Any]], k: int = MAX_EXAMPLES
 
 def _check_metrics(metrics: Any, path: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict) or any(key not in metrics for key in _REQUIRED):
-        raise UserError("not a metrics.json of scdnn evaluate (missing PA/MIoU/confusion "
+        raise InvalidValueError("not a metrics.json of scdnn evaluate (missing PA/MIoU/confusion "
                         "keys)", path)
     return metrics
 
@@ -182,7 +182,7 @@ def _open_data(data: Path, names: list[str]):
     if isinstance(dataset, BijieLandslide) and not set(names) <= present:
         try:
             dataset = open_dataset(data, include_non_landslide=True)
-        except UserError:
+        except ScdnnError:
             pass
     return dataset
 
@@ -216,7 +216,7 @@ def _examples_section(rows: list[dict[str, Any]], m: dict[str, Any], run_dir: Pa
                     "images cannot be drawn; the scores above are complete.")
     try:
         dataset = _open_data(data, [row["name"] for _, row in picks])
-    except UserError as exc:
+    except ScdnnError as exc:
         return note(f"The dataset cannot be opened ({exc}), so the images cannot be drawn.")
     index = {s.name: i for i, s in enumerate(dataset.samples)}
     parts = ["<p>The image with the true boundary in yellow and the predicted boundary in "
@@ -230,7 +230,7 @@ def _examples_section(rows: list[dict[str, Any]], m: dict[str, Any], run_dir: Pa
             continue
         try:
             item = dataset[index[name]]
-        except UserError as exc:
+        except ScdnnError as exc:
             parts.append(note(f"Image {name} cannot be read: {exc}"))
             continue
         pred = None
@@ -238,7 +238,7 @@ def _examples_section(rows: list[dict[str, Any]], m: dict[str, Any], run_dir: Pa
         if pred_file is not None:
             try:
                 pred = read_mask(pred_file)
-            except UserError:
+            except ScdnnError:
                 pred = None
             if pred is not None and pred.shape != item["mask"].shape:
                 pred = None

@@ -18,6 +18,7 @@ import numpy as np
 from ..benchmark.figures import agg_subplots
 from ..metrics import MIOU_BINS, miou_bins
 from ..overlay import boundary_overlay, display_rgb
+from ..records import IGNORE_INDEX
 
 __all__ = ["png_uri", "file_uri", "figure_uri", "confusion_heatmap", "miou_histogram",
            "overlay_figure", "scene_overview", "probability_overview", "display_rgb",
@@ -94,7 +95,7 @@ def miou_histogram(values: Sequence[float | None]) -> str:
     counts = [bins[label]["count"] for label in labels]
     fig, (left, right) = agg_subplots(1, 2, figsize=(10, 3.6))
     bars = left.bar(range(len(labels)), counts, color="#4c72b0")
-    for bar, label in zip(bars, labels):
+    for bar, label in zip(bars, labels, strict=False):
         fraction = bins[label]["fraction"]
         text = f"{bar.get_height():.0f}" + ("" if fraction is None else f"\n{100 * fraction:.1f} %")
         left.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
@@ -132,7 +133,7 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
     prediction panel then says so).
     """
     truth = np.asarray(truth)
-    keep = truth != 255
+    keep = truth != IGNORE_INDEX
     width = max(1, round(max(truth.shape) / 320))  # about 1 screen pixel at panel size
     rgb = boundary_overlay(image, truth, pred, width=width)
     if pred is not None:
@@ -143,7 +144,7 @@ def overlay_figure(image: np.ndarray, truth: np.ndarray, pred: np.ndarray | None
     panels = [("image, true (yellow) and predicted (red) boundary", rgb),
               ("truth", _mask_rgb(truth == 1, ~keep)),
               ("prediction", None if pred is None else _mask_rgb(pred))]
-    for ax, (name, picture) in zip(axes, panels):
+    for ax, (name, picture) in zip(axes, panels, strict=False):
         if picture is None:
             ax.text(0.5, 0.5, "no prediction", ha="center", va="center")
         else:

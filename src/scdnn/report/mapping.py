@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import InputFileError, InvalidValueError
 from ..runs import read_json
 from . import figures
 from .evaluation import resolve
@@ -67,7 +67,7 @@ def _scene_background(scene: Path, summary: dict[str, Any], shape: tuple[int, in
 
     with _quiet(), rasterio.open(scene) as src:
         if (src.height, src.width) != (summary.get("height"), summary.get("width")):
-            raise UserError(f"scene is {src.width}x{src.height} px but map.json says "
+            raise InvalidValueError(f"scene is {src.width}x{src.height} px but map.json says "
                             f"{summary.get('width')}x{summary.get('height')}", scene)
         bands = [int(b) for b in (summary.get("bands") or range(1, src.count + 1))][:3]
         data = src.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.average)
@@ -183,7 +183,7 @@ def mapping_report(run_dir: Path) -> Report:
 
     summary = read_json(run_dir / "map.json")
     if not isinstance(summary, dict) or not {"width", "height", "transform"} <= set(summary):
-        raise UserError("not a map.json of scdnn map (no width/height/transform)",
+        raise InvalidValueError("not a map.json of scdnn map (no width/height/transform)",
                         run_dir / "map.json")
     height, width = int(summary["height"]), int(summary["width"])
     shape = decimated_shape(height, width)
@@ -210,7 +210,7 @@ def mapping_report(run_dir: Path) -> Report:
                 try:
                     frame = gpd.read_file(polygons)
                 except Exception as exc:  # pyogrio/GDAL errors have no common base class
-                    raise UserError(f"cannot read the landslide polygons: {exc}",
+                    raise InputFileError(f"cannot read the landslide polygons: {exc}",
                                     polygons) from None
             rings, points = _rings(list(frame.geometry), transform)
             largest = frame.sort_values("area_m2", ascending=False).head(LARGEST) \

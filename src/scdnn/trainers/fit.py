@@ -33,7 +33,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from ..datasets import Normalization, save_split
 from ..datasets.source import TrainingData, open_source
-from ..errors import UserError
+from ..errors import InvalidValueError, param
 from ..metrics import CLASS_NAMES
 from ..models import create_model
 from ..records import ModelCard
@@ -111,7 +111,8 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     last_ckpt = out / "checkpoints" / "last.ckpt"
     if resume:
         if not last_ckpt.is_file():
-            raise UserError("--resume: no checkpoint to resume from (checkpoints/last.ckpt)", out)
+            raise InvalidValueError(f"{param('resume')}: no checkpoint to resume from "
+                                    "(checkpoints/last.ckpt)", out)
         saved = read_json(out / "config.json")["config"]
         config = TrainConfig(**saved)
     create_model(config.model)  # an unknown name fails here, before any work
@@ -210,8 +211,9 @@ def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
         )
     except (MisconfigurationException, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--accelerator {config.accelerator} --devices {config.devices} "
-                        f"--precision {config.precision}: {first}") from None
+        raise InvalidValueError(f"{param('accelerator')} {config.accelerator} "
+                                f"{param('devices')} {config.devices} "
+                                f"{param('precision')} {config.precision}: {first}") from None
 
 
 def env_workers() -> int:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scdnn.errors import UserError
+from scdnn.errors import InvalidValueError
 
 __all__ = [
     "ConvolutionBlock",
@@ -306,7 +306,7 @@ class TransposedConvUpsamplingBlock(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int, factor: int = 4, kernel_size: int | None = None):
         kernel_size = factor if kernel_size is None else int(kernel_size)
         if kernel_size < factor or (kernel_size - factor) % 2:
-            raise UserError(f"upsampling kernel must be {factor} or more, by an even step "
+            raise InvalidValueError(f"upsampling kernel must be {factor} or more, by an even step "
                             f"(output = {factor} x input), got {kernel_size}")
         super().__init__(
             nn.ConvTranspose2d(in_ch, out_ch, kernel_size=kernel_size, stride=factor,

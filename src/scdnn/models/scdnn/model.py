@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scdnn.errors import UserError
+from scdnn.errors import InvalidValueError
 from scdnn.models._padding import PaddedSegmentationModel
 from scdnn.models.scdnn.blocks import (
     ASPC,
@@ -118,10 +118,12 @@ class SCDnn(PaddedSegmentationModel):
     ):
         super().__init__()
         if context not in CONTEXTS:
-            raise UserError(f"unknown context '{context}'; choose from: {', '.join(CONTEXTS)}")
+            raise InvalidValueError(f"unknown context '{context}'; choose from: "
+                                    f"{', '.join(CONTEXTS)}")
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4:
-            raise UserError(f"widths must have 4 entries (stem/group 1 to group 4), got {widths}")
+            raise InvalidValueError(f"widths must have 4 entries (stem/group 1 to group 4), got "
+                                    f"{widths}")
         w1, w2, w3, w4 = widths
         self.in_channels = int(in_channels)
         self.num_classes = int(num_classes)
