@@ -12,6 +12,7 @@ import csv
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..metrics.evaluator import optional_float
 from ..records import FORMAT_VERSION, ModelCard, Split
 from ..runs import atomic_write, provenance, read_json, write_json
 from .budgets import BUDGETS, ModelSpec, budget_notes
@@ -37,15 +38,6 @@ FIGURES = {"fig8": "fig8_miou_bins.png", "fig9": "fig9_examples.png",
 
 # ----------------------------------------------------------------------------- reading runs
 
-def _float(text: str | None) -> float | None:
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
     """The rows of ``run_dir/log.csv`` (``epoch`` an int, the rest floats or None)."""
     path = run_dir / "log.csv"
@@ -53,7 +45,7 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
         return []
     with open(path, newline="") as handle:
         return [{"epoch": int(float(row["epoch"])),
-                 **{k: _float(v) for k, v in row.items() if k != "epoch"}}
+                 **{k: optional_float(v) for k, v in row.items() if k != "epoch"}}
                 for row in csv.DictReader(handle)]
 
 

@@ -23,7 +23,6 @@ Both follow :class:`TestPieces`:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 from pathlib import Path
@@ -109,15 +108,6 @@ class TestPieces(Protocol):
         """The predicted landslide mask (bool) of each piece by the run in ``run_dir``."""
 
 
-def _float(text: str | None) -> float | None:
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 class ImagePieces:
     """The test images themselves."""
 
@@ -141,14 +131,10 @@ class ImagePieces:
 
     def scores(self, eval_dir: Path, tolerance: int = 2) -> PieceScores:
         """The rows of ``per_image.csv`` (none when it is missing)."""
-        from ..metrics import CSV_COLUMNS
+        from ..metrics import read_rows
 
         path = Path(eval_dir) / "per_image.csv"
-        rows: dict[str, dict[str, Any]] = {}
-        if path.is_file():
-            with open(path, newline="") as handle:
-                for row in csv.DictReader(handle):
-                    rows[row["name"]] = {k: _float(row.get(k)) for k in CSV_COLUMNS[1:]}
+        rows = {row["name"]: row for row in read_rows(path)} if path.is_file() else {}
         return PieceScores(rows)
 
     def read(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:

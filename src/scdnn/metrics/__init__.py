@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .boundary import boundary_counts, boundary_f1_from_counts, boundary_pixels
 from .confusion import CLASS_NAMES, scores_from_confusion
-from .evaluator import CSV_COLUMNS, Evaluator, format_table, write_rows
+from .evaluator import CSV_COLUMNS, Evaluator, format_table, read_rows, write_rows
 from .masks import evaluate_masks
 from .per_image import MIOU_BINS, miou_bin, miou_bins, per_image_scores
 from .tiles import TILE_MIN_VALID, score_tiles, select_tiles, tile_windows
@@ -24,4 +24,4 @@ from .tiles import TILE_MIN_VALID, score_tiles, select_tiles, tile_windows
 __all__ = ["CLASS_NAMES", "CSV_COLUMNS", "MIOU_BINS", "TILE_MIN_VALID", "Evaluator",
            "boundary_counts", "boundary_f1_from_counts", "boundary_pixels", "evaluate_masks",
            "format_table", "miou_bin", "miou_bins", "per_image_scores", "score_tiles",
-           "scores_from_confusion", "select_tiles", "tile_windows", "write_rows"]
+           "scores_from_confusion", "select_tiles", "tile_windows", "read_rows", "write_rows"]

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from ..errors import InputFileError, InvalidValueError
 from ..runs import atomic_write
 from .boundary import (
     COUNT_KEYS,
@@ -204,6 +205,38 @@ def write_rows(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
         writer.writerow({key: _cell(row[key]) for key in CSV_COLUMNS})
     with atomic_write(path, "w") as handle:
         handle.write(buffer.getvalue())
+
+
+def optional_float(text: str | None) -> float | None:
+    """A CSV cell as a float: None for an empty or non-numeric cell."""
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read what :func:`write_rows` (or :meth:`Evaluator.write_csv`) wrote: ``name`` a
+    string, the scores floats (None for empty cells), ``pixels`` an int."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "name" not in reader.fieldnames \
+                    or "miou" not in reader.fieldnames:
+                raise InvalidValueError("not a per_image.csv of scdnn evaluate (no name/miou "
+                                        "columns)", path)
+            rows = []
+            for raw in reader:
+                row: dict[str, Any] = {k: optional_float(v) for k, v in raw.items() if k != "name"}
+                row["name"] = raw["name"]
+                if row.get("pixels") is not None:
+                    row["pixels"] = int(row["pixels"])
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(f"cannot read per_image.csv: {exc}", path) from None
+    return rows
 
 
 def _cell(value: Any) -> Any:

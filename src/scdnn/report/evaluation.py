@@ -8,13 +8,12 @@ evaluation with ``--weights``, the ``--predictions`` folder otherwise).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from ..datasets import IMAGE_EXTENSIONS, BijieLandslide, open_dataset, read_mask
-from ..errors import InputFileError, InvalidValueError, ScdnnError
-from ..metrics import CLASS_NAMES, MIOU_BINS
+from ..errors import InvalidValueError, ScdnnError
+from ..metrics import CLASS_NAMES, MIOU_BINS, read_rows
 from ..runs import read_json
 from . import figures
 from .html import Report, Section, escape, fmt_number, fmt_pct, image, note, table
@@ -38,37 +37,6 @@ def resolve(path: str | None, run_dir: Path) -> Path | None:
     if not Path(path).is_absolute():
         candidates.append(run_dir / path)
     return next((c for c in candidates if c.exists()), None)
-
-
-def _float(text: str | None) -> float | None:
-    if text is None or text.strip() == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """per_image.csv as dicts: ``name`` a string, the scores floats (None for empty cells),
-    ``pixels`` an int."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "name" not in reader.fieldnames \
-                    or "miou" not in reader.fieldnames:
-                raise InvalidValueError("not a per_image.csv of scdnn evaluate (no name/miou "
-                                        "columns)", path)
-            rows = []
-            for raw in reader:
-                row: dict[str, Any] = {k: _float(v) for k, v in raw.items() if k != "name"}
-                row["name"] = raw["name"]
-                if row.get("pixels") is not None:
-                    row["pixels"] = int(row["pixels"])
-                rows.append(row)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputFileError(f"cannot read per_image.csv: {exc}", path) from None
-    return rows
 
 
 def pick_examples(rows: list[dict[str, Any]], k: int = MAX_EXAMPLES
