@@ -16,7 +16,14 @@ from scdnn.errors import (
     UserError,
     param,
 )
-from scdnn.records import FORMAT_VERSION, ModelCard, Normalization, Split
+from scdnn.records import (
+    FORMAT_VERSION,
+    EvaluationRecord,
+    MapRecord,
+    ModelCard,
+    Normalization,
+    Split,
+)
 from scdnn.runs import read_json, write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -144,3 +151,42 @@ def test_every_json_object_the_package_writes_is_versioned(tmp_path):
                                                              "x": 1}
     write_json(tmp_path / "b.json", [1, 2])  # not an object: written as it is
     assert json.loads((tmp_path / "b.json").read_text()) == [1, 2]
+
+
+# ---------------------------------------------------------------------------- result records
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.rglob("metrics.json")), ids=str)
+def test_committed_metrics_read_as_typed_records_and_round_trip(path):
+    data = read_json(path)
+    record = EvaluationRecord.from_dict(data, path)
+    assert record.miou == data["miou"] and record.confusion == data["confusion"]
+    assert record.to_dict() == {"format_version": FORMAT_VERSION, **data}
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.rglob("map.json")), ids=str)
+def test_committed_map_records_read_and_round_trip(path):
+    data = read_json(path)
+    record = MapRecord.from_dict(data, path)
+    assert (record.width, record.height) == (data["width"], data["height"])
+    assert record.to_dict() == {"format_version": FORMAT_VERSION, **data}
+
+
+def test_result_records_name_the_bad_field():
+    with pytest.raises(InvalidValueError, match="m.json: metrics.json: 'miou' has the wrong"):
+        EvaluationRecord.from_dict({"pa": 1, "mpa": 1, "miou": "x", "fwiou": 1,
+                                    "class_pa": {}, "class_iou": {},
+                                    "confusion": [[1, 0], [0, 1]]}, "m.json")
+    with pytest.raises(InvalidValueError, match="metrics.json has no 'confusion'"):
+        EvaluationRecord.from_dict({"pa": 1, "mpa": 1, "miou": 1, "fwiou": 1,
+                                    "class_pa": {}, "class_iou": {}})
+    with pytest.raises(InvalidValueError, match="'confusion' must be a 2 x 2"):
+        EvaluationRecord.from_dict({"pa": 1, "mpa": 1, "miou": 1, "fwiou": 1,
+                                    "class_pa": {}, "class_iou": {}, "confusion": [[1]]})
+    good = {"scene": "s.tif", "width": 2, "height": 2, "transform": [1, 0, 0, 0, -1, 0],
+            "threshold": 0.5, "windows": {}, "landslides": 0, "outputs": []}
+    assert MapRecord.from_dict(good).units == "unknown"
+    with pytest.raises(InvalidValueError, match="'width' has the wrong type"):
+        MapRecord.from_dict({**good, "width": "2"})
+    with pytest.raises(InvalidValueError, match="'transform' must hold 6 numbers"):
+        MapRecord.from_dict({**good, "transform": [1, 0]})

@@ -116,7 +116,7 @@ def test_options_for_the_other_kind_of_data_are_refused(folder_dataset, scenes, 
         open_source(scenes, test_scenes=["scene-b", "scene-b"])
     with pytest.raises(UserError, match="nothing is left to train on"):
         open_source(scenes, test_scenes=["scene-a", "scene-b"])
-    with pytest.raises(UserError, match="name the ones to test on with --test-scenes"):
+    with pytest.raises(UserError, match="name the ones to test on with test_scenes"):
         open_source(scenes).require_test_part()
     open_source(scenes, test_scenes=["scene-a"]).require_test_part()
     open_source(folder_dataset).require_test_part()

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 from .datasets.source import ScoringOptions, open_source_for_model
 from .errors import InvalidValueError, param
 from .metrics import Evaluator
+from .records import EvaluationRecord
 from .runs import prepare_out_dir, provenance, write_json
 
 __all__ = ["evaluate", "ScoringOptions"]
@@ -100,6 +101,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     metrics["source"] = source.scoring_record(names, weights=weights, predictions=predictions,
                                               options=options)
     metrics["provenance"] = provenance()
+    metrics = EvaluationRecord.from_dict(metrics).to_dict()  # the typed record, checked
     write_json(out / "metrics.json", metrics)
     evaluator.write_csv(out / "per_image.csv")
     for line in source.summary(metrics) if summary is not None else ():

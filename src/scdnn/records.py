@@ -30,7 +30,8 @@ import numpy as np
 
 from .errors import InvalidValueError
 
-__all__ = ["FORMAT_VERSION", "IGNORE_INDEX", "Normalization", "ModelCard", "Split", "CLASS_NAMES"]
+__all__ = ["FORMAT_VERSION", "IGNORE_INDEX", "Normalization", "ModelCard", "Split", "MapRecord",
+           "EvaluationRecord", "CLASS_NAMES"]
 
 #: The version of the JSON files this package writes.
 FORMAT_VERSION = 1
@@ -327,3 +328,193 @@ class Split:
         """Every name in the split: train, then val, then test (a scene split's validation
         scenes are training scenes, named once)."""
         return list(dict.fromkeys([*self.train, *self.val, *self.test]))
+
+
+# ---------------------------------------------------------------------------- result records
+
+_NUMBER = (int, float)
+
+
+def _typed(cls: type, data: Any, source: Any, what: str) -> dict[str, Any]:
+    """The known fields of ``data`` for the record ``cls``, each checked against
+    ``cls._KINDS`` (a type or tuple of types; None allowed for fields with a default of None),
+    plus ``extra`` (the unknown ones) and ``format_version`` (0 when absent)."""
+    if not isinstance(data, dict):
+        raise _bad(source, f"{what} must be a JSON object, got {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in ("extra", "format_version"):
+            continue
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if f.name not in data:
+            if required:
+                raise _bad(source, f"{what} has no '{f.name}'")
+            continue
+        value, kind = data[f.name], cls._KINDS[f.name]
+        ok = value is None and not required or (
+            isinstance(value, kind) and not (isinstance(value, bool) and bool not in
+                                             (kind if isinstance(kind, tuple) else (kind,))))
+        if not ok:
+            raise _bad(source, f"{what}: '{f.name}' has the wrong type "
+                               f"({type(value).__name__})")
+        values[f.name] = value
+    known = {f.name for f in dataclasses.fields(cls)}
+    values["extra"] = {k: v for k, v in data.items() if k not in known}
+    version = data.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _bad(source, f"{what}: 'format_version' must be an integer, got {version!r}")
+    values["format_version"] = version
+    return values
+
+
+def _ordered(record: Any) -> dict[str, Any]:
+    """``format_version``, the fields in declaration order, then ``extra``."""
+    out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    for f in dataclasses.fields(record):
+        if f.name not in ("extra", "format_version"):
+            out[f.name] = getattr(record, f.name)
+    out.update(record.extra)
+    return out
+
+
+@dataclass
+class MapRecord:
+    """``map.json``: what ``scdnn map`` made, from what, with which settings.
+
+    ``windows`` counts the window grid (``total``, ``run``, ``skipped_no_valid_pixel``);
+    areas are in the CRS's units squared (pixels without a CRS, see ``units``); ``nodata``
+    gives the nodata value of each raster; ``outputs`` lists the files beside map.json.
+    """
+
+    scene: str
+    width: int
+    height: int
+    transform: list[float]
+    threshold: float
+    windows: dict[str, int]
+    landslides: int
+    outputs: list[str]
+    dsm: str | None = None
+    weights: str | None = None
+    engine: str | None = None
+    model: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    bands: list[int] = field(default_factory=list)
+    crs: str | None = None
+    units: str = "unknown"
+    tile: int | None = None
+    overlap: int | None = None
+    batch_size: int | None = None
+    min_area: float = 0.0
+    simplify: float = 0.0
+    valid_pixels: int = 0
+    landslide_pixels: int = 0
+    valid_area: float = 0.0
+    landslide_area: float = 0.0
+    nodata: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    _KINDS = {"scene": str, "width": int, "height": int, "transform": list,
+              "threshold": _NUMBER, "windows": dict, "landslides": int, "outputs": list,
+              "dsm": str, "weights": str, "engine": str, "model": str, "inputs": list,
+              "bands": list, "crs": str, "units": str, "tile": int, "overlap": int,
+              "batch_size": int, "min_area": _NUMBER, "simplify": _NUMBER,
+              "valid_pixels": int, "landslide_pixels": int, "valid_area": _NUMBER,
+              "landslide_area": _NUMBER, "nodata": dict, "provenance": dict}
+
+    # the order of map.json's keys
+    _ORDER = ("scene", "dsm", "weights", "engine", "model", "inputs", "bands", "width",
+              "height", "crs", "transform", "units", "tile", "overlap", "batch_size",
+              "threshold", "min_area", "simplify", "windows", "valid_pixels",
+              "landslide_pixels", "valid_area", "landslide_area", "landslides", "nodata",
+              "outputs", "provenance")
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | os.PathLike | None = None) -> MapRecord:
+        """A map record from map.json's object, every known field's type checked."""
+        values = _typed(cls, data, source, "map.json")
+        if len(values["transform"]) < 6 or not all(isinstance(v, _NUMBER)
+                                                   for v in values["transform"][:6]):
+            raise _bad(source, "map.json: 'transform' must hold 6 numbers")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """map.json's object, keys in the order ``scdnn map`` has always written them."""
+        out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+        out.update({key: getattr(self, key) for key in self._ORDER})
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class EvaluationRecord:
+    """``metrics.json``: the scores of ``scdnn evaluate`` (or a benchmark run's eval/).
+
+    The paper's Eqs. 20-24 over every scored pixel (``pa``, ``mpa``, ``miou``, ``fwiou``,
+    ``class_pa``, ``class_iou``, fractions; ``confusion``, counts, rows = truth), landslide
+    and boundary precision, recall and F1, the Fig. 8 bins, and what was scored (``images``,
+    ``pixels``, ``scored``, ``source``). Scores this version does not name are kept in
+    ``extra`` in the order read.
+    """
+
+    pa: float | None
+    mpa: float | None
+    miou: float | None
+    fwiou: float | None
+    class_pa: dict[str, float | None]
+    class_iou: dict[str, float | None]
+    confusion: list[list[int]]
+    confusion_normalized: list[list[float | None]] | None = None
+    landslide_precision: float | None = None
+    landslide_recall: float | None = None
+    landslide_f1: float | None = None
+    pixels: int | None = None
+    boundary_f1: float | None = None
+    boundary_precision: float | None = None
+    boundary_recall: float | None = None
+    boundary_tolerance_px: float | None = None
+    boundary_counts: dict[str, int] | None = None
+    miou_bins: dict[str, Any] | None = None
+    images: int | None = None
+    boundary_tolerance_m: float | None = None
+    scored: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    _KINDS = {"pa": _NUMBER, "mpa": _NUMBER, "miou": _NUMBER, "fwiou": _NUMBER,
+              "class_pa": dict, "class_iou": dict, "confusion": list,
+              "confusion_normalized": list, "landslide_precision": _NUMBER,
+              "landslide_recall": _NUMBER, "landslide_f1": _NUMBER, "pixels": int,
+              "boundary_f1": _NUMBER, "boundary_precision": _NUMBER,
+              "boundary_recall": _NUMBER, "boundary_tolerance_px": _NUMBER,
+              "boundary_counts": dict, "miou_bins": dict, "images": int,
+              "boundary_tolerance_m": _NUMBER, "scored": str, "source": dict,
+              "provenance": dict}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | os.PathLike | None = None
+                  ) -> EvaluationRecord:
+        """An evaluation record from metrics.json's object, every known field's type
+        checked (``pa``, ``mpa``, ``miou``, ``fwiou``, the class scores and ``confusion``
+        are required)."""
+        values = _typed(cls, data, source, "metrics.json")
+        confusion = values["confusion"]
+        if not (len(confusion) == len(CLASS_NAMES) and all(
+                isinstance(row, list) and len(row) == len(CLASS_NAMES) for row in confusion)):
+            raise _bad(source, f"metrics.json: 'confusion' must be a {len(CLASS_NAMES)} x "
+                               f"{len(CLASS_NAMES)} list of counts")
+        record = cls(**values)
+        record._absent = {f.name for f in dataclasses.fields(cls) if f.name not in data}
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        """metrics.json's object: the fields in declaration order, then ``extra``; a field
+        still None that the object it was read from did not hold is left out (an evaluation
+        of images has no ``boundary_tolerance_m``)."""
+        absent = getattr(self, "_absent", set()) - {"format_version"}
+        return {key: value for key, value in _ordered(self).items()
+                if not (key in absent and value is None)}

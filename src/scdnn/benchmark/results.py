@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..metrics.evaluator import optional_float
-from ..records import FORMAT_VERSION, ModelCard, Split
+from ..records import FORMAT_VERSION, EvaluationRecord, ModelCard, Split
 from ..runs import atomic_write, provenance, read_json, write_json
 from .budgets import BUDGETS, ModelSpec, budget_notes
 from .figures import curves_png, examples_png, fig8_png
@@ -53,8 +53,10 @@ def collect_run(run_dir: Path, name: str, spec: ModelSpec, seed: int, out: Path
                 ) -> dict[str, Any]:
     """One finished run as results.json lists it (plus its ``log``): its card, training time
     and epochs, and the scores of its eval/metrics.json."""
-    metrics = read_json(run_dir / "eval" / "metrics.json")
-    metrics = {k: v for k, v in metrics.items() if k not in ("provenance", "source")}
+    path = run_dir / "eval" / "metrics.json"
+    metrics = EvaluationRecord.from_dict(read_json(path), path).to_dict()
+    metrics = {k: v for k, v in metrics.items()
+               if k not in ("provenance", "source", "format_version")}
     card = ModelCard.from_dict(read_json(run_dir / "model.json"), run_dir / "model.json")
     log = read_log(run_dir)
     epochs = max((r["epoch"] for r in log), default=0)

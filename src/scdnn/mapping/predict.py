@@ -31,6 +31,7 @@ import torch
 
 from ..errors import InvalidValueError
 from ..predictor import Predictor, move_to_device
+from ..records import MapRecord
 from ..runs import prepare_out_dir, provenance, write_json
 from .core import DEFAULT_TILING, Tiling, plan_windows, predict_scene
 from .outputs import (
@@ -127,30 +128,23 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                       predictor=True, blocksize=cog_blocksize)
             write_cog(mask_tmp, staging.final("mask.tif"), resampling="mode",
                       blocksize=cog_blocksize)
-            summary = {
-                "scene": str(sc.path),
-                "dsm": None if dsm is None else str(dsm),
-                "weights": None if predictor.source is None else os.fspath(predictor.source),
-                "engine": predictor.engine,
-                "model": card.model,
-                "inputs": card.inputs,
-                "bands": list(sc.bands),
-                "width": sc.width,
-                "height": sc.height,
-                "crs": sc.crs.to_string() if sc.crs else None,
-                "transform": list(sc.transform)[:6],
-                "units": sc.units,
-                "tile": tiling.tile, "overlap": tiling.overlap, "batch_size": tiling.batch_size,
-                "threshold": threshold, "min_area": min_area, "simplify": simplify,
-                "windows": plan.counts(),
-                **counts,
-                "valid_area": counts["valid_pixels"] * sc.pixel_area,
-                "landslide_area": counts["landslide_pixels"] * sc.pixel_area,
-                "landslides": len(table),
-                "nodata": {"probability": PROBABILITY_NODATA, "mask": IGNORE_INDEX},
-                "outputs": ["probability.tif", "mask.tif", f"landslides.{fmt}"],
-                "provenance": provenance(),
-            }
+            record = MapRecord(
+                scene=str(sc.path), dsm=None if dsm is None else str(dsm),
+                weights=None if predictor.source is None else os.fspath(predictor.source),
+                engine=predictor.engine, model=card.model, inputs=card.inputs,
+                bands=list(sc.bands), width=sc.width, height=sc.height,
+                crs=sc.crs.to_string() if sc.crs else None,
+                transform=list(sc.transform)[:6], units=sc.units,
+                tile=tiling.tile, overlap=tiling.overlap, batch_size=tiling.batch_size,
+                threshold=threshold, min_area=min_area, simplify=simplify,
+                windows=plan.counts(), **counts,
+                valid_area=counts["valid_pixels"] * sc.pixel_area,
+                landslide_area=counts["landslide_pixels"] * sc.pixel_area,
+                landslides=len(table),
+                nodata={"probability": PROBABILITY_NODATA, "mask": IGNORE_INDEX},
+                outputs=["probability.tif", "mask.tif", f"landslides.{fmt}"],
+                provenance=provenance())
+            summary = record.to_dict()
             # map.json is staged too (renamed last), so that a killed run never leaves
             # outputs without it (a rerun would then see a folder that is not its own)
             write_json(staging.final("map.json"), summary)

@@ -14,6 +14,7 @@ from typing import Any
 from ..datasets import IMAGE_EXTENSIONS, BijieLandslide, open_dataset, read_mask
 from ..errors import InvalidValueError, ScdnnError
 from ..metrics import CLASS_NAMES, MIOU_BINS, read_rows
+from ..records import EvaluationRecord
 from ..runs import read_json
 from . import figures
 from .html import Report, Section, escape, fmt_number, fmt_pct, image, note, table
@@ -76,7 +77,7 @@ def _check_metrics(metrics: Any, path: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict) or any(key not in metrics for key in _REQUIRED):
         raise InvalidValueError("not a metrics.json of scdnn evaluate (missing PA/MIoU/confusion "
                         "keys)", path)
-    return metrics
+    return EvaluationRecord.from_dict(metrics, path).to_dict()
 
 
 def _metrics_tables(m: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputFileError, InvalidValueError
+from ..records import MapRecord
 from ..runs import read_json
 from . import figures
 from .evaluation import resolve
@@ -185,6 +186,7 @@ def mapping_report(run_dir: Path) -> Report:
     if not isinstance(summary, dict) or not {"width", "height", "transform"} <= set(summary):
         raise InvalidValueError("not a map.json of scdnn map (no width/height/transform)",
                         run_dir / "map.json")
+    summary = MapRecord.from_dict(summary, run_dir / "map.json").to_dict()
     height, width = int(summary["height"]), int(summary["width"])
     shape = decimated_shape(height, width)
     transform = Affine(*summary["transform"][:6])
