@@ -122,3 +122,43 @@ def test_below_one_half_each_object_is_matched_once():
 def test_shapes_must_agree():
     with pytest.raises(ValueError, match="one shape"):
         object_counts(canvas(3, 3), canvas(3, 4))
+
+
+# ---------------------------------------------------------------------------- in the Evaluator
+
+def test_evaluator_reports_objects_and_boundary_f1_at_every_tolerance():
+    from scdnn.metrics import Evaluator, boundary_counts, boundary_f1_from_counts, format_table
+
+    truth = canvas(30, 40)
+    truth[5:20, 5:25] = 1                       # 300 px
+    pred = truth.copy()
+    pred[5:20, 15:17] = 0                       # split: 150 px (IoU 0.5, matched) + 120 px
+    evaluator = Evaluator(tolerance=2)
+    evaluator.update(pred, truth, "a")
+    m = evaluator.compute()
+    assert m["objects"]["true_objects"] == 1 and m["objects"]["pred_objects"] == 2
+    assert m["objects"]["matched"] == 1 and m["objects"]["f1"] == pytest.approx(2 / 3)
+    assert m["objects"]["area_bias"] == pytest.approx((270 - 300) / 300)
+    assert sorted(m["boundary_f1_at"]) == ["1", "2", "4", "8"]
+    assert m["boundary_f1_at"]["2"]["f1"] == m["boundary_f1"]
+    for tol in (1, 4, 8):  # the same as scoring at that tolerance alone
+        alone = boundary_f1_from_counts(boundary_counts(pred, truth, tol))
+        assert m["boundary_f1_at"][str(tol)] == alone
+    assert m["boundary_f1_at"]["1"]["f1"] < m["boundary_f1_at"]["8"]["f1"] == 1.0
+    table = format_table(m)
+    assert "landslides" in table and "1 of 1 true matched" in table and "8 px" in table
+
+
+def test_scenes_scored_in_strips_give_the_same_objects_and_outlines():
+    from scdnn.metrics import Evaluator
+
+    rng = np.random.default_rng(3)
+    truth = (rng.random((70, 50)) < 0.3).astype(np.uint8)
+    truth[:3] = 255
+    pred = (rng.random((70, 50)) < 0.3).astype(np.uint8)
+    whole, strips = Evaluator(tolerance=3), Evaluator(tolerance=3)
+    whole.update(pred, truth, "s")
+    strips.update_scene(pred, truth, "s", strip_rows=16)
+    a, b = whole.compute(), strips.compute()
+    assert a["objects"] == b["objects"] and a["boundary_f1_at"] == b["boundary_f1_at"]
+    assert sorted(a["boundary_f1_at"]) == ["1", "2", "3", "4", "8"]  # its own tolerance too

@@ -454,9 +454,11 @@ class EvaluationRecord:
 
     The paper's Eqs. 20-24 over every scored pixel (``pa``, ``mpa``, ``miou``, ``fwiou``,
     ``class_pa``, ``class_iou``, fractions; ``confusion``, counts, rows = truth), landslide
-    and boundary precision, recall and F1, the Fig. 8 bins, and what was scored (``images``,
-    ``pixels``, ``scored``, ``source``). Scores this version does not name are kept in
-    ``extra`` in the order read.
+    and boundary precision, recall and F1, the Fig. 8 bins, boundary F1 at several
+    tolerances (``boundary_f1_at``, keys in pixels; ``boundary_tolerances_m`` gives them in
+    metres on georeferenced scenes), object scores (``objects``, ``object_counts``), and what
+    was scored (``images``, ``pixels``, ``scored``, ``source``). Scores this version does not
+    name are kept in ``extra`` in the order read.
     """
 
     pa: float | None
@@ -478,7 +480,11 @@ class EvaluationRecord:
     boundary_counts: dict[str, int] | None = None
     miou_bins: dict[str, Any] | None = None
     images: int | None = None
+    boundary_f1_at: dict[str, Any] | None = None
+    objects: dict[str, Any] | None = None
+    object_counts: dict[str, float] | None = None
     boundary_tolerance_m: float | None = None
+    boundary_tolerances_m: dict[str, float] | None = None
     scored: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -492,7 +498,9 @@ class EvaluationRecord:
               "boundary_f1": _NUMBER, "boundary_precision": _NUMBER,
               "boundary_recall": _NUMBER, "boundary_tolerance_px": _NUMBER,
               "boundary_counts": dict, "miou_bins": dict, "images": int,
-              "boundary_tolerance_m": _NUMBER, "scored": str, "source": dict,
+              "boundary_f1_at": dict, "objects": dict, "object_counts": dict,
+              "boundary_tolerance_m": _NUMBER, "boundary_tolerances_m": dict,
+              "scored": str, "source": dict,
               "provenance": dict}
 
     @classmethod

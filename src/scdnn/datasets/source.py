@@ -615,7 +615,10 @@ class SceneSource:
             evaluator.update_scene(np.where(pred == 1, 1, 0).astype(np.uint8), label, name,
                                    valid=label != IGNORE_INDEX)
         self.collection.close()
-        return {"boundary_tolerance_m": _tolerance_m(evaluator.tolerance, pixel_sizes)}
+        at_m = {key: _tolerance_m(float(key), pixel_sizes)
+                for key in evaluator.compute_tolerance_keys()}
+        return {"boundary_tolerance_m": _tolerance_m(evaluator.tolerance, pixel_sizes),
+                "boundary_tolerances_m": None if None in at_m.values() else at_m}
 
     def scoring_record(self, names: Sequence[str], *, weights: Any = None,
                        predictions: Any = None,

@@ -25,7 +25,7 @@ per-image F1s.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -58,12 +58,14 @@ def boundary_pixels(mask: Any, keep: Any = None) -> np.ndarray:
     return fg & touches
 
 
-def _matched(points: np.ndarray, targets: np.ndarray, tolerance: float) -> int:
-    """How many ``points`` lie within ``tolerance`` px of a ``targets`` pixel."""
+def _matched(points: np.ndarray, targets: np.ndarray, tolerances: Sequence[float]
+             ) -> list[int]:
+    """How many ``points`` lie within each tolerance (px) of a ``targets`` pixel: one
+    distance transform for all tolerances."""
     if not points.any() or not targets.any():
-        return 0
-    distance = ndimage.distance_transform_edt(~targets)
-    return int((distance[points] <= tolerance).sum())
+        return [0] * len(tolerances)
+    distance = ndimage.distance_transform_edt(~targets)[points]
+    return [int((distance <= tolerance).sum()) for tolerance in tolerances]
 
 
 def _as_2d(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -93,53 +95,55 @@ def boundary_counts(pred: Any, target: Any, tolerance: float = 2,
         ``pred_boundary``, ``pred_matched``, ``true_boundary``, ``true_matched`` (ints).
         Sum them over images and pass the sums to :func:`boundary_f1_from_counts`.
     """
-    pred, target = _as_2d(pred, target)
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    keep = target != IGNORE_INDEX
-    if valid is not None:
-        keep &= np.asarray(valid).astype(bool)
-    pred_b = boundary_pixels(pred == 1, keep)
-    true_b = boundary_pixels(target == 1, keep)
-    return {
-        "pred_boundary": int(pred_b.sum()),
-        "pred_matched": _matched(pred_b, true_b, tolerance),
-        "true_boundary": int(true_b.sum()),
-        "true_matched": _matched(true_b, pred_b, tolerance),
-    }
+    return boundary_counts_at(pred, target, (tolerance,), valid)[tolerance]
 
 
 def boundary_counts_in_strips(pred: Any, target: Any, tolerance: float = 2,
                               valid: Any = None, strip_rows: int = 1024) -> dict[str, int]:
-    """:func:`boundary_counts` of a large image, computed strip by strip.
+    """:func:`boundary_counts` of a large image, computed strip by strip (see
+    :func:`boundary_counts_at`)."""
+    return boundary_counts_at(pred, target, (tolerance,), valid, strip_rows)[tolerance]
 
-    Each strip of ``strip_rows`` rows is extended by a halo of ``ceil(tolerance) + 1`` rows
-    above and below (enough for a boundary pixel's neighbours and for every match within the
-    tolerance), and only the boundary pixels of the strip's own rows are counted; the result
-    equals :func:`boundary_counts` on the whole image, with the distance transforms' memory
-    bounded by the strip size.
+
+def boundary_counts_at(pred: Any, target: Any, tolerances: Sequence[float] = (2,),
+                       valid: Any = None, strip_rows: int | None = None
+                       ) -> dict[float, dict[str, int]]:
+    """:func:`boundary_counts` at several tolerances at once (one distance transform each
+    way), ``{tolerance: counts}``.
+
+    With ``strip_rows``, a large image is done strip by strip: each strip of ``strip_rows``
+    rows is extended by a halo of ``ceil(max tolerance) + 1`` rows above and below (enough
+    for a boundary pixel's neighbours and for every match within the tolerance), and only the
+    boundary pixels of the strip's own rows are counted; the result equals the whole image's,
+    with the distance transforms' memory bounded by the strip size.
     """
     pred, target = _as_2d(pred, target)
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    tolerances = tuple(tolerances)
+    if not tolerances or min(tolerances) < 0:
+        raise ValueError(f"tolerances must be >= 0, got {tolerances}")
     keep_all = target != IGNORE_INDEX
     if valid is not None:
         keep_all = keep_all & np.asarray(valid).astype(bool)
-    halo = int(np.ceil(tolerance)) + 1
-    totals = {key: 0 for key in COUNT_KEYS}
     height = pred.shape[0]
-    for top in range(0, height, strip_rows):
-        bottom = min(height, top + strip_rows)
+    strip = height if strip_rows is None else strip_rows
+    halo = 0 if strip_rows is None else int(np.ceil(max(tolerances))) + 1
+    totals = {tol: {key: 0 for key in COUNT_KEYS} for tol in tolerances}
+    for top in range(0, height, max(1, strip)):
+        bottom = min(height, top + strip)
         lo, hi = max(0, top - halo), min(height, bottom + halo)
         keep = keep_all[lo:hi]
         pred_b = boundary_pixels(pred[lo:hi] == 1, keep)
         true_b = boundary_pixels(target[lo:hi] == 1, keep)
         core = np.zeros_like(pred_b)
         core[top - lo:bottom - lo] = True
-        totals["pred_boundary"] += int((pred_b & core).sum())
-        totals["pred_matched"] += _matched(pred_b & core, true_b, tolerance)
-        totals["true_boundary"] += int((true_b & core).sum())
-        totals["true_matched"] += _matched(true_b & core, pred_b, tolerance)
+        pred_core, true_core = pred_b & core, true_b & core
+        pred_matched = _matched(pred_core, true_b, tolerances)
+        true_matched = _matched(true_core, pred_b, tolerances)
+        for i, tol in enumerate(tolerances):
+            totals[tol]["pred_boundary"] += int(pred_core.sum())
+            totals[tol]["pred_matched"] += pred_matched[i]
+            totals[tol]["true_boundary"] += int(true_core.sum())
+            totals[tol]["true_matched"] += true_matched[i]
     return totals
 
 

@@ -12,14 +12,13 @@ import torch
 
 from ..errors import InputFileError, InvalidValueError
 from ..runs import atomic_write
-from .boundary import (
-    COUNT_KEYS,
-    boundary_counts,
-    boundary_counts_in_strips,
-    boundary_f1_from_counts,
-)
+from .boundary import COUNT_KEYS, boundary_counts_at, boundary_f1_from_counts
 from .confusion import CLASS_NAMES, scores_from_confusion
+from .objects import OBJECT_COUNT_KEYS, object_counts, object_scores
 from .per_image import IGNORE_INDEX, MIOU_BINS, image_confusion, miou_bins, per_image_scores
+
+#: The tolerances (pixels) boundary F1 is reported at besides the evaluation's own.
+BOUNDARY_TOLERANCES: tuple[int, ...] = (1, 2, 4, 8)
 
 CSV_COLUMNS = ("name", "miou", "landslide_pa", "background_pa", "landslide_iou", "boundary_f1",
                "pixels")
@@ -37,7 +36,10 @@ class Evaluator:
     The dataset scores come from one confusion matrix summed over every scored pixel of every
     image (torchmetrics ``MulticlassConfusionMatrix``, label 255 ignored), as the paper's
     Eqs. 20–24 are defined over the whole test set, not averaged over images. Boundary F1 comes
-    from boundary counts summed the same way (see :mod:`scdnn.metrics.boundary`).
+    from boundary counts summed the same way (see :mod:`scdnn.metrics.boundary`), at the
+    evaluation's tolerance and at each of :data:`BOUNDARY_TOLERANCES`; object scores
+    (landslides as connected components matched one to one, :mod:`scdnn.metrics.objects`)
+    from object counts summed the same way.
 
     Parameters
     ----------
@@ -56,6 +58,9 @@ class Evaluator:
         self.confusion = MulticlassConfusionMatrix(num_classes=len(CLASS_NAMES),
                                                    ignore_index=IGNORE_INDEX)
         self.boundary = {key: 0 for key in COUNT_KEYS}
+        self._tolerances = tuple(sorted({float(tolerance), *map(float, BOUNDARY_TOLERANCES)}))
+        self.boundary_at = {tol: {key: 0 for key in COUNT_KEYS} for tol in self._tolerances}
+        self.objects = {key: 0 for key in OBJECT_COUNT_KEYS}
         self._rows: list[dict[str, Any]] = []
 
     @property
@@ -105,9 +110,7 @@ class Evaluator:
             target = np.where(valid, target, IGNORE_INDEX)
         self.confusion.update(torch.from_numpy(pred).reshape(-1),
                               torch.from_numpy(target).reshape(-1))
-        counts = boundary_counts(pred, target, self.tolerance)
-        for key in COUNT_KEYS:
-            self.boundary[key] += counts[key]
+        counts = self._add_outlines(pred, target, None)
         scores = per_image_scores(pred, target)
         row = {"name": str(name), "miou": scores["miou"], "landslide_pa": scores["landslide_pa"],
                "background_pa": scores["background_pa"],
@@ -142,9 +145,7 @@ class Evaluator:
             cm += image_confusion(p, t)
             self.confusion.update(torch.from_numpy(p.astype(np.int64)).reshape(-1),
                                   torch.from_numpy(t.astype(np.int64)).reshape(-1))
-        counts = boundary_counts_in_strips(pred, target, self.tolerance, valid, strip_rows)
-        for key in COUNT_KEYS:
-            self.boundary[key] += counts[key]
+        counts = self._add_outlines(pred, target, valid, strip_rows)
         scores = scores_from_confusion(cm)
         row = {"name": str(name), "miou": scores["miou"],
                "landslide_pa": scores["class_pa"]["landslide"],
@@ -154,6 +155,26 @@ class Evaluator:
                "pixels": int(cm.sum())}
         self._rows.append(row)
         return dict(row)
+
+    def compute_tolerance_keys(self) -> list[str]:
+        """The keys of ``boundary_f1_at`` in :meth:`compute`: the tolerances in pixels."""
+        return [_key(tol) for tol in self._tolerances]
+
+    def _add_outlines(self, pred: np.ndarray, target: np.ndarray, valid: Any,
+                      strip_rows: int | None = None) -> dict[str, int]:
+        """Add one image's boundary counts (every tolerance) and object counts to the sums;
+        return its boundary counts at the evaluation's tolerance."""
+        at = boundary_counts_at(pred, target, self._tolerances, valid, strip_rows)
+        for tol, counts in at.items():
+            for key in COUNT_KEYS:
+                self.boundary_at[tol][key] += counts[key]
+        counts = at[float(self.tolerance)]
+        for key in COUNT_KEYS:
+            self.boundary[key] += counts[key]
+        objects = object_counts(pred, target, valid)
+        for key in OBJECT_COUNT_KEYS:
+            self.objects[key] += objects[key]
+        return counts
 
     def compute(self) -> dict[str, Any]:
         """Dataset metrics.
@@ -165,7 +186,10 @@ class Evaluator:
             matrix, plus ``boundary_f1``, ``boundary_precision``, ``boundary_recall`` (from the
             summed boundary counts; ``None`` when no image was scored), ``boundary_tolerance_px``,
             ``boundary_counts`` (the sums), ``miou_bins`` (Fig. 8 bins over the per-image MIoUs)
-            and ``images`` (number of images). JSON-serialisable.
+            and ``images`` (number of images); ``boundary_f1_at`` (``{"1": {precision,
+            recall, f1}, "2": ..., "4": ..., "8": ...}``, keys the tolerance in pixels) and
+            ``objects`` (:func:`scdnn.metrics.objects.object_scores`) with their summed
+            ``object_counts``. JSON-serialisable.
         """
         if self._rows:
             cm = self.confusion.compute().cpu().numpy()
@@ -182,6 +206,12 @@ class Evaluator:
             "boundary_counts": dict(self.boundary),
             "miou_bins": miou_bins(row["miou"] for row in self._rows),
             "images": len(self._rows),
+            # outlines and objects (after the paper's scores, so older readers find theirs)
+            "boundary_f1_at": {_key(tol): (boundary_f1_from_counts(counts)
+                                           if self._rows else None)
+                               for tol, counts in self.boundary_at.items()},
+            "objects": object_scores(self.objects) if self._rows else None,
+            "object_counts": dict(self.objects),
         })
         return metrics
 
@@ -193,6 +223,11 @@ class Evaluator:
         temporary name beside ``path`` and renamed over it (``os.replace``) when complete.
         """
         write_rows(self._rows, path)
+
+
+def _key(tolerance: float) -> str:
+    """A tolerance as a JSON key: ``"2"``, ``"2.5"``."""
+    return f"{tolerance:g}"
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -278,6 +313,16 @@ def format_table(metrics: dict[str, Any]) -> str:
         lines.append(line("boundary", [_pct(metrics[f"boundary_{k}"])
                                        for k in ("precision", "recall", "f1")])
                      + f"   (tolerance {metrics['boundary_tolerance_px']} px)")
+    if metrics.get("objects"):
+        o = metrics["objects"]
+        lines.append(line("landslides", [_pct(o[k]) for k in ("precision", "recall", "f1")])
+                     + f"   ({o['matched']} of {o['true_objects']} true matched at IoU ≥ 0.5;"
+                     f" {o['pred_objects']} predicted)")
+    if metrics.get("boundary_f1_at"):
+        at = {k: v for k, v in metrics["boundary_f1_at"].items() if v is not None}
+        if at:
+            lines += ["", line("boundary F1 (%)", [f"{k} px" for k in at]),
+                      line("", [_pct(v["f1"]) for v in at.values()])]
     if "miou_bins" in metrics:
         bins = metrics["miou_bins"]
         lines += ["", line("per-image MIoU", ["images", "%"])]

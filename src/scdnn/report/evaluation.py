@@ -93,8 +93,20 @@ def _metrics_tables(m: dict[str, Any]) -> str:
     if "boundary_f1" in m:
         rows.append([f"boundary (tolerance {m.get('boundary_tolerance_px', '?')} px)",
                      *(fmt_pct(m.get(f"boundary_{k}")) for k in ("precision", "recall", "f1"))])
+    objects = m.get("objects")
+    if objects:
+        rows.append([f"landslides as objects ({objects['matched']} of "
+                     f"{objects['true_objects']} true matched at IoU ≥ 0.5, "
+                     f"{objects['pred_objects']} predicted)",
+                     *(fmt_pct(objects.get(k)) for k in ("precision", "recall", "f1"))])
     parts += ["<h3>Precision, recall, F1 (%)</h3>",
               table(["", "precision", "recall", "F1"], rows)]
+    at = {k: v for k, v in (m.get("boundary_f1_at") or {}).items() if v}
+    if at:
+        metres = m.get("boundary_tolerances_m") or {}
+        parts += ["<h3>Boundary F1 by tolerance (%)</h3>",
+                  table([f"{k} px" + (f" ({metres[k]:.2f} m)" if k in metres else "")
+                         for k in at], [[fmt_pct(v.get("f1")) for v in at.values()]])]
     extra = [(key, m[key]) for key in sorted(m) if key not in _SHOWN and
              isinstance(m[key], (int, float)) and not isinstance(m[key], bool)]
     if extra:
