@@ -148,3 +148,36 @@ def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = N
                  "normalization": norm.to_dict(), **card}
     save_weights(model, path, ModelCard.from_dict(full_card))
     return path
+
+
+def write_ellipse_scene(root: Path, valid: np.ndarray, centre: tuple[int, int],
+                        radii: tuple[int, int], seed: int,
+                        dsm: tuple[float, float] | None = (0.2, 3.0), px: float = 0.5) -> Path:
+    """A scene folder with one elliptic landslide: ``rgb.tif`` (3 bands, an internal mask band
+    from ``valid``), ``mask.tif`` (0/1, 255 outside ``valid``) and, unless ``dsm`` is None,
+    ``dsm.tif`` (float32, nodata -9999: a slope of ``dsm[0]`` m per column with the landslide
+    ``dsm[1]`` m lower), all on one UTM grid of ``px`` m pixels."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    root.mkdir(parents=True, exist_ok=True)
+    height, width = valid.shape
+    rows, cols = np.mgrid[0:height, 0:width]
+    landslide = ((rows - centre[0]) ** 2 / radii[0] ** 2
+                 + (cols - centre[1]) ** 2 / radii[1] ** 2) < 1
+    rng = np.random.default_rng(seed)
+    image = np.clip(100 + 60 * landslide[None] + rng.normal(0, 10, (3, height, width)), 1, 255)
+    grid = dict(driver="GTiff", width=width, height=height, crs="EPSG:32647",
+                transform=Affine(px, 0.0, 500000.0, 0.0, -px, 3400000.0))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(root / "rgb.tif", "w", count=3, dtype="uint8", **grid) as dst:
+            dst.write(image.astype(np.uint8))
+            dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+    with rasterio.open(root / "mask.tif", "w", count=1, dtype="uint8", nodata=255,
+                       **grid) as dst:
+        dst.write(np.where(valid, landslide, 255).astype(np.uint8), 1)
+    if dsm is not None:
+        with rasterio.open(root / "dsm.tif", "w", count=1, dtype="float32", nodata=-9999,
+                           **grid) as dst:
+            dst.write((1000.0 + dsm[0] * cols - dsm[1] * landslide).astype(np.float32), 1)
+    return root

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_ellipse_scene
 from scdnn.benchmark import ProgressEvent, run_benchmark
 from scdnn.benchmark.budgets import BUDGETS, COMMON, budget_overrides, resolve_models
 from scdnn.benchmark.tables import PAPER_TABLE2, PAPER_TABLE3, summarize
@@ -551,26 +552,7 @@ TILE = 32
 
 def _write_scene(root: Path, centre: tuple[int, int], seed: int) -> Path:
     """rgb.tif (internal mask band), mask.tif (0/1/255), dsm.tif (float32, nodata -9999)."""
-    import rasterio
-    from rasterio.transform import Affine
-
-    root.mkdir(parents=True, exist_ok=True)
-    landslide = ((SROWS - centre[0]) ** 2 / 20 ** 2 + (SCOLS - centre[1]) ** 2 / 25 ** 2) < 1
-    rng = np.random.default_rng(seed)
-    image = np.clip(100 + 60 * landslide[None] + rng.normal(0, 10, (3, SH, SW)), 1, 255)
-    grid = dict(driver="GTiff", width=SW, height=SH, crs="EPSG:32647",
-                transform=Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 3400000.0))
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(root / "rgb.tif", "w", count=3, dtype="uint8", **grid) as dst:
-            dst.write(image.astype(np.uint8))
-            dst.write_mask(np.where(SVALID, 255, 0).astype(np.uint8))
-    with rasterio.open(root / "mask.tif", "w", count=1, dtype="uint8", nodata=255,
-                       **grid) as dst:
-        dst.write(np.where(SVALID, landslide, 255).astype(np.uint8), 1)
-    with rasterio.open(root / "dsm.tif", "w", count=1, dtype="float32", nodata=-9999,
-                       **grid) as dst:
-        dst.write((1000.0 + 0.15 * SCOLS - 4.0 * landslide).astype(np.float32), 1)
-    return root
+    return write_ellipse_scene(root, SVALID, centre, (20, 25), seed, dsm=(0.15, 4.0))
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import Affine
 
-from conftest import FOLDER_PAIRS, TINY, spread_weights, write_image
+from conftest import FOLDER_PAIRS, TINY, spread_weights, write_ellipse_scene, write_image
 from scdnn.datasets import read_image, read_mask, save_split
 from scdnn.datasets.source import (
     DataSource,
@@ -40,24 +39,8 @@ PX = 0.5
 
 def write_scene(root: Path, centre: tuple[int, int], seed: int, dsm: bool = True) -> Path:
     """rgb.tif (internal mask band), mask.tif (0/1, 255 outside the valid area), dsm.tif."""
-    root.mkdir(parents=True, exist_ok=True)
-    landslide = ((ROWS - centre[0]) ** 2 / 14 ** 2 + (COLS - centre[1]) ** 2 / 18 ** 2) < 1
-    rng = np.random.default_rng(seed)
-    image = np.clip(100 + 60 * landslide[None] + rng.normal(0, 10, (3, H, W)), 1, 255)
-    grid = dict(driver="GTiff", width=W, height=H, crs="EPSG:32647",
-                transform=Affine(PX, 0.0, 500000.0, 0.0, -PX, 3400000.0))
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(root / "rgb.tif", "w", count=3, dtype="uint8", **grid) as dst:
-            dst.write(image.astype(np.uint8))
-            dst.write_mask(np.where(VALID, 255, 0).astype(np.uint8))
-    with rasterio.open(root / "mask.tif", "w", count=1, dtype="uint8", nodata=255,
-                       **grid) as dst:
-        dst.write(np.where(VALID, landslide, 255).astype(np.uint8), 1)
-    if dsm:
-        with rasterio.open(root / "dsm.tif", "w", count=1, dtype="float32", nodata=-9999,
-                           **grid) as dst:
-            dst.write((1000.0 + 0.2 * COLS - 3.0 * landslide).astype(np.float32), 1)
-    return root
+    return write_ellipse_scene(root, VALID, centre, (14, 18), seed,
+                               dsm=(0.2, 3.0) if dsm else None, px=PX)
 
 
 @pytest.fixture
