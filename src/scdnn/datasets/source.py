@@ -19,9 +19,9 @@ benchmark records. :func:`open_source` picks the implementation from the folder'
 ``kind`` (``"dataset"`` or ``"scenes"``) is the name a benchmark records in its identity and
 looks its per-kind budget settings up by; it is data, not something to branch on.
 
-Messages of the options that pick the data (``--test-scenes``, ``--use-dsm``, ``--use-dem``,
-``--include-non-landslide``) are those ``scdnn train`` and ``scdnn benchmark`` have always
-printed.
+Messages about the options that pick the data name them as parameters (``test_scenes``,
+``use_dsm``, ``use_dem``, ``include_non_landslide``); the command line prints them as the
+flags ``scdnn train`` and ``scdnn benchmark`` take (:func:`scdnn.errors.param`).
 """
 
 from __future__ import annotations
