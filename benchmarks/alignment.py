@@ -17,9 +17,9 @@ import torch
 from rasterio.windows import Window
 
 from _common import save
-from scdnn.inference import landslide_probabilities
 from scdnn.mapping import open_scene
 from scdnn.mapping.core import model_input
+from scdnn.predictor import landslide_softmax
 from scdnn.weights import load_model
 
 OFFSETS = (1024, 1040, 992, 1032, 1000, 1030)
@@ -35,11 +35,11 @@ def main() -> None:
     norm = card.normalization
     with open_scene(args.scene, card.in_channels, card.inputs) as sc:
         x = model_input(sc, Window(0, 0, sc.width, sc.height), norm)
-    whole = landslide_probabilities(model, torch.from_numpy(x)[None])[0]
+    whole = landslide_softmax(model, torch.from_numpy(x)[None])[0]
     rows = []
     for off in OFFSETS:
         part = np.ascontiguousarray(x[:, off:off + 1024, off:off + 1024])
-        p = landslide_probabilities(model, torch.from_numpy(part)[None])[0][256:768, 256:768]
+        p = landslide_softmax(model, torch.from_numpy(part)[None])[0][256:768, 256:768]
         q = whole[off + 256:off + 768, off + 256:off + 768]
         rows.append({"offset": off, "aligned": off % stride == 0,
                      "mask_equal": float(((p >= 0.5) == (q >= 0.5)).mean()),

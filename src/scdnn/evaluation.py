@@ -82,10 +82,11 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
                              threshold=threshold)
     card, model = None, None
     if weights is not None:
+        from .predictor import move_to_device
         from .weights import load_model
 
         model, card = load_model(weights)
-        _to_device(model, device)
+        move_to_device(model, device)
     source = open_source_for_model(data, card)
     names, chosen = source.names_to_score(card, split, use_all)
     source.check_scoring(names, predictions=predictions, options=options)
@@ -107,14 +108,3 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     for line in source.summary(metrics) if summary is not None else ():
         summary(line)
     return metrics
-
-
-def _to_device(model: Any, device: str) -> None:
-    """Move a network to ``device``; a device that cannot be used is the user's mistake."""
-    import torch
-
-    try:
-        model.to(torch.device(device))
-    except (RuntimeError, ValueError, AssertionError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidValueError(f"cannot use device '{device}': {first}") from None

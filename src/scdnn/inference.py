@@ -22,9 +22,10 @@ from .datasets import (
 )
 from .errors import InputFileNotFoundError, InvalidValueError
 from .predictor import Predictor, landslide_softmax
+from .records import ModelCard
 from .runs import atomic_path, prepare_out_dir
 
-__all__ = ["landslide_probability", "landslide_probabilities", "predict_folder", "image_files",
+__all__ = ["landslide_probability", "check_bands", "predict_folder", "image_files",
            "save_png"]
 
 
@@ -36,14 +37,8 @@ def landslide_probability(model: torch.nn.Module, image: np.ndarray,
     return landslide_softmax(model, x)[0]
 
 
-def landslide_probabilities(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Softmax probability of the landslide class for a normalised batch ``N x C x H x W``
-    already on the model's device (``N x H x W`` float32; a loaded model:
-    :meth:`Predictor.probabilities`)."""
-    return landslide_softmax(model, x)
-
-
-def _check_bands(image: np.ndarray, card: dict, path: Path) -> None:
+def check_bands(image: np.ndarray, card: ModelCard, path: Path) -> None:
+    """Refuse an image (read from ``path``) whose band count the model does not take."""
     if image.shape[-1] != card.in_channels:
         raise InvalidValueError(f"image has {image.shape[-1]} bands but the model takes "
                         f"{card.in_channels} ({', '.join(card.inputs)})", path)
@@ -85,7 +80,7 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
     (out / "probabilities").mkdir(exist_ok=True)
     for path in progress(files):
         image = read_image(path)
-        _check_bands(image, predictor.card, path)
+        check_bands(image, predictor.card, path)
         prob = predictor.probability(image)
         save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8),
                  out / "masks" / f"{path.stem}.png")

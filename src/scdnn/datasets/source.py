@@ -397,11 +397,9 @@ class ImageFolderSource:
     @staticmethod
     def _predict(model: Any, card: ModelCard, image: np.ndarray, path: Path,
                  device: str) -> np.ndarray:
-        from ..inference import landslide_probability
+        from ..inference import check_bands, landslide_probability
 
-        if image.shape[-1] != card.in_channels:
-            raise InvalidValueError(f"image has {image.shape[-1]} bands but the model takes "
-                                    f"{card.in_channels} ({', '.join(card.inputs)})", path)
+        check_bands(image, card, path)
         return landslide_probability(model, image, card.normalization, device)
 
     def scoring_record(self, names: Sequence[str], *, weights: Any = None,
@@ -616,7 +614,7 @@ class SceneSource:
                                    valid=label != IGNORE_INDEX)
         self.collection.close()
         at_m = {key: _tolerance_m(float(key), pixel_sizes)
-                for key in evaluator.compute_tolerance_keys()}
+                for key in evaluator.tolerance_keys()}
         return {"boundary_tolerance_m": _tolerance_m(evaluator.tolerance, pixel_sizes),
                 "boundary_tolerances_m": None if None in at_m.values() else at_m}
 

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-import torch
 
 from ..errors import InvalidValueError
-from ..predictor import Predictor, move_to_device
+from ..predictor import Predictor
 from ..records import MapRecord
 from ..runs import prepare_out_dir, provenance, write_json
 from .core import DEFAULT_TILING, Tiling, plan_windows, predict_scene
@@ -191,11 +190,6 @@ def check_outputs(threshold: float, min_area: float, simplify: float, fmt: str) 
     if fmt not in POLYGON_FORMATS:
         raise InvalidValueError(f"must be one of {', '.join(POLYGON_FORMATS)}, got '{fmt}'",
                                 option="fmt")
-
-
-def _to_device(model: torch.nn.Module, device: str) -> None:
-    """Move a bare network to ``device`` (InvalidValueError when it cannot be used)."""
-    move_to_device(model, device)
 
 
 def _units_warning(scene: Scene) -> str:

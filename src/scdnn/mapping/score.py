@@ -1,7 +1,7 @@
 """Scenes predicted for scoring: the mask ``scdnn map`` would write, held in memory.
 
 :func:`predict_scene_mask` predicts a labelled scene exactly as ``scdnn map`` predicts it (the
-same windows, batches and blending, :func:`.predict.predict_windows` and :func:`.predict.blend`);
+same windows, batches and blending, :func:`.core.predict_scene`);
 :func:`scdnn.evaluation.evaluate` scores it on every valid labelled pixel.
 """
 
@@ -14,11 +14,12 @@ import numpy as np
 from ..datasets.io import IGNORE_INDEX
 from ..datasets.scenes import LabelledScene
 from ..errors import InvalidValueError
+from ..records import ModelCard
 
 __all__ = ["predict_scene_mask"]
 
 
-def predict_scene_mask(model, card: dict, scene: LabelledScene, tile: int, overlap: int,
+def predict_scene_mask(model, card: ModelCard, scene: LabelledScene, tile: int, overlap: int,
                        batch_size: int, threshold: float, device: str = "cpu",
                        progress: Callable[[Iterable], Iterable] = iter) -> np.ndarray:
     """The landslide mask ``scdnn map`` would write for ``scene`` (uint8 0/1, 255 = no data),

@@ -57,7 +57,6 @@ class Evaluator:
 
         self.confusion = MulticlassConfusionMatrix(num_classes=len(CLASS_NAMES),
                                                    ignore_index=IGNORE_INDEX)
-        self.boundary = {key: 0 for key in COUNT_KEYS}
         self._tolerances = tuple(sorted({float(tolerance), *map(float, BOUNDARY_TOLERANCES)}))
         self.boundary_at = {tol: {key: 0 for key in COUNT_KEYS} for tol in self._tolerances}
         self.objects = {key: 0 for key in OBJECT_COUNT_KEYS}
@@ -156,7 +155,12 @@ class Evaluator:
         self._rows.append(row)
         return dict(row)
 
-    def compute_tolerance_keys(self) -> list[str]:
+    @property
+    def boundary(self) -> dict[str, int]:
+        """The summed boundary counts at the evaluation's own tolerance."""
+        return self.boundary_at[float(self.tolerance)]
+
+    def tolerance_keys(self) -> list[str]:
         """The keys of ``boundary_f1_at`` in :meth:`compute`: the tolerances in pixels."""
         return [_key(tol) for tol in self._tolerances]
 
@@ -168,13 +172,10 @@ class Evaluator:
         for tol, counts in at.items():
             for key in COUNT_KEYS:
                 self.boundary_at[tol][key] += counts[key]
-        counts = at[float(self.tolerance)]
-        for key in COUNT_KEYS:
-            self.boundary[key] += counts[key]
         objects = object_counts(pred, target, valid)
         for key in OBJECT_COUNT_KEYS:
             self.objects[key] += objects[key]
-        return counts
+        return at[float(self.tolerance)]
 
     def compute(self) -> dict[str, Any]:
         """Dataset metrics.
