@@ -254,6 +254,41 @@ def test_extra_columns_params_gflops_time_epochs(bench):
         assert e["landslide_f1"]["mean"] == metrics["landslide_f1"]
 
 
+def test_objects_and_outlines_come_from_each_runs_metrics(bench):
+    """Object F1, predicted ÷ true count and boundary F1 at 1–8 px: each run's metrics.json
+    values, in results.json and in results.md's "Objects and outlines" table."""
+    out, results, _ = bench
+    md = (out / "results.md").read_text()
+    assert "## Objects and outlines" in md
+    for model in MODELS:
+        metrics = _json(out / "runs" / f"{model}-seed0" / "eval" / "metrics.json")
+        scores = results["models"][model]["scores"]
+        assert scores["object_f1"]["mean"] == metrics["objects"]["f1"]
+        assert scores["object_count_ratio"]["mean"] == metrics["objects"]["count_ratio"]
+        for tol in ("1", "2", "4", "8"):
+            assert scores[f"boundary_f1_{tol}px"]["mean"] == metrics["boundary_f1_at"][tol]["f1"]
+        label = results["models"][model]["label"]
+        row = next(line for line in md.splitlines()[md.splitlines().index(
+            "## Objects and outlines"):] if line.startswith(f"| {label} |"))
+        assert f"{100 * metrics['boundary_f1_at']['8']['f1']:.2f}" in row
+
+
+def test_outline_scores_of_older_metrics_are_none():
+    from scdnn.benchmark.tables import outline_scores
+
+    old = outline_scores({"miou": 0.5})  # a metrics.json written before object scores
+    assert set(old) == {"object_precision", "object_recall", "object_f1", "object_count_ratio",
+                        "boundary_f1_1px", "boundary_f1_2px", "boundary_f1_4px",
+                        "boundary_f1_8px"}
+    assert all(value is None for value in old.values())
+    new = outline_scores({"objects": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3,
+                                      "count_ratio": 0.5},
+                          "boundary_f1_at": {"1": {"f1": 0.1}, "2": {"f1": 0.2},
+                                             "4": None, "8": {"f1": 0.4}}})
+    assert new["object_f1"] == 1 / 3 and new["object_count_ratio"] == 0.5
+    assert new["boundary_f1_2px"] == 0.2 and new["boundary_f1_4px"] is None
+
+
 @pytest.mark.slow
 def test_results_md_mentions_every_run_and_model(bench):
     out, results, _ = bench

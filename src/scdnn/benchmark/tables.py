@@ -98,7 +98,11 @@ SCORE_KEYS: tuple[str, ...] = (
     "background_iou", "landslide_f1", "boundary_f1", "cm_landslide_landslide",
     "cm_landslide_background", "cm_background_landslide", "cm_background_background",
     "epochs", "train_seconds",
-)
+) + tuple(f"object_{key}" for key in ("precision", "recall", "f1", "count_ratio")) + tuple(
+    f"boundary_f1_{tol}px" for tol in ("1", "2", "4", "8"))
+
+#: The boundary tolerances (pixels) of the "Objects and outlines" table.
+OUTLINE_TOLERANCES: tuple[str, ...] = ("1", "2", "4", "8")
 
 CLASSES_PAPER_ORDER = ("landslide", "background")  # the paper's tables list landslide first
 
@@ -135,7 +139,22 @@ def run_scores(metrics: dict[str, Any], epochs: int, train_seconds: float) -> di
         "cm_landslide_landslide": cm[1][1], "cm_landslide_background": cm[1][0],
         "cm_background_landslide": cm[0][1], "cm_background_background": cm[0][0],
         "epochs": epochs, "train_seconds": train_seconds,
+        **outline_scores(metrics),
     }
+
+
+def outline_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """Object precision, recall, F1 and predicted ÷ true count, and boundary F1 at 1, 2, 4
+    and 8 px, flat, from a metrics.json; ``None`` where it has none (written before these
+    scores existed, or no object to count)."""
+    objects = metrics.get("objects") or {}
+    at = metrics.get("boundary_f1_at") or {}
+    flat: dict[str, float | None] = {f"object_{key}": objects.get(key)
+                                     for key in ("precision", "recall", "f1", "count_ratio")}
+    for tol in OUTLINE_TOLERANCES:
+        scores = at.get(tol)
+        flat[f"boundary_f1_{tol}px"] = None if scores is None else scores["f1"]
+    return flat
 
 
 def build_tables(specs: Sequence[ModelSpec], runs: Sequence[dict[str, Any]],
@@ -241,6 +260,25 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
+
+
+def _outline_table(models: dict[str, Any]) -> list[str]:
+    """The "Objects and outlines" section (mean ± SD over seeds), or nothing when no run
+    has these scores (results written before they existed)."""
+    if not any(m["scores"]["object_f1"]["n"] or m["scores"]["boundary_f1_2px"]["n"]
+               for m in models.values()):
+        return []
+    rows = [[m["label"], len(m["seeds"]), _cell(m["scores"]["object_f1"]),
+             _cell(m["scores"]["object_count_ratio"], scale=1, digits=1)]
+            + [_cell(m["scores"][f"boundary_f1_{tol}px"]) for tol in OUTLINE_TOLERANCES]
+            for m in models.values()]
+    out = ["## Objects and outlines", ""]
+    out += _table(["model", "seeds", "object F1 (%)", "predicted ÷ true landslides"]
+                  + [f"boundary F1 (%, {tol} px)" for tol in OUTLINE_TOLERANCES], rows)
+    out += ["", "Landslides are the 8-connected components of the truth and of the raw "
+            "prediction (no post-processing), matched one to one at IoU ≥ 0.5; boundary F1 "
+            "at each tolerance is summed over the test set.", ""]
+    return out
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -442,6 +480,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     out += ["", "The paper is about boundaries yet scores only area overlap; boundary F1 "
             "matches predicted and true boundary pixels within the tolerance.", "",
             f"![training curves]({results['figures']['curves']})", ""]
+    out += _outline_table(models)
 
     if several:
         out += ["## Spread over seeds (min–max, %)", ""]
