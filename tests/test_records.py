@@ -190,3 +190,23 @@ def test_result_records_name_the_bad_field():
         MapRecord.from_dict({**good, "width": "2"})
     with pytest.raises(InvalidValueError, match="'transform' must hold 6 numbers"):
         MapRecord.from_dict({**good, "transform": [1, 0]})
+
+
+def test_output_dir_removes_a_folder_it_made_when_the_block_fails(tmp_path):
+    from scdnn.runs import output_dir
+
+    with pytest.raises(RuntimeError):
+        with output_dir(tmp_path / "new") as out:
+            (out / "half.txt").write_text("x")
+            raise RuntimeError("boom")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "theirs.txt").write_text("y")
+    with pytest.raises(RuntimeError):
+        with output_dir(kept, overwrite=True) as out:
+            raise RuntimeError("boom")
+    assert (kept / "theirs.txt").read_text() == "y"  # a folder that held files is left alone
+    with output_dir(tmp_path / "ok") as out:
+        (out / "done.txt").write_text("z")
+    assert (tmp_path / "ok" / "done.txt").is_file()

@@ -320,6 +320,43 @@ def test_evaluate_image_weights_keeps_its_masks_and_agrees_with_them(folder_data
         {k: v for k, v in metrics.items() if k not in ("source", "provenance")}
 
 
+def _write_prediction(path, scenes, pred, nodata):
+    with rasterio.open(scenes / "scene-b" / "mask.tif") as src:
+        profile = {**src.profile, "nodata": nodata}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(pred, 1)
+
+
+def test_a_0_255_scene_prediction_scores_255_as_landslide(scenes, tmp_path):
+    """0/255 masks (how most tools write them) with no nodata value, or another one: 255 is
+    landslide. Before, every 255 was taken as no data and the truth itself scored MIoU 36 %."""
+    truth = _label(scenes, "scene-b")
+    for nodata in (None, 7):
+        pred = np.where(truth == 1, 255, 0).astype(np.uint8)
+        if nodata is not None:
+            pred[:3, :3] = nodata  # declared no data: ignored
+        _write_prediction(tmp_path / "pred.tif", scenes, pred, nodata)
+        metrics = evaluate(scenes / "scene-b", tmp_path / f"e{nodata}",
+                           predictions=tmp_path / "pred.tif")
+        assert metrics["miou"] == pytest.approx(1.0)
+        assert metrics["landslide_f1"] == pytest.approx(1.0)
+    # scdnn map's encoding (0/1, nodata 255) still reads 255 as no data
+    pred = np.where(truth == 255, 255, truth).astype(np.uint8)
+    _write_prediction(tmp_path / "map.tif", scenes, pred, 255)
+    assert evaluate(scenes / "scene-b", tmp_path / "m",
+                    predictions=tmp_path / "map.tif")["miou"] == pytest.approx(1.0)
+
+
+def test_an_ambiguous_scene_prediction_is_refused(scenes, tmp_path):
+    truth = _label(scenes, "scene-b")
+    pred = np.where(truth == 255, 255, truth).astype(np.uint8)
+    pred[0, 0], pred[0, 1] = 1, 255  # 0, 1 and 255, and nodata declared as 7
+    _write_prediction(tmp_path / "pred.tif", scenes, pred, 7)
+    with pytest.raises(UserError, match="pred.tif.*0, 1 and 255"):
+        evaluate(scenes / "scene-b", tmp_path / "e", predictions=tmp_path / "pred.tif")
+    assert not (tmp_path / "e").exists()
+
+
 def test_evaluate_scene_predictions_scores_every_valid_labelled_pixel(scenes, tmp_path):
     truth = _label(scenes, "scene-b")
     pred = np.where(truth == 255, 255, truth).astype(np.uint8)

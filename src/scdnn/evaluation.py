@@ -24,7 +24,7 @@ from .datasets.source import ScoringOptions, open_source_for_model
 from .errors import InvalidValueError, param
 from .metrics import Evaluator
 from .records import EvaluationRecord
-from .runs import prepare_out_dir, provenance, write_json
+from .runs import output_dir, provenance, write_json
 
 __all__ = ["evaluate", "ScoringOptions"]
 
@@ -73,8 +73,9 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     ScdnnError
         Not exactly one of ``weights`` and ``predictions``; unreadable weights, data or
         masks; a split that does not fit the data; the data holding part of the model's test
-        samples; a non-empty ``out`` without ``overwrite``. All before anything is written,
-        except a mask raster that cannot be read.
+        samples; a non-empty ``out`` without ``overwrite``. All before anything is written;
+        a failure while scoring (a mask raster that cannot be read) removes an output folder
+        made here.
     """
     if (weights is None) == (predictions is None):
         raise InvalidValueError(f"give exactly one of {param('weights')} or {param('predictions')}")
@@ -90,21 +91,21 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     source = open_source_for_model(data, card)
     names, chosen = source.names_to_score(card, split, use_all)
     source.check_scoring(names, predictions=predictions, options=options)
-    out = prepare_out_dir(out, overwrite=overwrite)
-
-    evaluator = Evaluator(tolerance=tolerance)
-    added = source.score(names, evaluator, model=model, card=card, predictions=predictions,
-                         masks=out / "masks" if model is not None else None, options=options,
-                         device=device, progress=progress)
-    metrics = evaluator.compute()
-    metrics.update(added)
-    metrics["scored"] = chosen
-    metrics["source"] = source.scoring_record(names, weights=weights, predictions=predictions,
-                                              options=options)
-    metrics["provenance"] = provenance()
-    metrics = EvaluationRecord.from_dict(metrics).to_dict()  # the typed record, checked
-    write_json(out / "metrics.json", metrics)
-    evaluator.write_csv(out / "per_image.csv")
+    with output_dir(out, overwrite=overwrite) as out:
+        evaluator = Evaluator(tolerance=tolerance)
+        added = source.score(names, evaluator, model=model, card=card,
+                             predictions=predictions,
+                             masks=out / "masks" if model is not None else None,
+                             options=options, device=device, progress=progress)
+        metrics = evaluator.compute()
+        metrics.update(added)
+        metrics["scored"] = chosen
+        metrics["source"] = source.scoring_record(names, weights=weights,
+                                                  predictions=predictions, options=options)
+        metrics["provenance"] = provenance()
+        metrics = EvaluationRecord.from_dict(metrics).to_dict()  # the typed record, checked
+        write_json(out / "metrics.json", metrics)
+        evaluator.write_csv(out / "per_image.csv")
     for line in source.summary(metrics) if summary is not None else ():
         summary(line)
     return metrics

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,23 @@ def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     except OSError as exc:
         raise InputFileError(f"cannot create output folder: {exc.strerror}", out) from None
     return out
+
+
+@contextlib.contextmanager
+def output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """:func:`prepare_out_dir` for the block's outputs; when the block fails, a folder that
+    was created here (or was empty) is removed with all it holds, so that a failed run
+    leaves nothing behind. A folder that held files before (``overwrite``) is left as it is:
+    its files are replaced one by one, atomically."""
+    out = Path(path)
+    ours = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    out = prepare_out_dir(out, overwrite=overwrite)
+    try:
+        yield out
+    except BaseException:
+        if ours:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def check_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:

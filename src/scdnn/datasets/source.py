@@ -648,8 +648,18 @@ class SceneSource:
 
 
 def _read_mask_raster(path: Path, scene: Any) -> np.ndarray:
-    """A predicted mask raster on the scene's grid (``path`` or ``path/mask.tif``):
-    1 landslide, 0 background, 255 no data."""
+    """A predicted mask raster on the scene's grid (``path`` or ``path/mask.tif``), returned
+    as 1 landslide, 0 background, 255 no data.
+
+    Two encodings are accepted, told apart by the raster's nodata value:
+
+    - ``scdnn map``'s: 0/1, with 255 declared as nodata (or 255 next to 1 with no nodata
+      declared: the project's convention);
+    - the 0/255 masks most tools write: 0 background, 255 landslide, when 255 is not the
+      declared nodata value. Pixels equal to another declared nodata value are no data.
+
+    A mask holding 0, 1 and 255 while declaring another nodata value is ambiguous and refused.
+    """
     import rasterio
     from rasterio.errors import RasterioError
 
@@ -667,13 +677,26 @@ def _read_mask_raster(path: Path, scene: Any) -> np.ndarray:
                                         f"{scene.width}x{scene.height}, or another "
                                         "transform/CRS)", path)
             pred = src.read(1)
+            nodata = src.nodata
     except RasterioError as exc:
         raise InputFileError(f"cannot read the predicted mask: {exc}", path) from None
-    bad = ~np.isin(pred, (0, 1, IGNORE_INDEX))
-    if bad.any():
-        raise InvalidValueError(f"predicted mask is not binary: holds {pred[bad][0]} (expected "
-                                "0, 1, 255 = no data)", path)
-    return pred
+    missing = np.zeros(pred.shape, bool)
+    if nodata is not None and nodata != IGNORE_INDEX:
+        missing = pred == nodata
+    values = set(np.unique(pred[~missing]).tolist())
+    bad = values - {0, 1, IGNORE_INDEX}
+    if bad:
+        raise InvalidValueError(f"predicted mask is not binary: holds {min(bad)} (expected "
+                                "0/1 with 255 = no data, or 0/255)", path)
+    if nodata is not None and nodata != IGNORE_INDEX and {1, IGNORE_INDEX} <= values:
+        raise InvalidValueError(f"predicted mask holds 0, 1 and 255 and declares nodata "
+                                f"{nodata:g}: 255 is neither landslide nor no data for sure "
+                                "(write 0/1 with nodata 255, or 0/255)", path)
+    out = pred.astype(np.uint8, copy=True)
+    if nodata != IGNORE_INDEX and 1 not in values:
+        out[pred == IGNORE_INDEX] = 1  # 0/255: 255 is landslide
+    out[missing] = IGNORE_INDEX
+    return out
 
 
 def _write_mask_raster(mask: np.ndarray, scene: Any, path: Path) -> None:
