@@ -170,6 +170,33 @@ def test_resume_continues_a_killed_run_to_the_same_final_epoch(data: Path, tmp_p
 
 
 @pytest.mark.slow
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(
+        data: Path, tmp_path: Path) -> None:
+    """Killed (-9) before the first epoch ended, a run holds config.json and split.json but
+    no checkpoint: --resume starts it over with its own config instead of refusing (the user
+    could neither resume nor rerun without --overwrite)."""
+    out = tmp_path / "run"
+    args = ["train", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "2",
+            "--image-size", "32", "--crops-per-image", "40", "--workers", "0"]
+    proc = subprocess.Popen([sys.executable, "-m", "scdnn.cli", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "config.json").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "checkpoints" / "last.ckpt").exists()
+    result = run_cli("train", str(data), "--out", str(out), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "starting the run over" in result.stderr
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "log.csv"))]
+    assert epochs == [1, 2]
+    assert (out / "weights.safetensors").is_file()
+
+
+@pytest.mark.slow
 def test_last_checkpoint_is_the_final_epoch_even_when_it_is_not_the_best(data: Path,
                                                                           tmp_path: Path) -> None:
     """--resume starts from checkpoints/last.ckpt: it must hold the latest epoch. (Lightning
@@ -245,9 +272,8 @@ def test_unknown_model(data: Path, tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("option", ["--epochs", "--batch-size", "--image-size"])
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_non_positive_sizes(option: str, value: str, data: Path, tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(data), "--out", str(tmp_path / "o"), option, value])
-    assert_user_error(exit_info.value.code, capsys, option, "positive")
+    code = main(["train", str(data), "--out", str(tmp_path / "o"), option, value])
+    assert_user_error(code, capsys, option, "positive")
 
 
 def test_weights_not_safetensors(data: Path, tmp_path: Path, capsys) -> None:
@@ -333,9 +359,8 @@ def test_max_minutes_stops_early_and_still_writes_weights(data: Path, tmp_path: 
 
 
 def test_max_minutes_must_be_positive(data: Path, tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(data), "--out", str(tmp_path / "o"), "--max-minutes", "0"])
-    assert_user_error(exit_info.value.code, capsys, "--max-minutes")
+    code = main(["train", str(data), "--out", str(tmp_path / "o"), "--max-minutes", "0"])
+    assert_user_error(code, capsys, "--max-minutes")
 
 
 @pytest.mark.slow

@@ -482,20 +482,15 @@ def test_bad_tile_and_overlap(tmp_path: Path, weights: Path, capsys, tile, overl
     scene = write_scene(tmp_path / "s.tif", "mask")
     args = ["map", str(scene), "--weights", str(weights), "--out", str(tmp_path / "out"),
             "--tile", tile, "--overlap", overlap]
-    try:
-        code = main(args)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    assert_user_error(code, capsys, needle)
+    assert_user_error(main(args), capsys, needle)
     assert no_files(tmp_path / "out")
 
 
 @pytest.mark.parametrize("threshold", ["0", "1", "1.5", "-0.2"])
 def test_threshold_outside_zero_one(tmp_path: Path, weights: Path, capsys, threshold) -> None:
     scene = write_scene(tmp_path / "s.tif", "mask")
-    with pytest.raises(SystemExit) as exc:
-        run_map(scene, weights, tmp_path / "out", "--threshold", threshold)
-    assert_user_error(exc.value.code, capsys, "--threshold", "strictly between 0 and 1")
+    code = run_map(scene, weights, tmp_path / "out", "--threshold", threshold)
+    assert_user_error(code, capsys, "--threshold", "strictly between 0 and 1")
     with pytest.raises(UserError, match="strictly between 0 and 1"):
         map_scene(scene, weights, tmp_path / "out", threshold=float(threshold))
     assert no_files(tmp_path / "out")

@@ -14,12 +14,15 @@ from typing import Sequence
 from . import __version__
 from .cli_options import (
     Parser,
+    devices,
     fraction,
+    non_negative_float,
     non_negative_int,
     number,
     positive_float,
     positive_int,
     probability,
+    seed,
 )
 from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, ScdnnError
 
@@ -76,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training crop size in pixels (256); evaluation uses native sizes")
     p.add_argument("--crops-per-image", type=positive_int, default=1,
                    help="random crops per training image per epoch (1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for split, weights, sampling (0)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001, paper)")
-    p.add_argument("--class-weights", type=float, nargs=2, metavar=("BG", "LS"),
+    p.add_argument("--seed", type=seed, default=0, help="seed for split, weights, sampling (0)")
+    p.add_argument("--lr", type=positive_float, default=1e-3,
+                   help="Adam learning rate (0.001, paper)")
+    p.add_argument("--class-weights", type=non_negative_float, nargs=2, metavar=("BG", "LS"),
                    help="cross-entropy weights for background and landslide")
     p.add_argument("--test-fraction", type=fraction, default=0.3, help="test share (0.3)")
     p.add_argument("--val-fraction", type=fraction, default=0.1,
@@ -98,13 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-non-landslide", action="store_true",
                    help="Bijie layout: add non-landslide images as all-background samples")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (auto)")
-    p.add_argument("--devices", default="auto", help="number of devices, or auto; >1 uses DDP")
+    p.add_argument("--devices", type=devices, default="auto",
+                   help="number of devices, -1 (all), indices like 0,1, or auto; >1 uses DDP")
     p.add_argument("--precision", default="32-true",
                    help="32-true, bf16-mixed (also on CPU), 16-mixed (GPU) (32-true)")
     p.add_argument("--workers", type=non_negative_int, default=None,
                    help="data-loading workers (0 on ≤ 2 cores, else 2)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the killed run in --out to its final epoch")
+                   help="continue the killed run in --out to its final epoch (a run killed "
+                   "before its first checkpoint starts over with its own options)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("evaluate", help="score a model or existing masks against the truth",
@@ -169,10 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1, help="windows per batch (1)")
     p.add_argument("--threshold", type=probability, default=0.5,
                    help="landslide where probability ≥ this (0.5)")
-    p.add_argument("--min-area", type=number(float, lambda v: v >= 0, "must be a number ≥ 0"),
+    p.add_argument("--min-area", type=non_negative_float,
                    default=0.0, help="drop polygons smaller than this, in m² (CRS units²; "
                    "pixels without CRS) (0)")
-    p.add_argument("--simplify", type=number(float, lambda v: v >= 0, "must be a number ≥ 0"),
+    p.add_argument("--simplify", type=non_negative_float,
                    default=0.0, help="simplify polygons with this tolerance, in m (0: pixel "
                    "outlines)")
     p.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", dest="fmt",
@@ -360,7 +366,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     command = args.command
     if command == "train":
         if args.resume:  # DATA and the options then come from the run's config.json
-            if not (Path(args.out) / "checkpoints" / "last.ckpt").is_file():
+            run = Path(args.out)
+            if not ((run / "checkpoints" / "last.ckpt").is_file()
+                    or ((run / "config.json").is_file() and (run / "split.json").is_file())):
                 raise InvalidValueError("--resume: no checkpoint to resume from "
                                 "(checkpoints/last.ckpt)", args.out)
             return
@@ -399,7 +407,12 @@ COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``scdnn`` with ``argv`` and return its exit status (0, 2 for any mistake in the
+    options or the input, 130 when interrupted); it never raises ``SystemExit``."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and a bad option (2)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     try:
         _check_paths(args)
         COMMANDS[args.command](args)

@@ -13,7 +13,7 @@ from .budgets import ALL_MODELS, BUDGET_NAMES, BUDGETS, SCENE_DESCRIPTIONS
 
 def add_parser(sub) -> None:
     """Add the ``benchmark`` subcommand to ``sub`` (an argparse subparsers action)."""
-    from ..cli_options import non_negative_int, number
+    from ..cli_options import non_negative_int, number, seed
 
     tile_size = number(int, lambda v: v >= 16, "must be an integer ≥ 16")
 
@@ -41,12 +41,12 @@ def add_parser(sub) -> None:
     scene_budgets = "; ".join(f"{k}: {v}" for k, v in SCENE_DESCRIPTIONS.items())
     p.add_argument("--budget", choices=BUDGET_NAMES, default="cpu",
                    help=f"training budget (cpu). {budgets}. On scenes: {scene_budgets}")
-    p.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0], metavar="SEED",
+    p.add_argument("--seeds", nargs="+", type=seed, default=[0], metavar="SEED",
                    help="one run per network and seed; seeds vary weight initialisation and "
                    "sampling, never the split. Finished runs of other seeds already in DIR "
                    "are reported too, so a second seed can be added for some networks only "
                    "(0)")
-    p.add_argument("--split-seed", type=non_negative_int, default=0,
+    p.add_argument("--split-seed", type=seed, default=0,
                    help="seed of the one train/val/test split all runs share (0)")
     p.add_argument("--ablations", action="store_true",
                    help="add scdnn-aspp (ASPP instead of ASPC), scdnn-noskip (no skip "

@@ -125,6 +125,20 @@ class PairedDataset:
                                     sample.image_path)
         return {"image": image, "mask": mask, "name": sample.name}
 
+    def largest_side(self, indices: Iterable[int]) -> int:
+        """The longest side, in pixels, of images ``indices`` (read from the file headers;
+        0 when a header cannot be read, which :meth:`validate` reports properly)."""
+        from PIL import Image
+
+        largest = 0
+        for i in indices:
+            try:
+                with Image.open(self._sample(i).image_path) as img:
+                    largest = max(largest, *img.size)
+            except (OSError, ValueError, SyntaxError):
+                continue
+        return largest
+
     @property
     def in_channels(self) -> int:
         """Number of image bands (read from the first sample)."""

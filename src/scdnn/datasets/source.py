@@ -37,6 +37,10 @@ from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, 
 from ..records import ModelCard, Split
 from .io import IGNORE_INDEX, IMAGE_EXTENSIONS
 
+#: Crops up to this side are allowed whatever the image sizes (the default 256 on small
+#: images); beyond it, at most twice the largest training image.
+MAX_PADDED_CROP = 512
+
 if TYPE_CHECKING:  # heavy imports (torch, Lightning, rasterio) stay lazy
     import lightning as L
     import torch
@@ -313,6 +317,15 @@ class ImageFolderSource:
 
         train_idx = [self._index[n] for n in split.train]
         val_idx = [self._index[n] for n in split.val] or train_idx  # too few images
+        largest = self.dataset.largest_side(train_idx)
+        limit = max(2 * largest, MAX_PADDED_CROP)
+        if largest and image_size > limit:
+            # crops are padded with ignored pixels: a crop far beyond every image costs
+            # memory (quadratic in its side) and teaches nothing
+            raise InvalidValueError(f"{image_size} px is far larger than the largest training "
+                                    f"image ({largest} px); crops beyond an image are padding "
+                                    f"that only costs memory: use at most {limit}",
+                                    option="image_size")
         in_channels = int(self.dataset[train_idx[0]]["image"].shape[-1])
         return TrainingData(
             split=split, in_channels=in_channels,

@@ -21,7 +21,9 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import math
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -79,6 +81,50 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def check(self) -> None:
+        """Refuse values that cannot train (InvalidValueError naming the field), before
+        anything is read or written: the command line checks its flags the same way, this
+        holds the same for the Python API."""
+        def positive_int(name: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidValueError(f"must be a positive integer, got {value!r}", option=name)
+
+        def finite(name: str, ok, requirement: str) -> None:
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or not ok(value)):
+                raise InvalidValueError(f"{requirement}, got {value!r}", option=name)
+
+        for name in ("epochs", "batch_size", "image_size", "crops_per_image",
+                     "windows_per_epoch", "val_block"):
+            positive_int(name)
+        if self.max_minutes is not None:
+            finite("max_minutes", lambda v: v > 0, "must be a positive number")
+        finite("lr", lambda v: v > 0, "must be a positive number")
+        finite("beta1", lambda v: 0 <= v < 1, "must be a number in [0, 1)")
+        finite("beta2", lambda v: 0 <= v < 1, "must be a number in [0, 1)")
+        finite("eps", lambda v: v > 0, "must be a positive number")
+        finite("test_fraction", lambda v: 0 <= v < 1, "must be a number in [0, 1)")
+        finite("val_fraction", lambda v: 0 <= v < 1, "must be a number in [0, 1)")
+        if self.test_fraction + self.val_fraction >= 1:
+            raise InvalidValueError(f"and {param('val_fraction')} leave no training images "
+                                    f"({self.test_fraction} + {self.val_fraction} ≥ 1)",
+                                    option="test_fraction")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
+                0 <= self.seed < 2**32):
+            raise InvalidValueError(f"must be an integer from 0 to {2**32 - 1}, got "
+                                    f"{self.seed!r}", option="seed")
+        if self.class_weights is not None:
+            weights = list(self.class_weights)
+            if (len(weights) != 2 or not all(isinstance(w, (int, float))
+                                              and not isinstance(w, bool)
+                                              and math.isfinite(w) and w >= 0 for w in weights)
+                    or sum(weights) <= 0):
+                raise InvalidValueError("must be two finite numbers ≥ 0 (background, "
+                                        f"landslide), not both 0, got {weights!r}",
+                                        option="class_weights")
+
 
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
@@ -107,14 +153,24 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
 
 def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    config.check()
     out = Path(config.out)
     last_ckpt = out / "checkpoints" / "last.ckpt"
     if resume:
-        if not last_ckpt.is_file():
+        started = (out / "config.json").is_file() and (out / "split.json").is_file()
+        if not last_ckpt.is_file() and not started:
             raise InvalidValueError(f"{param('resume')}: no checkpoint to resume from "
                                     "(checkpoints/last.ckpt)", out)
+        # config.json and split.json without a checkpoint: killed before the first epoch ended
         saved = read_json(out / "config.json")["config"]
         config = TrainConfig(**saved)
+        config.check()
+        if not last_ckpt.is_file():
+            # Stopped before its first checkpoint: nothing to keep, so the run starts over
+            # with its own config and split (the same seed draws the same split).
+            print(f"scdnn: {out}: no checkpoint yet (stopped before the first epoch "
+                  "ended); starting the run over", file=sys.stderr)
+            resume, overwrite = False, True
     create_model(config.model)  # an unknown name fails here, before any work
 
     data = _prepare_data(config, out, resume)
@@ -209,7 +265,7 @@ def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
             default_root_dir=out, num_sanity_val_steps=0, log_every_n_steps=1,
             enable_model_summary=False,
         )
-    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidValueError(f"{param('accelerator')} {config.accelerator} "
                                 f"{param('devices')} {config.devices} "

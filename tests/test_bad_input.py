@@ -1,0 +1,177 @@
+"""The bad-input corpus: every mistake ends with exit status 2 and one line naming the file or
+the option, no traceback, and nothing under the output's final name.
+
+Option values are taken from the command line's own parser (every numeric option of every
+subcommand, so a new option is covered the day it is added) and from hypothesis; the
+library's own checks (:meth:`TrainConfig.check`, :meth:`ModelCard.from_dict`) are driven by
+hypothesis too. Everything here is refused before any network runs: the whole file takes a
+few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import TINY, random_rgb, spread_weights
+from scdnn.cli import build_parser, main
+from scdnn.errors import InvalidValueError
+
+#: Each subcommand's required arguments (the files exist; every case adds one bad option).
+REQUIRED = {
+    "models": [],
+    "train": ["{data}", "--out", "{out}"],
+    "evaluate": ["{data}", "--weights", "{weights}", "--out", "{out}"],
+    "predict": ["{images}", "--weights", "{weights}", "--out", "{out}"],
+    "map": ["{scene}", "--weights", "{weights}", "--out", "{out}"],
+    "export": ["--weights", "{weights}", "--out", "{out}"],
+    "report": ["{data}"],
+    "benchmark": ["{data}", "--out", "{out}"],
+    "demo": ["--out", "{out}"],
+}
+
+#: Values no numeric option accepts.
+NEVER = ["nan", "inf", "-inf", "-1", "abc", "1e400"]
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _is_numeric(action: argparse.Action) -> bool:
+    if not action.option_strings or action.type in (None, str) or not callable(action.type):
+        return False
+    for probe in ("1", "0.5", "100"):  # one of them fits each option's range
+        try:
+            return isinstance(action.type(probe), (int, float))
+        except (argparse.ArgumentTypeError, ValueError, TypeError):
+            continue
+    return False
+
+
+def numeric_options() -> list[tuple[str, str, int]]:
+    """(subcommand, flag, nargs) for every option whose value is a number."""
+    found = []
+    for command, sub in _subparsers().items():
+        for action in sub._actions:
+            if _is_numeric(action):
+                nargs = action.nargs if isinstance(action.nargs, int) else 1
+                found.append((command, action.option_strings[-1], nargs))
+    return found
+
+
+def test_the_corpus_covers_every_subcommand_and_the_usual_numeric_options() -> None:
+    options = numeric_options()
+    assert set(REQUIRED) == set(_subparsers())
+    flags = {(c, f) for c, f, _ in options}
+    for case in [("train", "--lr"), ("train", "--seed"), ("train", "--class-weights"),
+                 ("train", "--image-size"), ("map", "--tile"), ("map", "--overlap"),
+                 ("map", "--threshold"), ("evaluate", "--tile"), ("benchmark", "--seeds"),
+                 ("export", "--opset")]:
+        assert case in flags, case
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, str]:
+    from scdnn.datasets.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("inputs")
+    data = write_synthetic_dataset(root / "data", count=2, size=40, seed=1)
+    weights = spread_weights(root / "weights.safetensors", random_rgb(40, 48, seed=3), TINY)
+    scene = root / "scene.tif"
+    scene.write_bytes(b"")  # never opened: the option is refused first
+    return {"data": str(data), "images": str(data / "images"), "weights": str(weights),
+            "scene": str(scene), "root": str(root)}
+
+
+def _argv(command: str, inputs: dict[str, str], out: Path) -> list[str]:
+    return [command] + [a.format(out=out, **inputs) for a in REQUIRED[command]]
+
+
+def assert_refused(code: int, capsys, needle: str, out: Path) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert needle in err, err
+    assert not out.exists(), f"{out} was written"
+    return err
+
+
+@pytest.mark.parametrize("command,flag,nargs", numeric_options(),
+                         ids=[f"{c}{f}" for c, f, _ in numeric_options()])
+def test_numeric_options_refuse_what_no_number_can_mean(command, flag, nargs, inputs, tmp_path,
+                                                        capsys) -> None:
+    out = tmp_path / "o"
+    for value in NEVER:
+        argv = _argv(command, inputs, out) + [flag] + [value] * nargs
+        assert_refused(main(argv), capsys, flag, out)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lr=st.floats(allow_nan=True, allow_infinity=True),
+       seed=st.integers(min_value=-2**40, max_value=2**40))
+def test_train_lr_and_seed_are_refused_in_one_line_unless_usable(lr, seed, inputs, tmp_path,
+                                                                 capsys) -> None:
+    out = tmp_path / "o"
+    ok_lr = math.isfinite(lr) and lr > 0
+    ok_seed = 0 <= seed < 2**32
+    if ok_lr and ok_seed:
+        return  # a usable run: not this corpus's business
+    argv = _argv("train", inputs, out) + ["--lr", repr(lr), "--seed", str(seed)]
+    assert_refused(main(argv), capsys, "--lr" if not ok_lr else "--seed", out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lr=st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.none(),
+       weights=st.none() | st.lists(st.floats(allow_nan=True, allow_infinity=True)
+                                    | st.integers(-3, 3), min_size=0, max_size=3),
+       seed=st.integers(min_value=-2**40, max_value=2**40) | st.booleans(),
+       epochs=st.integers(-5, 5) | st.floats(allow_nan=True))
+def test_train_config_check_accepts_only_usable_values(lr, weights, seed, epochs) -> None:
+    """The Python API refuses what the command line refuses, naming the field."""
+    from scdnn.trainers.fit import TrainConfig
+
+    config = TrainConfig(data="d", out="o", lr=lr, class_weights=weights, seed=seed,
+                         epochs=epochs)
+    usable = (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr)
+              and lr > 0
+              and (weights is None or (len(weights) == 2 and all(
+                  math.isfinite(w) and w >= 0 for w in weights) and sum(weights) > 0))
+              and isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32
+              and isinstance(epochs, int) and epochs > 0)
+    if usable:
+        config.check()
+        return
+    with pytest.raises(InvalidValueError) as err:
+        config.check()
+    assert err.value.option in {"lr", "class_weights", "seed", "epochs"}
+
+
+def test_train_devices_and_class_weights_are_checked_before_anything_is_written(
+        inputs, tmp_path, capsys) -> None:
+    out = tmp_path / "o"
+    for extra, needle in [(["--devices", "abc"], "--devices"),
+                          (["--devices", "0"], "--devices"),
+                          (["--class-weights", "0", "0"], "--class-weights"),
+                          (["--class-weights", "nan", "1"], "--class-weights"),
+                          (["--test-fraction", "0.6", "--val-fraction", "0.5"],
+                           "--test-fraction")]:
+        assert_refused(main(_argv("train", inputs, out) + extra), capsys, needle, out)
+
+
+def test_a_crop_far_larger_than_every_image_is_refused_before_allocation(inputs, tmp_path,
+                                                                         capsys) -> None:
+    """128 px images and --image-size 4096 were killed by the kernel after 88 s."""
+    out = tmp_path / "o"
+    err = assert_refused(main(_argv("train", inputs, out) + ["--image-size", "4096"]), capsys,
+                         "--image-size", out)
+    assert "40 px" in err  # the largest training image, so the user knows what fits
