@@ -11,6 +11,7 @@ few seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -175,3 +176,72 @@ def test_a_crop_far_larger_than_every_image_is_refused_before_allocation(inputs,
     err = assert_refused(main(_argv("train", inputs, out) + ["--image-size", "4096"]), capsys,
                          "--image-size", out)
     assert "40 px" in err  # the largest training image, so the user knows what fits
+
+
+# --- scenes: band choice, tiles below the network's stride, paths that are not files ------
+
+def _scene(path: Path, count: int, photometric: str | None = None) -> Path:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import Affine
+
+    extra = {"photometric": photometric} if photometric else {}
+    with rasterio.open(path, "w", driver="GTiff", width=48, height=40, count=count,
+                       dtype="uint8", crs="EPSG:32647",
+                       transform=Affine(0.5, 0, 500000.0, 0, -0.5, 3400000.0), **extra) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (count, 40, 48), dtype=np.uint8))
+    return path
+
+
+def test_a_scene_with_more_bands_than_the_model_takes_needs_bands(inputs, tmp_path,
+                                                                  capsys) -> None:
+    """RGB + near-infrared without an alpha band was mapped from bands scdnn chose."""
+    scene = _scene(tmp_path / "rgbn.tif", 4, photometric="MINISBLACK")
+    out = tmp_path / "o"
+    argv = ["map", str(scene), "--weights", inputs["weights"], "--out", str(out)]
+    err = assert_refused(main(argv), capsys, str(scene), out)
+    assert "--bands" in err and "4 bands" in err
+    assert_refused(main(argv + ["--bands", "1", "2", "5"]), capsys, "--bands", out)
+    assert_refused(main(argv + ["--bands", "1", "1", "2"]), capsys, "--bands", out)
+    assert main(argv + ["--bands", "4", "2", "1"]) == 0
+    assert "bands read: 4 2 1" in capsys.readouterr().out
+    assert json.loads((out / "map.json").read_text())["bands"] == [4, 2, 1]
+
+
+def test_a_tile_below_the_networks_stride_is_refused(inputs, tmp_path, capsys) -> None:
+    """--tile 7 --overlap 0 ended in a traceback (windows stepped past the scene)."""
+    scene = _scene(tmp_path / "rgb.tif", 3)
+    out = tmp_path / "o"
+    code = main(["map", str(scene), "--weights", inputs["weights"], "--out", str(out),
+                 "--tile", "7", "--overlap", "0"])
+    assert "stride" in assert_refused(code, capsys, "--tile", out)
+
+
+def test_inputs_that_are_folders_or_bad_links_are_named_as_such(inputs, tmp_path,
+                                                                capsys) -> None:
+    out = tmp_path / "o"
+    loop = tmp_path / "loop.tif"
+    loop.symlink_to(loop)
+    broken = tmp_path / "broken.tif"
+    broken.symlink_to(tmp_path / "nowhere.tif")
+    for scene, needle in [(tmp_path, "is a folder"), (loop, "link loop"),
+                          (broken, "broken symbolic link")]:
+        code = main(["map", str(scene), "--weights", inputs["weights"], "--out", str(out)])
+        assert needle in assert_refused(code, capsys, str(scene), out)
+    code = main(["map", str(_scene(tmp_path / "rgb.tif", 3)), "--weights", str(tmp_path),
+                 "--out", str(out)])
+    assert "is a folder" in assert_refused(code, capsys, str(tmp_path), out)
+
+
+def test_an_image_that_is_a_link_loop_is_named_not_reported_as_a_lonely_mask(
+        tmp_path, capsys) -> None:
+    """An image that was a symlink loop was skipped, and its mask reported as 'has no image'."""
+    from scdnn.datasets.synthetic import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "data", count=2, size=40, seed=1)
+    image = sorted((data / "images").iterdir())[0]
+    image.unlink()
+    image.symlink_to(image)
+    out = tmp_path / "o"
+    err = assert_refused(main(["train", str(data), "--out", str(out)]), capsys, str(image), out)
+    assert "link loop" in err

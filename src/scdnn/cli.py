@@ -7,6 +7,7 @@ problem (:class:`scdnn.errors.ScdnnError`, or a bad option caught by argparse); 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -166,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True,
                    help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    p.add_argument("--bands", type=positive_int, nargs="+", metavar="N", default=None,
+                   help="the scene's bands the model reads, 1-based, in its order (default: "
+                   "the non-alpha bands when there are as many as the model takes, or the "
+                   "bands labelled red, green, blue; e.g. --bands 1 2 3 on RGB + infrared)")
     p.add_argument("--tile", type=positive_int, default=2048,
                    help="window size in pixels (2048; SCDnn needs about 2 GB of memory per "
                    "window of this size; smaller windows see less context around each pixel "
@@ -298,10 +303,12 @@ def _cmd_map(args: argparse.Namespace) -> None:
     summary = map_scene(
         args.scene, predictor, args.out, tiling=tiling, threshold=args.threshold,
         min_area=args.min_area, simplify=args.simplify, fmt=args.fmt, dsm=args.dsm,
+        bands=args.bands,
         overwrite=args.overwrite, progress=_progress("mapping"),
         warn=lambda message: print(f"scdnn map: warning: {message}", file=sys.stderr))
     windows = summary["windows"]
     unit = "m" if summary["units"] == "metre" else summary["units"]
+    print(f"bands read: {' '.join(str(b) for b in summary['bands'])} (choose with --bands)")
     print(f"windows: {windows['run']} run, {windows['skipped_no_valid_pixel']} skipped "
           f"(no valid pixel)")
     polygons = "polygon" if summary["landslides"] == 1 else "polygons"
@@ -358,10 +365,28 @@ def _check_paths(args: argparse.Namespace) -> None:
         if not Path(path).is_dir():
             raise InputFileError("dataset path is not a folder", path)
 
+    def input_file(path: str, what: str) -> None:
+        """A file to read: missing, a folder, a broken or looping link each said as such."""
+        p = Path(path)
+        if p.is_file():
+            return
+        if p.is_dir():
+            raise InputFileError(f"is a folder, not a {what}", path)
+        if p.is_symlink():
+            try:
+                p.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 reports a loop this way
+                raise InputFileError(f"cannot read {what}: symbolic link loop", path) from None
+            except OSError as exc:
+                reason = ("symbolic link loop" if exc.errno == errno.ELOOP
+                          else "broken symbolic link")
+                raise InputFileError(f"cannot read {what}: {reason}", path) from None
+        if p.exists():
+            raise InputFileError(f"is not a regular file (cannot read {what})", path)
+        raise InputFileNotFoundError(f"{what} does not exist", path)
+
     def weights(path: str, engine: str = "torch") -> None:
-        if not Path(path).is_file():
-            raise InputFileNotFoundError("model file does not exist" if engine == "onnxruntime"
-                            else "weights file does not exist", path)
+        input_file(path, "model file" if engine == "onnxruntime" else "weights file")
 
     command = args.command
     if command == "train":
@@ -385,10 +410,9 @@ def _check_paths(args: argparse.Namespace) -> None:
         weights(args.weights, args.engine)
         check_out_dir(args.out, args.overwrite)
     elif command == "map":
-        if not Path(args.scene).is_file():
-            raise InputFileNotFoundError("scene file does not exist", args.scene)
-        if args.dsm is not None and not Path(args.dsm).is_file():
-            raise InputFileNotFoundError("DSM file does not exist", args.dsm)
+        input_file(args.scene, "scene file")
+        if args.dsm is not None:
+            input_file(args.dsm, "DSM file")
         weights(args.weights, args.engine)
         check_out_dir(args.out, args.overwrite)
     elif command == "export":

@@ -57,6 +57,9 @@ def list_images(folder: Path, what: str = "image") -> dict[str, Path]:
     for path in entries:
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
+        if path.is_symlink() and not path.exists():  # broken or looping: say so, don't skip
+            raise InputFileError(f"cannot read {what}: broken symbolic link or link loop",
+                                 path)
         if not path.is_file():
             continue
         if path.stem in found:

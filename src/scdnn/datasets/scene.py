@@ -27,7 +27,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
@@ -213,9 +213,11 @@ def uses_elevation(inputs: list[str] | None) -> bool:
 
 
 def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | None = None,
-               dsm: str | os.PathLike | None = None) -> Scene:
+               dsm: str | os.PathLike | None = None, bands: Sequence[int] | None = None
+               ) -> Scene:
     """Open ``path`` (and its ``dsm``) for a model taking ``in_channels`` channels named
-    ``inputs``.
+    ``inputs``, reading its image ``bands`` (1-based; by default the scene's non-alpha
+    bands when there are as many as the model takes, see :func:`_model_bands`).
 
     A model whose ``inputs`` include the terrain channels takes ``in_channels - 2`` image
     bands and needs ``dsm``; any other model takes ``in_channels`` image bands and no DSM.
@@ -242,7 +244,7 @@ def open_scene(path: str | os.PathLike, in_channels: int, inputs: list[str] | No
     scene = None
     try:
         scene = Scene(path=path, dataset=dataset,
-                      bands=_model_bands(dataset, image_channels, inputs, path))
+                      bands=_model_bands(dataset, image_channels, inputs, path, bands))
         if dsm is not None:
             scene.dsm_path = Path(dsm)
             scene._dsm_source = _open_raster(scene.dsm_path, "DSM")
@@ -311,22 +313,52 @@ class _Band1:
         pass
 
 
-def _model_bands(dataset, in_channels: int, inputs: list[str] | None, path: Path
-                 ) -> tuple[int, ...]:
-    """The first ``in_channels`` non-alpha band indexes (1-based), checked to be uint8."""
-    image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
-                   if ci != ColorInterp.alpha]
-    if len(image_bands) < in_channels:
-        names = f" ({', '.join(inputs)})" if inputs else ""
-        alpha = " besides its alpha band" if len(image_bands) < dataset.count else ""
-        raise InvalidValueError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but the "
-                                f"model takes {in_channels}{names}", path)
-    bands = tuple(image_bands[:in_channels])
-    dtypes = {dataset.dtypes[i - 1] for i in bands}
+def _model_bands(dataset, in_channels: int, inputs: list[str] | None, path: Path,
+                 bands: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The band indexes (1-based) the model reads, checked to be uint8.
+
+    ``bands`` given: exactly those (``in_channels`` distinct bands of the file). Otherwise the
+    non-alpha bands when there are exactly ``in_channels``; for a 3-band model, the bands
+    labelled red, green and blue when the file labels them (RGB + near-infrared drones);
+    any other choice would be a guess (is band 4 of an RGBN file alpha or infrared?), so it
+    is refused with the bands to choose from.
+    """
+    if bands is not None:
+        chosen = tuple(bands)
+        if (len(chosen) != in_channels or len(set(chosen)) != len(chosen)
+                or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+                           and 1 <= b <= dataset.count for b in chosen)):
+            raise InvalidValueError(f"must be {in_channels} different band numbers from 1 to "
+                                    f"{dataset.count} (the scene's bands), got "
+                                    f"{list(chosen)}", option="bands")
+    else:
+        image_bands = [i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
+                       if ci != ColorInterp.alpha]
+        if len(image_bands) < in_channels:
+            names = f" ({', '.join(inputs)})" if inputs else ""
+            alpha = " besides its alpha band" if len(image_bands) < dataset.count else ""
+            raise InvalidValueError(f"scene has {_plural(len(image_bands), 'band')}{alpha} but "
+                                    f"the model takes {in_channels}{names}", path)
+        rgb = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+        labelled = [[i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
+                     if ci == colour] for colour in rgb]
+        if len(image_bands) == in_channels:
+            chosen = tuple(image_bands)
+        elif in_channels == 3 and all(len(found) == 1 for found in labelled):
+            chosen = tuple(found[0] for found in labelled)
+        else:
+            kinds = ", ".join(f"{i}: {ci.name}" for i, ci in
+                              zip(dataset.indexes, dataset.colorinterp, strict=False))
+            raise InvalidValueError(f"scene has {len(image_bands)} bands that are not alpha "
+                                    f"({kinds}) and the model takes {in_channels}: say which "
+                                    f"with {param('bands')} (e.g. "
+                                    f"{' '.join(str(i) for i in image_bands[:in_channels])})",
+                                    path)
+    dtypes = {dataset.dtypes[i - 1] for i in chosen}
     if dtypes != {"uint8"}:
         raise InvalidValueError(f"scene is {', '.join(sorted(dtypes))}; only uint8 scenes are "
                                 f"supported (the model's normalisation is in 0–255 units)", path)
-    return bands
+    return chosen
 
 
 def _probe(scene: Scene) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -55,7 +55,8 @@ def _silent(message: str) -> None:
 
 def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
               out: str | os.PathLike, *, tiling: Tiling = DEFAULT_TILING, threshold: float = 0.5,
-              dsm: str | os.PathLike | None = None, min_area: float = 0.0,
+              dsm: str | os.PathLike | None = None, bands: Sequence[int] | None = None,
+              min_area: float = 0.0,
               simplify: float = 0.0, fmt: str = "gpkg", overwrite: bool = False,
               progress: Callable[[Iterable], Iterable] = iter,
               warn: Callable[[str], None] = _silent, cog_blocksize: int = 512) -> dict[str, Any]:
@@ -81,6 +82,10 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
     dsm : path, optional
         The scene's surface model, needed by (and only by) a model trained with terrain
         channels; it may be on another grid (resampled on the fly).
+    bands : sequence of int, optional
+        The scene's bands (1-based) the model reads, in the model's order; by default its
+        non-alpha bands when there are as many as the model takes (or the bands labelled
+        red, green, blue for a 3-band model). Recorded in map.json.
     min_area, simplify : float
         Drop polygons smaller than ``min_area`` (CRS units²); simplify polygons with this
         tolerance (CRS units; 0 keeps pixel outlines).
@@ -107,7 +112,7 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                                 option="tiling")
     predictor = model if isinstance(model, Predictor) else Predictor.from_file(model)
     card = predictor.card
-    with open_scene(scene, card.in_channels, card.inputs, dsm=dsm) as sc:
+    with open_scene(scene, card.in_channels, card.inputs, dsm=dsm, bands=bands) as sc:
         if sc.units in ("pixel", "unknown", "degree"):
             warn(_units_warning(sc))
         plan = plan_windows(predictor, sc, tiling)

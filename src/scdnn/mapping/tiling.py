@@ -39,11 +39,13 @@ from ..errors import InvalidValueError, param
 __all__ = ["check_tiling", "window_offsets", "window_grid", "blend_weights"]
 
 
-def check_tiling(tile: int, overlap: int) -> None:
+def check_tiling(tile: int, overlap: int, align: int = 1) -> None:
     """Refuse a tile or overlap that cannot make a grid (InvalidValueError).
 
-    ``tile`` must be positive, ``overlap`` non-negative (0 is plain non-overlapping tiling)
-    and at most half the tile, so that the ramps of the two sides of a window do not cross.
+    ``tile`` must be positive and at least ``align`` (the network's output stride: window
+    offsets step by a multiple of it, so a smaller window would leave gaps), ``overlap``
+    non-negative (0 is plain non-overlapping tiling) and at most half the tile, so that the
+    ramps of the two sides of a window do not cross.
     """
     if not _whole(tile) or tile <= 0:
         raise InvalidValueError(f"must be a positive number of pixels, got {tile}",
@@ -55,6 +57,10 @@ def check_tiling(tile: int, overlap: int) -> None:
         raise InvalidValueError(f"{tile} is smaller than twice {param('overlap')} {overlap}: "
                                 f"the blending ramps of a window's two sides would overlap "
                                 f"(use {param('tile')} ≥ {2 * overlap})", option="tile")
+    if tile < align:
+        raise InvalidValueError(f"{tile} is smaller than the network's output stride ({align} "
+                                f"px): windows step by multiples of it (use {param('tile')} ≥ "
+                                f"{align})", option="tile")
 
 
 def _whole(value) -> bool:
@@ -92,7 +98,7 @@ def window_grid(height: int, width: int, tile: int, overlap: int, align: int = 1
     ``min(tile, height)`` rows by ``min(tile, width)`` columns. With ``align > 1`` offsets
     are multiples of ``align`` and the last row/column of windows may overhang the scene
     (see the module docstring)."""
-    check_tiling(tile, overlap)
+    check_tiling(tile, overlap, align)
     h, w = min(tile, height), min(tile, width)
     return [Window(col, row, w, h)
             for row in window_offsets(height, tile, overlap, align)
