@@ -376,6 +376,8 @@ def test_cli_map_geojson_and_summary(tmp_path: Path, weights: Path, capsys) -> N
     assert len(table) == 0  # every polygon is below 1e9 m²
     summary = json.loads((tmp_path / "out" / "map.json").read_text())
     assert summary["min_area"] == 1e9 and summary["landslides"] == 0
+    assert summary["cleaning"]["min_area"] == 1e9 and summary["cleaning"]["units"] == "m"
+    assert summary["landslide_pixels"] == 0
 
 
 def test_scene_without_crs_maps_in_pixel_units(tmp_path: Path, weights: Path, capsys) -> None:

@@ -46,7 +46,7 @@ from .errors import InvalidValueError
 
 __all__ = ["OutlineCleaning", "PixelCleaning", "DEFAULT_CLEANING", "DEFAULTS_M", "DEFAULTS_PX",
            "clean_mask", "smooth_mask", "disk", "pixel_size_of", "cleaning_record",
-           "EIGHT", "FOUR", "DIAGONAL_PASSES"]
+           "check_cleaning", "EIGHT", "FOUR", "DIAGONAL_PASSES"]
 
 #: Defaults on georeferenced data (metres, m²).
 DEFAULTS_M = {"min_area": 100.0, "max_hole": 100.0, "smooth": 1.0, "simplify": 0.5}
@@ -162,6 +162,14 @@ class OutlineCleaning:
 
 #: ``OutlineCleaning()``: the defaults for the data (what the command line uses).
 DEFAULT_CLEANING = OutlineCleaning()
+
+
+def check_cleaning(cleaning: Any) -> None:
+    """Refuse a ``cleaning`` that is neither an OutlineCleaning nor None (InvalidValueError;
+    its values are checked when it is made)."""
+    if cleaning is not None and not isinstance(cleaning, OutlineCleaning):
+        raise InvalidValueError(f"must be an OutlineCleaning or None, got "
+                                f"{type(cleaning).__name__}", option="cleaning")
 
 
 def cleaning_record(cleaning: OutlineCleaning | None, pixel_size: float | None
