@@ -178,3 +178,47 @@ def test_bad_values_refused(name, value):
 def test_bad_units_refused():
     with pytest.raises(InvalidValueError, match="units"):
         OutlineCleaning(units="ft")
+
+
+def test_predict_folder_cleans_masks_in_pixels(folder_dataset, tmp_path):
+    from conftest import TINY, spread_weights
+    from scdnn.datasets import read_image
+    from scdnn.datasets import read_mask as read_png_mask
+    from scdnn.inference import predict_folder
+
+    weights = spread_weights(tmp_path / "w.safetensors",
+                             read_image(folder_dataset / "images" / "a.png"), TINY)
+    cleaning = OutlineCleaning(min_area=40, max_hole=40, smooth=1, units="px")
+    predict_folder(folder_dataset, weights, tmp_path / "raw")
+    predict_folder(folder_dataset, weights, tmp_path / "clean", cleaning=cleaning)
+    changed = False
+    for path in sorted((tmp_path / "raw" / "masks").glob("*.png")):
+        raw = read_png_mask(path).astype(bool)
+        clean = read_png_mask(tmp_path / "clean" / "masks" / path.name).astype(bool)
+        assert np.array_equal(clean, clean_mask(raw, cleaning))
+        changed |= not np.array_equal(clean, raw)
+        assert (tmp_path / "clean" / "probabilities" / path.name).read_bytes() == \
+            (tmp_path / "raw" / "probabilities" / path.name).read_bytes()
+    assert changed
+
+
+@pytest.mark.slow
+def test_demo_records_its_cleaning(tmp_path):
+    from scdnn.demo import run_demo
+    from test_demo import tiny_sample, tiny_weights
+
+    weights = tiny_weights(tmp_path / "w" / "weights.safetensors")
+    sample = tiny_sample(tmp_path / "sample")
+    raw = run_demo(tmp_path / "raw", weights=weights, sample=sample)
+    clean = run_demo(tmp_path / "clean", weights=weights, sample=sample,
+                     cleaning=OutlineCleaning(min_area=30))
+    assert raw["cleaning"] is None and raw["maps"]["scene-a"]["cleaning"] is None
+    assert clean["cleaning"]["units"] == "px" and clean["cleaning"]["min_area"] == 30.0
+    assert clean["maps"]["scene-a"]["cleaning"]["pixels"]["min_area"] == 30.0
+    changed = False
+    for name in ("scene-a", "scene-b"):
+        before = read_mask(tmp_path / "raw" / "maps" / name / "mask.tif")
+        after = read_mask(tmp_path / "clean" / "maps" / name / "mask.tif")
+        assert np.array_equal(after, clean_mask(before, OutlineCleaning(min_area=30)))
+        changed = changed or not np.array_equal(after, before)
+    assert changed
