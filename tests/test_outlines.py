@@ -222,3 +222,17 @@ def test_demo_records_its_cleaning(tmp_path):
         assert np.array_equal(after, clean_mask(before, OutlineCleaning(min_area=30)))
         changed = changed or not np.array_equal(after, before)
     assert changed
+
+
+def test_cli_cleaning_options_are_refused_with_predictions(folder_dataset, tmp_path, capsys):
+    from scdnn.cli import main
+
+    code = main(["evaluate", str(folder_dataset), "--predictions",
+                 str(folder_dataset / "masks"), "--out", str(tmp_path / "e"), "--smooth", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--predictions are scored as given" in err and not (tmp_path / "e").exists()
+    # --raw with them is accepted (nothing to clean)
+    assert main(["evaluate", str(folder_dataset), "--predictions",
+                 str(folder_dataset / "masks"), "--out", str(tmp_path / "r"), "--raw",
+                 "--all"]) == 0

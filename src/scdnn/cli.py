@@ -58,25 +58,29 @@ def _stderr_console():
 _CLEANING_FLAGS = ("min_area", "max_hole", "smooth", "simplify")
 
 
-def _add_cleaning(p: argparse.ArgumentParser, where: str, polygons: bool = False) -> None:
+def _add_cleaning(p: argparse.ArgumentParser, where: str, polygons: bool = False,
+                  pixels: bool = False) -> None:
     """``--raw`` and the outline-cleaning options (:mod:`scdnn.outlines`); ``where`` says
-    in which units the values are taken."""
+    in which units the values are taken; ``pixels``: the command only sees pixels."""
+    area, radius, tolerance = (("400 px", "2 px", "1 px") if pixels else
+                               ("100 m² / 400 px", "1 m / 2 px", "0.5 m / 1 px"))
+    square, length = ("PX", "PX") if pixels else ("M2", "M")
     p.add_argument("--raw", action="store_true",
                    help="no outline cleaning: the thresholded mask as the network gives it "
                    "(speckled, holed; what the benchmark scores)")
-    p.add_argument("--min-area", type=non_negative_float, metavar="M2",
+    p.add_argument("--min-area", type=non_negative_float, metavar=square,
                    help=f"cleaning: remove landslides (8-connected) smaller than this; "
-                   f"{where} (100 m² / 400 px)")
-    p.add_argument("--max-hole", type=non_negative_float, metavar="M2",
+                   f"{where} ({area})")
+    p.add_argument("--max-hole", type=non_negative_float, metavar=square,
                    help=f"cleaning: fill holes inside landslides smaller than this; {where} "
-                   f"(100 m² / 400 px)")
-    p.add_argument("--smooth", type=non_negative_float, metavar="M",
-                   help="cleaning: radius of the disk that closes then opens the outlines "
-                   "(1 m / 2 px; 0: no smoothing)")
+                   f"({area})")
+    p.add_argument("--smooth", type=non_negative_float, metavar=length,
+                   help=f"cleaning: radius of the disk that closes then opens the outlines "
+                   f"({radius}; 0: no smoothing)")
     if polygons:
-        p.add_argument("--simplify", type=non_negative_float, metavar="M",
-                       help="cleaning: Douglas-Peucker tolerance of the polygons "
-                       "(0.5 m / 1 px; 0: pixel outlines)")
+        p.add_argument("--simplify", type=non_negative_float, metavar=length,
+                       help=f"cleaning: Douglas-Peucker tolerance of the polygons "
+                       f"({tolerance}; 0: pixel outlines)")
 
 
 def _cleaning(args: argparse.Namespace):
@@ -200,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
     p.add_argument("--threshold", type=probability, default=0.5, help="mask threshold (0.5)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
-    _add_cleaning(p, "in pixels (images have no pixel size)")
+    _add_cleaning(p, "in pixels (images have no pixel size)", pixels=True)
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("map", help="map landslides in a whole georeferenced scene",
@@ -286,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(RGB inputs)")
     p.add_argument("--sample", help="dataset folder (images/ + masks/) to use instead of the "
                    "bundled sample")
-    _add_cleaning(p, "in pixels (the sample's PNGs have no pixel size)", polygons=True)
+    _add_cleaning(p, "in pixels (the sample's PNGs have no pixel size)", polygons=True,
+                  pixels=True)
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out that is not a demo output (nothing in "
                    "it is deleted)")
@@ -330,9 +335,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     cleaning = _cleaning(args)
     if args.predictions is not None:
         if not args.raw and any(getattr(args, n, None) is not None for n in _CLEANING_FLAGS):
-            raise InvalidValueError("the cleaning options apply to a model's masks "
-                                    f"({param('weights')}); predictions are scored as given",
-                                    option="predictions")
+            raise InvalidValueError(f"the cleaning options apply to a model's masks "
+                                    f"({param('weights')}); {param('predictions')} are "
+                                    f"scored as given")
         cleaning = None
     metrics = evaluate(args.data, args.out, weights=args.weights, predictions=args.predictions,
                        split=args.split, use_all=args.use_all, tolerance=args.tolerance,
@@ -368,10 +373,22 @@ def _cmd_map(args: argparse.Namespace) -> None:
     unit = "m" if summary["units"] == "metre" else summary["units"]
     print(f"windows: {windows['run']} run, {windows['skipped_no_valid_pixel']} skipped "
           f"(no valid pixel)")
+    print(f"cleaning: {_describe_cleaning(summary.get('cleaning'))}")
     polygons = "polygon" if summary["landslides"] == 1 else "polygons"
     print(f"landslides: {summary['landslides']} {polygons}, "
           f"{summary['landslide_area']:.1f} {unit}² of {summary['valid_area']:.1f} {unit}² valid")
     print(f"outputs: {args.out}/{{{', '.join(summary['outputs'])}, map.json}}")
+
+
+def _describe_cleaning(record) -> str:
+    """One line on the cleaning a record (map.json) says was used."""
+    if record is None:
+        return "none (--raw)"
+    u, px = record["units"], record["pixels"]
+    return (f"landslides < {record['min_area']:g} {u}² removed, holes < "
+            f"{record['max_hole']:g} {u}² filled, smoothed with a {record['smooth']:g} {u} "
+            f"disk, polygons simplified by {record['simplify']:g} {u} (in pixels: "
+            f"{px['min_area']:g}, {px['max_hole']:g}, {px['smooth']:g}, {px['simplify']:g})")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
