@@ -122,10 +122,11 @@ def test_predict_with_onnxruntime_matches_pytorch(tmp_path: Path, weights: Path,
     images = tmp_path / "images"
     for i, (h, w) in enumerate([(67, 45), (64, 64), (50, 91)]):
         write_image(images / f"img{i}.png", random_rgb(h, w, seed=10 + i))
+    # --raw: the engines are compared on the network's own masks, not on cleaned ones
     assert main(["predict", str(images), "--weights", str(weights),
-                 "--out", str(tmp_path / "torch")]) == 0
+                 "--out", str(tmp_path / "torch"), "--raw"]) == 0
     assert main(["predict", str(images), "--weights", str(onnx_path), "--engine", "onnxruntime",
-                 "--out", str(tmp_path / "ort")]) == 0
+                 "--out", str(tmp_path / "ort"), "--raw"]) == 0
     capsys.readouterr()
     total = equal = 0
     for stem in ("img0", "img1", "img2"):
@@ -155,7 +156,7 @@ def write_geotiff(path: Path, height: int = 90, width: int = 130) -> Path:
 def test_map_with_onnxruntime_matches_pytorch(tmp_path: Path, weights: Path, onnx_path: Path,
                                               capsys) -> None:
     scene = write_geotiff(tmp_path / "scene.tif")
-    small = ["--tile", "64", "--overlap", "16", "--batch-size", "3"]
+    small = ["--tile", "64", "--overlap", "16", "--batch-size", "3", "--raw"]  # raw masks
     assert main(["map", str(scene), "--weights", str(weights), "--out", str(tmp_path / "torch"),
                  *small]) == 0
     assert main(["map", str(scene), "--weights", str(onnx_path), "--engine", "onnxruntime",

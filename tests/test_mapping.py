@@ -376,6 +376,8 @@ def test_cli_map_geojson_and_summary(tmp_path: Path, weights: Path, capsys) -> N
     assert len(table) == 0  # every polygon is below 1e9 m²
     summary = json.loads((tmp_path / "out" / "map.json").read_text())
     assert summary["min_area"] == 1e9 and summary["landslides"] == 0
+    assert summary["cleaning"]["min_area"] == 1e9 and summary["cleaning"]["units"] == "m"
+    assert summary["landslide_pixels"] == 0
 
 
 def test_scene_without_crs_maps_in_pixel_units(tmp_path: Path, weights: Path, capsys) -> None:
@@ -505,3 +507,82 @@ def test_write_cog_can_be_asked_for_small_blocks(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "cog.tif") as cog:
         assert cog.block_shapes == [(32, 32)] and cog.overviews(1) == [2, 4, 8]
         assert cog.nodata == -1 and cog.transform == TRANSFORM
+
+
+# --- outline cleaning ------------------------------------------------------------------------
+
+def test_map_cleaning_mask_and_polygons_agree_and_map_json_records_it(tmp_path: Path,
+                                                                     weights: Path) -> None:
+    import geopandas as gpd
+    from scipy import ndimage
+
+    from scdnn.outlines import OutlineCleaning, clean_mask
+
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    raw = map_scene(scene, weights, tmp_path / "raw", tiling=Tiling(64, 16))
+    cleaning = OutlineCleaning(min_area=3.0, max_hole=3.0, smooth=0.6, simplify=0.3)
+    summary = map_scene(scene, weights, tmp_path / "clean", tiling=Tiling(64, 16),
+                        cleaning=cleaning)
+    before, after = read(tmp_path / "raw" / "mask.tif"), read(tmp_path / "clean" / "mask.tif")
+    px = 0.35 ** 0.5  # pixels of 0.5 x 0.7 m: metres -> pixels with the side of their area
+    assert np.array_equal(after, clean_mask(before, cleaning, pixel_size=px))
+    assert (after == 255).sum() == (before == 255).sum()
+    objects_before = ndimage.label(before == 1, structure=np.ones((3, 3)))[1]
+    objects = ndimage.label(after == 1, structure=np.ones((3, 3)))[1]
+    assert 0 < objects < objects_before
+    table = gpd.read_file(tmp_path / "clean" / "landslides.gpkg")
+    assert len(table) == objects == summary["landslides"]  # mask and polygons agree
+    assert summary["landslide_pixels"] == (after == 1).sum()
+    assert raw["cleaning"] is None and raw["min_area"] == 0.0
+    record = summary["cleaning"]
+    assert record["units"] == "m" and record["min_area"] == 3.0
+    assert record["pixel_size"] == pytest.approx(px)
+    assert record["pixels"]["min_area"] == pytest.approx(3.0 / 0.35)
+    assert record["pixels"]["smooth"] == pytest.approx(0.6 / px)
+    assert summary["min_area"] == 3.0 and summary["simplify"] == 0.3
+    on_disk = json.loads((tmp_path / "clean" / "map.json").read_text())
+    assert on_disk["cleaning"] == record
+
+
+def test_cli_map_raw_is_the_uncleaned_map(tmp_path: Path, weights: Path, capsys) -> None:
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    map_scene(scene, weights, tmp_path / "lib", tiling=Tiling(64, 16))  # cleaning=None
+    assert run_map(scene, weights, tmp_path / "raw", "--raw") == 0
+    assert run_map(scene, weights, tmp_path / "clean") == 0
+    capsys.readouterr()
+    lib = read(tmp_path / "lib" / "mask.tif")
+    assert np.array_equal(read(tmp_path / "raw" / "mask.tif"), lib)
+    assert not np.array_equal(read(tmp_path / "clean" / "mask.tif"), lib)
+    raw_json = json.loads((tmp_path / "raw" / "map.json").read_text())
+    clean_json = json.loads((tmp_path / "clean" / "map.json").read_text())
+    assert raw_json["cleaning"] is None
+    assert clean_json["cleaning"]["min_area"] == 100.0  # the defaults, in metres
+    assert clean_json["cleaning"]["pixels"]["min_area"] == pytest.approx(100 / 0.35)
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--min-area", "-1"], "--min-area"), (["--max-hole", "nan"], "--max-hole"),
+    (["--smooth", "inf"], "--smooth"), (["--simplify", "x"], "--simplify"),
+    (["--raw", "--min-area", "5"], "--raw"),
+])
+def test_cli_bad_cleaning_option(tmp_path: Path, weights: Path, capsys, extra, flag) -> None:
+    scene = write_scene(tmp_path / "s.tif", "mask")
+    code = run_map(scene, weights, tmp_path / "out", *extra)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and flag in err, err
+    assert not (tmp_path / "out" / "map.json").exists()
+
+
+def test_old_map_json_without_cleaning_loads() -> None:
+    from scdnn.records import EvaluationRecord, MapRecord
+
+    old = {"scene": "s.tif", "width": 2, "height": 2, "transform": [1, 0, 0, 0, -1, 0],
+           "threshold": 0.5, "windows": {}, "landslides": 0, "outputs": [],
+           "min_area": 25, "simplify": 0}
+    assert MapRecord.from_dict(old).cleaning is None
+    metrics = {"pa": 1.0, "mpa": 1.0, "miou": 1.0, "fwiou": 1.0, "class_pa": {},
+               "class_iou": {}, "confusion": [[1, 0], [0, 1]]}
+    record = EvaluationRecord.from_dict(metrics)
+    assert record.cleaning is None and "cleaning" not in record.to_dict()
+    with pytest.raises(UserError, match="cleaning"):
+        MapRecord.from_dict({**old, "cleaning": 3})

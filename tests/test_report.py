@@ -230,7 +230,7 @@ def mapping(weights, tmp_path) -> Path:
     scene = write_scene(tmp_path / "scene.tif")
     out = tmp_path / "map"
     assert run_cli("map", scene, "--weights", weights, "--out", out, "--tile", "64",
-                   "--overlap", "16") == 0
+                   "--overlap", "16", "--raw") == 0  # raw: many small polygons
     return out
 
 
@@ -244,6 +244,7 @@ def test_mapping_report(mapping, tmp_path):
     assert_self_contained(html)
     assert headings(html) == ["Summary", "Overview", "Probability", "Largest landslides"]
     assert "EPSG:32648" in html and "area (m²)" in html
+    assert "none (raw mask)" in html
     pictures = images_of(html)
     assert len(pictures) == 2  # scene overview with polygons, probability overview
     assert "is not available" not in html

@@ -479,3 +479,52 @@ def test_image_pieces_are_the_test_images_largest_landslide_share_first(folder_d
     # landslide pixels of 40 x 48: a 100, b 200, c 6, e 180
     assert [p.name for p in pieces.examples(3)] == ["b", "e", "a"]
     assert pieces.config() == {} and pieces.title == "Test images"
+
+
+def test_evaluate_weights_scores_cleaned_masks_and_records_the_cleaning(folder_dataset,
+                                                                        tmp_path):
+    from scdnn.outlines import OutlineCleaning, clean_mask
+
+    weights = spread_weights(tmp_path / "w" / "weights.safetensors",
+                             read_image(folder_dataset / "images" / "a.png"), TINY)
+    raw = evaluate(folder_dataset, tmp_path / "raw", weights=str(weights))
+    cleaning = OutlineCleaning(min_area=40, max_hole=40, smooth=1, units="px")
+    metrics = evaluate(folder_dataset, tmp_path / "e", weights=str(weights), cleaning=cleaning)
+    changed = False
+    for stem in FOLDER_PAIRS:
+        before = read_mask(tmp_path / "raw" / "masks" / f"{stem}.png").astype(bool)
+        after = read_mask(tmp_path / "e" / "masks" / f"{stem}.png").astype(bool)
+        assert np.array_equal(after, clean_mask(before, cleaning))
+        changed |= not np.array_equal(after, before)
+    assert changed  # the cleaning did something on these masks
+    assert metrics["confusion"] != raw["confusion"]
+    assert raw["cleaning"] is None
+    assert metrics["cleaning"]["units"] == "px" and metrics["cleaning"]["min_area"] == 40.0
+    assert metrics["cleaning"]["pixels"]["smooth"] == 1.0
+    assert _json(tmp_path / "e" / "metrics.json")["cleaning"] == metrics["cleaning"]
+    # the kept (cleaned) masks, scored as given, give the same scores, without cleaning
+    again = evaluate(folder_dataset, tmp_path / "p", predictions=tmp_path / "e")
+    assert again["confusion"] == metrics["confusion"] and again["cleaning"] is None
+
+
+def test_evaluate_scene_weights_cleans_in_metres(scenes, tmp_path):
+    from scdnn.outlines import OutlineCleaning, clean_mask
+
+    with rasterio.open(scenes / "scene-b" / "rgb.tif") as src:
+        sample = np.moveaxis(src.read(), 0, -1)[:, 12:]
+    weights = spread_weights(tmp_path / "w" / "weights.safetensors", sample, TINY,
+                             split={"train": ["scene-a"], "val": [], "test": ["scene-b"]})
+    evaluate(scenes, tmp_path / "raw", weights=str(weights), tile=32, overlap=8)
+    cleaning = OutlineCleaning(min_area=5.0, max_hole=5.0, smooth=0.5)  # 0.5 m pixels
+    metrics = evaluate(scenes, tmp_path / "e", weights=str(weights), tile=32, overlap=8,
+                       cleaning=cleaning)
+    with rasterio.open(tmp_path / "raw" / "masks" / "scene-b.tif") as src:
+        raw = src.read(1)
+    with rasterio.open(tmp_path / "e" / "masks" / "scene-b.tif") as src:
+        cleaned = src.read(1)
+    assert np.array_equal(cleaned, clean_mask(raw, cleaning, pixel_size=0.5))
+    assert not np.array_equal(cleaned, raw)  # the cleaning did something
+    assert (cleaned[~VALID] == 255).all()
+    assert metrics["cleaning"]["units"] == "m" and metrics["cleaning"]["pixel_size"] == 0.5
+    assert metrics["cleaning"]["pixels"] == {"min_area": 20.0, "max_hole": 20.0,
+                                             "smooth": 1.0, "simplify": 1.0}

@@ -6,7 +6,8 @@ The Python API::
 
     predictor = scdnn.Predictor.from_file("run/weights.safetensors")   # or an ONNX model
     mask = predictor.predict(image)                  # H x W x C uint8 -> H x W 0/1
-    scdnn.map_scene("scene.tif", predictor, "map-out", tiling=scdnn.Tiling(tile=1024))
+    scdnn.map_scene("scene.tif", predictor, "map-out", tiling=scdnn.Tiling(tile=1024),
+                    cleaning=scdnn.OutlineCleaning())   # None: the raw mask
     metrics = scdnn.evaluate_masks([mask], [truth])  # the metrics of scdnn evaluate
     net = scdnn.create_model("scdnn", in_channels=3)  # a fresh network
 
@@ -27,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "map_scene": "scdnn.mapping",
     "predict_scene": "scdnn.mapping",
     "Tiling": "scdnn.mapping",
+    "OutlineCleaning": "scdnn.outlines",
     "create_model": "scdnn.models",
     "MODEL_NAMES": "scdnn.models",
     "evaluate_masks": "scdnn.metrics",
@@ -43,7 +45,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 _SUBMODULES = ("benchmark", "cli", "datasets", "demo", "engines", "errors", "evaluation",
-               "export", "inference", "mapping", "metrics", "models", "overlay", "predictor",
+               "export", "inference", "mapping", "metrics", "models", "outlines", "overlay",
+               "predictor",
                "records", "report", "runs", "trainers", "weights")
 
 __all__ = ["__version__", *_EXPORTS]
@@ -61,6 +64,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .metrics import evaluate_masks as evaluate_masks
     from .models import MODEL_NAMES as MODEL_NAMES
     from .models import create_model as create_model
+    from .outlines import OutlineCleaning as OutlineCleaning
     from .predictor import Predictor as Predictor
     from .records import ModelCard as ModelCard
     from .records import Normalization as Normalization

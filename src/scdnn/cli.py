@@ -25,7 +25,13 @@ from .cli_options import (
     probability,
     seed,
 )
-from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, ScdnnError
+from .errors import (
+    InputFileError,
+    InputFileNotFoundError,
+    InvalidValueError,
+    ScdnnError,
+    param,
+)
 
 MODEL_CHOICES_HELP = "scdnn, sssn, segnet, deeplabv3plus-resnet50, deeplabv3plus-mobilenetv2"
 
@@ -48,6 +54,49 @@ def _stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+_CLEANING_FLAGS = ("min_area", "max_hole", "smooth", "simplify")
+
+
+def _add_cleaning(p: argparse.ArgumentParser, where: str, polygons: bool = False,
+                  pixels: bool = False) -> None:
+    """``--raw`` and the outline-cleaning options (:mod:`scdnn.outlines`); ``where`` says
+    in which units the values are taken; ``pixels``: the command only sees pixels."""
+    area, radius, tolerance = (("400 px", "2 px", "1 px") if pixels else
+                               ("100 m² / 400 px", "1 m / 2 px", "0.5 m / 1 px"))
+    square, length = ("PX", "PX") if pixels else ("M2", "M")
+    p.add_argument("--raw", action="store_true",
+                   help="no outline cleaning: the thresholded mask as the network gives it "
+                   "(speckled, holed; what the benchmark scores)")
+    p.add_argument("--min-area", type=non_negative_float, metavar=square,
+                   help=f"cleaning: remove landslides (8-connected) smaller than this; "
+                   f"{where} ({area})")
+    p.add_argument("--max-hole", type=non_negative_float, metavar=square,
+                   help=f"cleaning: fill holes inside landslides smaller than this; {where} "
+                   f"({area})")
+    p.add_argument("--smooth", type=non_negative_float, metavar=length,
+                   help=f"cleaning: radius of the disk that closes then opens the outlines "
+                   f"({radius}; 0: no smoothing)")
+    if polygons:
+        p.add_argument("--simplify", type=non_negative_float, metavar=length,
+                       help=f"cleaning: Douglas-Peucker tolerance of the polygons "
+                       f"({tolerance}; 0: pixel outlines)")
+
+
+def _cleaning(args: argparse.Namespace):
+    """The OutlineCleaning of the options (None with ``--raw``)."""
+    from .outlines import OutlineCleaning
+
+    given = {name: getattr(args, name, None) for name in _CLEANING_FLAGS}
+    given = {name: value for name, value in given.items() if value is not None}
+    if args.raw:
+        if given:
+            raise InvalidValueError(f"turns outline cleaning off; it cannot be combined "
+                                    f"with {', '.join(param(n) for n in given)}",
+                                    option="raw")
+        return None
+    return OutlineCleaning(**given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "drawn by scdnn report). With --weights, the test part of the model's "
                        "own split is scored when DATA holds those images, every image when "
                        "it holds none of them (another dataset); DATA holding only some is "
-                       "refused. --split or --all choose otherwise.")
+                       "refused. --split or --all choose otherwise. With --weights the "
+                       "predicted masks are cleaned as scdnn map cleans them (small objects "
+                       "removed, small holes filled, outlines smoothed; --raw: not) and the "
+                       "cleaned masks are scored; --predictions are scored as given.")
     p.add_argument("data", help="dataset folder with the true masks")
     p.add_argument("--out", required=True, help="evaluation folder (must be new or empty)")
     group = p.add_mutually_exclusive_group(required=True)
@@ -139,17 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scenes: blended overlap, as scdnn map (512)")
     p.add_argument("--batch-size", type=positive_int, default=1,
                    help="scenes: windows per batch (1)")
+    _add_cleaning(p, "in m² on georeferenced scenes, px on images")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("predict", help="write landslide masks and probabilities for images",
                        description="Write OUT/masks/<stem>.png (0/255) and "
-                       "OUT/probabilities/<stem>.png (landslide probability × 255).")
+                       "OUT/probabilities/<stem>.png (landslide probability × 255). Masks "
+                       "are cleaned (landslides under 400 px removed, holes under 400 px "
+                       "filled, outlines smoothed with a 2 px disk) unless --raw.")
     p.add_argument("images", help="folder of images (or a dataset folder with images/)")
     p.add_argument("--weights", required=True,
                    help="weights.safetensors (with --engine onnxruntime: the .onnx model)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
     p.add_argument("--threshold", type=probability, default=0.5, help="mask threshold (0.5)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
+    _add_cleaning(p, "in pixels (images have no pixel size)", pixels=True)
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("map", help="map landslides in a whole georeferenced scene",
@@ -159,8 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "background, 1 landslide, 255 no data), both Cloud Optimized GeoTIFFs "
                        "on the scene's grid, OUT/landslides.gpkg (one polygon per landslide: "
                        "id, area_m2, perimeter_m, mean_probability, max_probability) and "
-                       "OUT/map.json. No data (mask band, nodata value, alpha) is never "
-                       "predicted. Memory grows with the scene's width, not its area.")
+                       "OUT/map.json. The mask is cleaned before it is polygonized, so "
+                       "mask.tif and the polygons hold the same landslides: outlines smoothed "
+                       "(closing then opening, --smooth), landslides smaller than --min-area "
+                       "removed, holes smaller than --max-hole filled, polygons simplified "
+                       "(--simplify); values in metres, converted with the pixel size (pixel "
+                       "defaults on a scene without a projected CRS); --raw keeps the raw "
+                       "mask and pixel outlines. No data (mask band, nodata value, alpha) is "
+                       "never predicted. Memory grows with the scene's width, not its area.")
     p.add_argument("scene", help="scene raster (GeoTIFF)")
     p.add_argument("--dsm", help="the scene's surface model (elevation raster), needed by "
                    "weights trained with --use-dsm; another grid is resampled onto the scene's")
@@ -180,12 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1, help="windows per batch (1)")
     p.add_argument("--threshold", type=probability, default=0.5,
                    help="landslide where probability ≥ this (0.5)")
-    p.add_argument("--min-area", type=non_negative_float,
-                   default=0.0, help="drop polygons smaller than this, in m² (CRS units²; "
-                   "pixels without CRS) (0)")
-    p.add_argument("--simplify", type=non_negative_float,
-                   default=0.0, help="simplify polygons with this tolerance, in m (0: pixel "
-                   "outlines)")
+    _add_cleaning(p, "in m² (px² on a scene without a projected CRS)", polygons=True)
     p.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", dest="fmt",
                    help="polygon file format (gpkg)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (cpu)")
@@ -225,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="map landslides on bundled real images, offline",
                        description="Map the bundled sample (held-back aerial test images of "
-                       "Sichuan, CC BY 4.0) with the bundled SCDnn weights, as scdnn map does, "
-                       "score the masks against the sample's truth and write OUT/maps/<name>/ "
+                       "Sichuan, CC BY 4.0) with the bundled SCDnn weights, as scdnn map does "
+                       "(masks cleaned unless --raw), score the masks against the sample's "
+                       "truth and write OUT/maps/<name>/ "
                        "(probability.tif, mask.tif, landslides.gpkg, map.json), OUT/masks/, "
                        "OUT/metrics.json, OUT/per_image.csv and OUT/report.html. Prints the "
                        "scores and where the report is. OUT is replaced on each run when it "
@@ -237,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(RGB inputs)")
     p.add_argument("--sample", help="dataset folder (images/ + masks/) to use instead of the "
                    "bundled sample")
+    _add_cleaning(p, "in pixels (the sample's PNGs have no pixel size)", polygons=True,
+                  pixels=True)
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out that is not a demo output (nothing in "
                    "it is deleted)")
@@ -277,9 +337,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
     from .metrics import format_table
 
+    cleaning = _cleaning(args)
+    if args.predictions is not None:
+        if not args.raw and any(getattr(args, n, None) is not None for n in _CLEANING_FLAGS):
+            raise InvalidValueError(f"the cleaning options apply to a model's masks "
+                                    f"({param('weights')}); {param('predictions')} are "
+                                    f"scored as given")
+        cleaning = None
     metrics = evaluate(args.data, args.out, weights=args.weights, predictions=args.predictions,
                        split=args.split, use_all=args.use_all, tolerance=args.tolerance,
                        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                       cleaning=cleaning,
                        overwrite=args.overwrite, progress=_progress("scoring"), summary=print)
     print(format_table(metrics))
     print(f"metrics: {args.out}/metrics.json")
@@ -290,7 +358,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
     out = predict_folder(args.images, args.weights, args.out, threshold=args.threshold,
                          overwrite=args.overwrite, progress=_progress("predicting"),
-                         engine=args.engine)
+                         engine=args.engine, cleaning=_cleaning(args))
     print(f"masks: {out}/masks  probabilities: {out}/probabilities")
 
 
@@ -299,11 +367,11 @@ def _cmd_map(args: argparse.Namespace) -> None:
     from .predictor import Predictor
 
     tiling = Tiling(args.tile, args.overlap, args.batch_size)  # refused before loading
+    cleaning = _cleaning(args)
     predictor = Predictor.from_file(args.weights, engine=args.engine, device=args.device)
     summary = map_scene(
         args.scene, predictor, args.out, tiling=tiling, threshold=args.threshold,
-        min_area=args.min_area, simplify=args.simplify, fmt=args.fmt, dsm=args.dsm,
-        bands=args.bands,
+        cleaning=cleaning, fmt=args.fmt, dsm=args.dsm, bands=args.bands,
         overwrite=args.overwrite, progress=_progress("mapping"),
         warn=lambda message: print(f"scdnn map: warning: {message}", file=sys.stderr))
     windows = summary["windows"]
@@ -311,10 +379,22 @@ def _cmd_map(args: argparse.Namespace) -> None:
     print(f"bands read: {' '.join(str(b) for b in summary['bands'])} (choose with --bands)")
     print(f"windows: {windows['run']} run, {windows['skipped_no_valid_pixel']} skipped "
           f"(no valid pixel)")
+    print(f"cleaning: {_describe_cleaning(summary.get('cleaning'))}")
     polygons = "polygon" if summary["landslides"] == 1 else "polygons"
     print(f"landslides: {summary['landslides']} {polygons}, "
           f"{summary['landslide_area']:.1f} {unit}² of {summary['valid_area']:.1f} {unit}² valid")
     print(f"outputs: {args.out}/{{{', '.join(summary['outputs'])}, map.json}}")
+
+
+def _describe_cleaning(record) -> str:
+    """One line on the cleaning a record (map.json) says was used."""
+    if record is None:
+        return "none (--raw)"
+    u, px = record["units"], record["pixels"]
+    return (f"landslides < {record['min_area']:g} {u}² removed, holes < "
+            f"{record['max_hole']:g} {u}² filled, smoothed with a {record['smooth']:g} {u} "
+            f"disk, polygons simplified by {record['simplify']:g} {u} (in pixels: "
+            f"{px['min_area']:g}, {px['max_hole']:g}, {px['smooth']:g}, {px['simplify']:g})")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -340,7 +420,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from .metrics import format_table
 
     result = run_demo(out=args.out, weights=args.weights, sample=args.sample,
-                      overwrite=args.overwrite, progress=_progress("mapping"),
+                      overwrite=args.overwrite, cleaning=_cleaning(args),
+                      progress=_progress("mapping"),
                       warn=lambda message: print(f"scdnn demo: note: {message}",
                                                  file=sys.stderr))
     print(f"scored {result['images']} sample images against their truth masks")

@@ -51,6 +51,7 @@ from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, p
 from .inference import save_png
 from .mapping import IGNORE_INDEX, map_scene
 from .metrics import Evaluator
+from .outlines import OutlineCleaning, check_cleaning, cleaning_record
 from .predictor import Predictor
 from .report import write_report
 from .runs import atomic_write, provenance, write_json
@@ -86,9 +87,16 @@ def _silent(message: str) -> None:
 def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike | None = None,
              sample: str | os.PathLike | None = None, overwrite: bool = False,
              progress: Callable[[Iterable], Iterable] = iter,
-             warn: Callable[[str], None] = _silent) -> dict[str, Any]:
+             warn: Callable[[str], None] = _silent,
+             cleaning: OutlineCleaning | None = None) -> dict[str, Any]:
     """Map, score and report the demo sample; return the metrics with ``report`` (the path
     of report.html) and ``maps`` (name -> the map.json summary of ``scdnn map``) added.
+
+    ``cleaning`` cleans the maps as :func:`scdnn.mapping.map_scene` does (the sample's PNGs
+    have no pixel size: pixel values, defaults 400 px, 400 px, 2 px, 1 px); the scores are
+    those of the cleaned masks, and metrics.json records it (``cleaning``). None (the
+    default) keeps the raw masks, as ``scdnn demo --raw``; the command line cleans with
+    ``OutlineCleaning()``.
 
     ``weights`` and ``sample`` replace the bundled weights file and sample folder (a dataset
     folder with ``images/`` and ``masks/``). ``progress`` wraps the images to map;
@@ -103,6 +111,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
         missing or has an image without a mask; the output folder is not the demo's own, or
         holds the weights or the sample.
     """
+    check_cleaning(cleaning)
     weights = Path(weights) if weights is not None else bundled_weights()
     if not weights.is_file():
         if weights == bundled_weights():
@@ -132,7 +141,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
     maps: dict[str, Any] = {}
     for s in progress(dataset.samples):
         summary = map_scene(s.image_path, predictor, out / "maps" / s.name, overwrite=True,
-                            warn=notes.append)
+                            warn=notes.append, cleaning=cleaning)
         maps[s.name] = summary
         with rasterio.open(out / "maps" / s.name / "mask.tif") as src:
             mask = src.read(1)
@@ -150,6 +159,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
 
     metrics = evaluator.compute()
     metrics["scored"] = "every image of the demo sample (held-back test images)"
+    metrics["cleaning"] = cleaning_record(cleaning, None)
     metrics["source"] = {"data": os.path.abspath(sample), "weights": os.path.abspath(weights),
                          "predictions": None}
     metrics["provenance"] = provenance()

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 from .datasets.source import ScoringOptions, open_source_for_model
 from .errors import InvalidValueError, param
 from .metrics import Evaluator
+from .outlines import OutlineCleaning, check_cleaning
 from .records import EvaluationRecord
 from .runs import output_dir, provenance, write_json
 
@@ -32,7 +33,8 @@ __all__ = ["evaluate", "ScoringOptions"]
 def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | None = None,
              predictions: str | None = None, split: str | None = None, use_all: bool = False,
              tolerance: int = 2, tile: int = 2048, overlap: int = 512, batch_size: int = 1,
-             threshold: float = 0.5, overwrite: bool = False, device: str = "cpu",
+             threshold: float = 0.5, cleaning: OutlineCleaning | None = None,
+             overwrite: bool = False, device: str = "cpu",
              progress: Callable[[Iterable], Iterable] = iter,
              summary: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Score a model (``weights``) or saved masks (``predictions``) on the samples of ``data``.
@@ -55,6 +57,11 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     tolerance : boundary F1 tolerance in pixels
     tile, overlap, batch_size : scenes: the windows, as ``scdnn map`` takes them
     threshold : landslide where the predicted probability is at least this
+    cleaning : with ``weights``: how the model's masks are cleaned before they are written
+        and scored (:class:`scdnn.outlines.OutlineCleaning`; metres are converted with each
+        scene's pixel size, images take pixel values); None (the default, what the
+        benchmark scores) keeps the raw thresholded masks. ``predictions`` are always scored
+        as given. Recorded as ``cleaning`` in metrics.json.
     device : where the model runs
     progress : wraps an iterable of work (images, or a scene's windows) for a progress bar
     summary : called with each line saying what was scored, once it is done (the command line
@@ -79,8 +86,9 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     """
     if (weights is None) == (predictions is None):
         raise InvalidValueError(f"give exactly one of {param('weights')} or {param('predictions')}")
+    check_cleaning(cleaning)
     options = ScoringOptions(tile=tile, overlap=overlap, batch_size=batch_size,
-                             threshold=threshold)
+                             threshold=threshold, cleaning=cleaning)
     card, model = None, None
     if weights is not None:
         from .predictor import move_to_device

@@ -21,6 +21,7 @@ from .datasets import (
     read_image,
 )
 from .errors import InputFileNotFoundError, InvalidValueError
+from .outlines import OutlineCleaning, check_cleaning, clean_mask
 from .predictor import Predictor, landslide_softmax
 from .records import ModelCard
 from .runs import atomic_path, prepare_out_dir
@@ -66,12 +67,19 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
 def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predictor,
                    out: str | os.PathLike, threshold: float = 0.5, overwrite: bool = False,
                    device: str = "cpu", progress: Callable[[Iterable], Iterable] = iter,
-                   engine: str = "torch") -> Path:
+                   engine: str = "torch", cleaning: OutlineCleaning | None = None) -> Path:
     """Write ``OUT/masks/<stem>.png`` (0/255) and ``OUT/probabilities/<stem>.png`` (0–255).
+
+    ``cleaning`` (an :class:`scdnn.outlines.OutlineCleaning`) cleans each mask: images have
+    no pixel size, so its values are pixels (defaults 400 px, 400 px, 2 px); None (the
+    default) writes the raw thresholded masks, as the command line's ``--raw``.
+    Probabilities are never changed.
 
     ``weights`` is a loaded :class:`Predictor` (``device`` and ``engine`` are then its own),
     or a file loaded with ``engine``: ``"torch"`` (a .safetensors file) or
     ``"onnxruntime"`` (an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`."""
+    check_cleaning(cleaning)
+    pixels = None if cleaning is None else cleaning.resolve(None)
     files = image_files(images)
     predictor = weights if isinstance(weights, Predictor) else \
         Predictor.from_file(weights, engine, device)
@@ -82,7 +90,10 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
         image = read_image(path)
         check_bands(image, predictor.card, path)
         prob = predictor.probability(image)
-        save_png(np.where(prob >= threshold, 255, 0).astype(np.uint8),
+        mask = prob >= threshold
+        if pixels is not None:
+            mask = clean_mask(mask, pixels)
+        save_png(np.where(mask, 255, 0).astype(np.uint8),
                  out / "masks" / f"{path.stem}.png")
         save_png(np.round(prob * 255).astype(np.uint8), out / "probabilities" / f"{path.stem}.png")
     return out

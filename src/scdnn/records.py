@@ -384,6 +384,10 @@ class MapRecord:
     ``windows`` counts the window grid (``total``, ``run``, ``skipped_no_valid_pixel``);
     areas are in the CRS's units squared (pixels without a CRS, see ``units``); ``nodata``
     gives the nodata value of each raster; ``outputs`` lists the files beside map.json.
+    ``cleaning`` is the outline cleaning used (:func:`scdnn.outlines.cleaning_record`: the
+    values and their units, the pixel size, the values in pixels), None for a raw mask (and
+    in records written before it existed); ``min_area`` and ``simplify`` are its minimum
+    area and polygon tolerance in the CRS's units (0 for a raw mask).
     """
 
     scene: str
@@ -407,6 +411,7 @@ class MapRecord:
     batch_size: int | None = None
     min_area: float = 0.0
     simplify: float = 0.0
+    cleaning: dict[str, Any] | None = None
     valid_pixels: int = 0
     landslide_pixels: int = 0
     valid_area: float = 0.0
@@ -420,14 +425,14 @@ class MapRecord:
               "threshold": _NUMBER, "windows": dict, "landslides": int, "outputs": list,
               "dsm": str, "weights": str, "engine": str, "model": str, "inputs": list,
               "bands": list, "crs": str, "units": str, "tile": int, "overlap": int,
-              "batch_size": int, "min_area": _NUMBER, "simplify": _NUMBER,
+              "batch_size": int, "min_area": _NUMBER, "simplify": _NUMBER, "cleaning": dict,
               "valid_pixels": int, "landslide_pixels": int, "valid_area": _NUMBER,
               "landslide_area": _NUMBER, "nodata": dict, "provenance": dict}
 
     # the order of map.json's keys
     _ORDER = ("scene", "dsm", "weights", "engine", "model", "inputs", "bands", "width",
               "height", "crs", "transform", "units", "tile", "overlap", "batch_size",
-              "threshold", "min_area", "simplify", "windows", "valid_pixels",
+              "threshold", "min_area", "simplify", "cleaning", "windows", "valid_pixels",
               "landslide_pixels", "valid_area", "landslide_area", "landslides", "nodata",
               "outputs", "provenance")
 
@@ -457,7 +462,10 @@ class EvaluationRecord:
     and boundary precision, recall and F1, the Fig. 8 bins, boundary F1 at several
     tolerances (``boundary_f1_at``, keys in pixels; ``boundary_tolerances_m`` gives them in
     metres on georeferenced scenes), object scores (``objects``, ``object_counts``), and what
-    was scored (``images``, ``pixels``, ``scored``, ``source``). Scores this version does not
+    was scored (``images``, ``pixels``, ``scored``, ``source``), and the outline cleaning
+    applied to a model's masks before scoring (``cleaning``, see
+    :func:`scdnn.outlines.cleaning_record`; None for raw masks and for masks scored as
+    given; absent from records written before it existed). Scores this version does not
     name are kept in ``extra`` in the order read.
     """
 
@@ -486,6 +494,7 @@ class EvaluationRecord:
     boundary_tolerance_m: float | None = None
     boundary_tolerances_m: dict[str, float] | None = None
     scored: str | None = None
+    cleaning: dict[str, Any] | None = None
     source: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -500,7 +509,7 @@ class EvaluationRecord:
               "boundary_counts": dict, "miou_bins": dict, "images": int,
               "boundary_f1_at": dict, "objects": dict, "object_counts": dict,
               "boundary_tolerance_m": _NUMBER, "boundary_tolerances_m": dict,
-              "scored": str, "source": dict,
+              "scored": str, "cleaning": dict, "source": dict,
               "provenance": dict}
 
     @classmethod

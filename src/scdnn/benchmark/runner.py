@@ -194,11 +194,13 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
 
 
 def _evaluate(data: str, run_dir: Path, split_path: Path, tolerance: int, device: str) -> None:
-    """Score a run's weights on the split's test images (or scenes) into run_dir/eval."""
+    """Score a run's weights on the split's test images (or scenes) into run_dir/eval: the
+    raw thresholded masks (``cleaning=None``), as the paper scores its networks."""
     from ..evaluation import evaluate
 
     evaluate(data, run_dir / "eval", weights=str(run_dir / "weights.safetensors"),
-             split=str(split_path), tolerance=tolerance, overwrite=True, device=device)
+             split=str(split_path), tolerance=tolerance, cleaning=None, overwrite=True,
+             device=device)
 
 
 def _train_resume(config) -> None:

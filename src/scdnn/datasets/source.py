@@ -62,12 +62,16 @@ Progress = Callable[[Iterable], Iterable]
 class ScoringOptions:
     """How scenes are predicted for scoring, as ``scdnn map`` predicts them: windows of
     ``tile`` pixels, ``overlap`` blended, ``batch_size`` windows at a time; landslide where the
-    probability is at least ``threshold`` (images too). Whole images ignore the rest."""
+    probability is at least ``threshold`` (images too). Whole images ignore the window
+    options. A model's masks are cleaned with ``cleaning`` (an
+    :class:`scdnn.outlines.OutlineCleaning`; None: raw) before they are written and scored;
+    masks given as predictions are scored as given."""
 
     tile: int = 2048
     overlap: int = 512
     batch_size: int = 1
     threshold: float = 0.5
+    cleaning: Any = None
 
 
 @dataclasses.dataclass
@@ -383,9 +387,15 @@ class ImageFolderSource:
               predictions: str | os.PathLike | None = None, masks: Path | None = None,
               options: ScoringOptions = ScoringOptions(), device: str = "cpu",
               progress: Progress = iter) -> dict[str, Any]:
-        """Each image whole at its native size; with a model, its predicted mask is written
-        as ``masks/<name>.png`` (0/255; a name such as ``non-landslide/x`` in a subfolder)."""
+        """Each image whole at its native size; with a model, its predicted mask (cleaned
+        with ``options.cleaning``, in pixels: images have no pixel size) is written as
+        ``masks/<name>.png`` (0/255; a name such as ``non-landslide/x`` in a subfolder).
+        Adds ``cleaning`` (what was applied, None for raw or given masks)."""
+        from ..outlines import clean_mask, cleaning_record
         from .io import read_mask
+
+        cleaning = options.cleaning if model is not None else None
+        pixels = None if cleaning is None else cleaning.resolve(None)
 
         files = self._prediction_files(predictions, names) if model is None else {}
         for name in progress(names):
@@ -395,6 +405,8 @@ class ImageFolderSource:
             if model is not None:
                 pred = self._predict(model, card, item["image"], sample.image_path, device) \
                     >= options.threshold
+                if pixels is not None:
+                    pred = clean_mask(pred, pixels)
                 if masks is not None:
                     _write_png(np.where(pred, 255, 0).astype(np.uint8), masks / f"{name}.png")
             else:
@@ -405,7 +417,7 @@ class ImageFolderSource:
                                             f"the truth {sample.mask_path} is "
                                             f"{truth.shape[0]}x{truth.shape[1]}", path)
             evaluator.update(pred.astype(np.uint8), truth, name)
-        return {}
+        return {"cleaning": cleaning_record(cleaning, None)}
 
     @staticmethod
     def _predict(model: Any, card: ModelCard, image: np.ndarray, path: Path,
@@ -592,7 +604,7 @@ class SceneSource:
         from ..mapping.predict import check_options
 
         check_options(options.tile, options.overlap, options.batch_size, options.threshold,
-                      0.0, 0.0, "gpkg")
+                      cleaning=options.cleaning)
         if predictions is not None and len(names) != 1:
             raise InvalidValueError(f"{param('predictions')} takes one mask raster, so DATA must "
                                     f"be one scene (it holds {len(names)}: {', '.join(names)})",
@@ -606,9 +618,15 @@ class SceneSource:
         """Each scene predicted as ``scdnn map`` predicts it (or read from the ``predictions``
         raster on its grid) and scored on every valid labelled pixel; with a model, the mask is
         written as ``masks/<scene>.tif`` (0, 1, 255 = no data; the scene's grid). Adds
-        ``boundary_tolerance_m``, the tolerance in metres when every scene is in metres."""
+        ``boundary_tolerance_m``, the tolerance in metres when every scene is in metres, and
+        ``cleaning``: what cleaned the model's masks (``options.cleaning``, converted with
+        each scene's pixel size; ``pixels_by_scene`` when the scenes' pixel sizes differ),
+        None for raw masks or a given raster."""
         from ..mapping.score import predict_scene_mask
+        from ..outlines import clean_mask, cleaning_record, pixel_size_of
 
+        cleaning = options.cleaning if model is not None else None
+        records: dict[str, Any] = {}
         pixel_sizes = []
         for name in names:
             scene = self.collection.open(name)
@@ -618,6 +636,11 @@ class SceneSource:
                 pred = predict_scene_mask(model, card, scene, options.tile, options.overlap,
                                           options.batch_size, options.threshold, device,
                                           progress)
+                if cleaning is not None:
+                    size = pixel_size_of(scene.scene.transform, scene.scene.units)
+                    pred = clean_mask(pred, cleaning, valid=pred != IGNORE_INDEX,
+                                      pixel_size=size)
+                    records[name] = cleaning_record(cleaning, size)
                 if masks is not None:
                     _write_mask_raster(pred, scene, masks / f"{name}.tif")
             else:
@@ -629,7 +652,8 @@ class SceneSource:
         at_m = {key: _tolerance_m(float(key), pixel_sizes)
                 for key in evaluator.tolerance_keys()}
         return {"boundary_tolerance_m": _tolerance_m(evaluator.tolerance, pixel_sizes),
-                "boundary_tolerances_m": None if None in at_m.values() else at_m}
+                "boundary_tolerances_m": None if None in at_m.values() else at_m,
+                "cleaning": _one_record(records)}
 
     def scoring_record(self, names: Sequence[str], *, weights: Any = None,
                        predictions: Any = None,
@@ -724,6 +748,17 @@ def _write_mask_raster(mask: np.ndarray, scene: Any, path: Path) -> None:
                            dtype="uint8", crs=ds.crs, transform=ds.transform,
                            nodata=IGNORE_INDEX, tiled=True, compress="deflate") as dst:
             dst.write(mask, 1)
+
+
+def _one_record(records: dict[str, Any]) -> dict[str, Any] | None:
+    """The cleaning record of the scenes: the first scene's, with the pixel values of each
+    scene under ``pixels_by_scene`` when they differ; None when nothing was cleaned."""
+    if not records:
+        return None
+    first = next(iter(records.values()))
+    if all(r == first for r in records.values()):
+        return first
+    return {**first, "pixels_by_scene": {name: r["pixels"] for name, r in records.items()}}
 
 
 def _tolerance_m(tolerance: float, pixel_sizes: list) -> float | None:

@@ -8,20 +8,25 @@
 3. predict the windows and blend the overlapping predictions (:func:`.core.predict_scene`),
    which hands back finished rows of the scene;
 4. write those rows as probability and mask rasters (:class:`.outputs.RowWriter`);
-5. polygonize the mask strip by strip (:func:`.outputs.polygonize`), add areas and
-   probability statistics, write the polygons;
-6. convert the rasters to Cloud Optimized GeoTIFFs, rename everything into place and write
+5. clean the mask strip by strip (:func:`.clean.clean_raster`, unless ``cleaning`` is None):
+   smoothing, objects below the minimum mapping unit removed, small holes filled
+   (:mod:`scdnn.outlines`);
+6. polygonize the (cleaned) mask strip by strip (:func:`.outputs.polygonize`), so that
+   mask.tif and the polygons hold the same landslides; add areas and probability
+   statistics, simplify the outlines, write the polygons;
+7. convert the rasters to Cloud Optimized GeoTIFFs, rename everything into place and write
    ``map.json``.
 
 Memory model: the scene is never read whole. Prediction holds one band of ``tile``
 full-width rows (:mod:`.core`); rows are written to the output files as soon as they are
-finished. Polygonizing reads strips of full-width rows. Peak memory is therefore
+finished. Cleaning and polygonizing read strips of full-width rows. Peak memory is therefore
 O(tile x width): it grows with the scene's width, not its area (plus the landslide polygons
 themselves). Outside valid data both rasters hold nodata.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -29,9 +34,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InvalidValueError
+from ..outlines import OutlineCleaning, check_cleaning, cleaning_record, pixel_size_of
 from ..predictor import Predictor
 from ..records import MapRecord
 from ..runs import prepare_out_dir, provenance, write_json
+from .clean import clean_raster
 from .core import DEFAULT_TILING, Tiling, plan_windows, predict_scene
 from .outputs import (
     IGNORE_INDEX,
@@ -56,8 +63,8 @@ def _silent(message: str) -> None:
 def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
               out: str | os.PathLike, *, tiling: Tiling = DEFAULT_TILING, threshold: float = 0.5,
               dsm: str | os.PathLike | None = None, bands: Sequence[int] | None = None,
-              min_area: float = 0.0,
-              simplify: float = 0.0, fmt: str = "gpkg", overwrite: bool = False,
+              cleaning: OutlineCleaning | None = None, fmt: str = "gpkg",
+              overwrite: bool = False,
               progress: Callable[[Iterable], Iterable] = iter,
               warn: Callable[[str], None] = _silent, cog_blocksize: int = 512) -> dict[str, Any]:
     """Map landslides in ``scene`` with ``model``; write the outputs into ``out``.
@@ -86,9 +93,13 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         The scene's bands (1-based) the model reads, in the model's order; by default its
         non-alpha bands when there are as many as the model takes (or the bands labelled
         red, green, blue for a 3-band model). Recorded in map.json.
-    min_area, simplify : float
-        Drop polygons smaller than ``min_area`` (CRS units²); simplify polygons with this
-        tolerance (CRS units; 0 keeps pixel outlines).
+    cleaning : OutlineCleaning, optional
+        How the mask is cleaned (:mod:`scdnn.outlines`; values in metres are converted with
+        the scene's pixel size, pixel defaults on a scene without a projected CRS) and its
+        polygons simplified; None (the default) writes the raw thresholded mask with pixel
+        outlines, as the command line's ``--raw``. The command line uses
+        ``OutlineCleaning()``. Recorded in map.json (``cleaning``; ``min_area`` and
+        ``simplify`` give the values used in CRS units).
     fmt : {"gpkg", "geojson"}
         Polygon file format.
     overwrite : bool
@@ -106,7 +117,8 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         Bad options (InvalidValueError), a scene the model cannot take, a scene without a
         valid pixel, or an output folder that is not empty (without ``overwrite``).
     """
-    check_outputs(threshold, min_area, simplify, fmt)
+    check_outputs(threshold, fmt)
+    check_cleaning(cleaning)
     if not isinstance(tiling, Tiling):
         raise InvalidValueError(f"must be a Tiling, got {type(tiling).__name__}",
                                 option="tiling")
@@ -122,11 +134,18 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
 
         with Staging(out) as staging:
             prob_tmp, mask_tmp = staging.scratch("probability.tif"), staging.scratch("mask.tif")
+            raw_tmp = mask_tmp if cleaning is None else staging.scratch("mask-raw.tif")
             rows = predict_scene(predictor, sc, plan, progress=progress)
-            counts = write_rasters(rows, sc, threshold, prob_tmp, mask_tmp)
+            counts = write_rasters(rows, sc, threshold, prob_tmp, raw_tmp)
+            pixel_size = pixel_size_of(sc.transform, sc.units)
+            min_area = simplify = 0.0
+            if cleaning is not None:
+                pixels = cleaning.resolve(pixel_size)
+                counts = clean_raster(raw_tmp, mask_tmp, pixels)
+                min_area, simplify = _in_crs_units(cleaning, pixel_size, sc.pixel_area)
 
             landslides = polygonize(mask_tmp, prob_tmp)
-            table = landslide_table(landslides, sc.transform, sc.crs, min_area, simplify)
+            table = landslide_table(landslides, sc.transform, sc.crs, simplify=simplify)
             write_polygons(table, staging.final(f"landslides.{fmt}"), fmt)
             write_cog(prob_tmp, staging.final("probability.tif"), resampling="average",
                       predictor=True, blocksize=cog_blocksize)
@@ -141,6 +160,7 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                 transform=list(sc.transform)[:6], units=sc.units,
                 tile=tiling.tile, overlap=tiling.overlap, batch_size=tiling.batch_size,
                 threshold=threshold, min_area=min_area, simplify=simplify,
+                cleaning=cleaning_record(cleaning, pixel_size),
                 windows=plan.counts(), **counts,
                 valid_area=counts["valid_pixels"] * sc.pixel_area,
                 landslide_area=counts["landslide_pixels"] * sc.pixel_area,
@@ -178,23 +198,30 @@ def write_rasters(rows: Iterable[tuple[int, np.ndarray, np.ndarray]], scene: Sce
 
 
 def check_options(tile: int, overlap: int, batch_size: int, threshold: float,
-                  min_area: float, simplify: float, fmt: str) -> None:
+                  fmt: str = "gpkg", cleaning: OutlineCleaning | None = None) -> None:
     """Refuse option values that cannot work (InvalidValueError), before anything is read."""
     Tiling(tile, overlap, batch_size)
-    check_outputs(threshold, min_area, simplify, fmt)
+    check_outputs(threshold, fmt)
+    check_cleaning(cleaning)
 
 
-def check_outputs(threshold: float, min_area: float, simplify: float, fmt: str) -> None:
-    """Refuse a threshold, polygon option or format that cannot work (InvalidValueError)."""
+def check_outputs(threshold: float, fmt: str) -> None:
+    """Refuse a threshold or polygon format that cannot work (InvalidValueError)."""
     if not 0 < threshold < 1:
         raise InvalidValueError(f"must be strictly between 0 and 1, got {threshold}",
                                 option="threshold")
-    for name, value in (("min_area", min_area), ("simplify", simplify)):
-        if not value >= 0:  # also refuses NaN
-            raise InvalidValueError(f"must be a number ≥ 0, got {value}", option=name)
     if fmt not in POLYGON_FORMATS:
         raise InvalidValueError(f"must be one of {', '.join(POLYGON_FORMATS)}, got '{fmt}'",
                                 option="fmt")
+
+
+def _in_crs_units(cleaning: OutlineCleaning, pixel_size: float | None,
+                  pixel_area: float) -> tuple[float, float]:
+    """The cleaning's minimum area and polygon tolerance in the scene's CRS units."""
+    used = cleaning.for_data(pixel_size)
+    if used.units == "m":
+        return used.min_area, used.simplify
+    return used.min_area * pixel_area, used.simplify * math.sqrt(pixel_area)
 
 
 def _units_warning(scene: Scene) -> str:

@@ -167,6 +167,7 @@ def _summary_table(summary: dict[str, Any]) -> str:
         ("threshold", summary.get("threshold")),
         ("min area / simplify", f"{summary.get('min_area')} {area} / "
                                 f"{summary.get('simplify')} {length}"),
+        ("outline cleaning", _cleaning_text(summary.get("cleaning"))),
         ("valid area", f"{fmt_number(summary.get('valid_area'))} {area} "
                        f"({fmt_number(summary.get('valid_pixels'))} px)"),
         ("landslide area", f"{fmt_number(summary.get('landslide_area'))} {area} "
@@ -176,6 +177,18 @@ def _summary_table(summary: dict[str, Any]) -> str:
         ("outputs", ", ".join(summary.get("outputs") or [])),
     ]
     return key_values((k, "n/a" if v is None else v) for k, v in pairs)
+
+
+def _cleaning_text(cleaning: Any) -> str:
+    """map.json's ``cleaning`` in words ("none (raw mask)" when null or absent)."""
+    if not isinstance(cleaning, dict):
+        return "none (raw mask)"
+    unit = cleaning.get("units", "m")
+    px = cleaning.get("pixels") or {}
+    return (f"objects < {cleaning.get('min_area')} {unit}² removed, holes < "
+            f"{cleaning.get('max_hole')} {unit}² filled, smoothing radius "
+            f"{cleaning.get('smooth')} {unit} (in pixels: {fmt_number(px.get('min_area'))}, "
+            f"{fmt_number(px.get('max_hole'))}, {fmt_number(px.get('smooth'))})")
 
 
 def mapping_report(run_dir: Path) -> Report:
