@@ -11,6 +11,7 @@ few seconds.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 from pathlib import Path
@@ -245,3 +246,74 @@ def test_an_image_that_is_a_link_loop_is_named_not_reported_as_a_lonely_mask(
     out = tmp_path / "o"
     err = assert_refused(main(["train", str(data), "--out", str(out)]), capsys, str(image), out)
     assert "link loop" in err
+
+
+@pytest.mark.parametrize("error", [errno.EROFS, errno.EACCES, errno.ENOSPC])
+def test_a_file_system_that_refuses_to_write_ends_in_one_line(error, inputs, tmp_path, capsys,
+                                                             monkeypatch) -> None:
+    """export --out on a read-only file system ended in a 30-line traceback (predict here:
+    the same writer, atomic_path, and seconds faster)."""
+    import os
+
+    import scdnn.runs
+
+    def refuse(src, dst):
+        raise OSError(error, os.strerror(error), str(dst))
+
+    monkeypatch.setattr(scdnn.runs.os, "replace", refuse)
+    out = tmp_path / "o"
+    code = main(["predict", inputs["images"], "--weights", inputs["weights"], "--out", str(out)])
+    err = assert_refused(code, capsys, str(out), out)
+    assert os.strerror(error) in err
+
+
+def test_an_error_that_is_not_the_file_systems_keeps_its_traceback(inputs, tmp_path,
+                                                                   monkeypatch) -> None:
+    import scdnn.runs
+
+    def broken(src, dst):
+        raise OSError(errno.EIO, "bug", str(dst))
+
+    monkeypatch.setattr(scdnn.runs.os, "replace", broken)
+    with pytest.raises(OSError):
+        main(["predict", inputs["images"], "--weights", inputs["weights"], "--out",
+              str(tmp_path / "o")])
+
+
+def test_report_on_a_map_whose_rasters_are_cut_short(inputs, tmp_path, capsys) -> None:
+    """report on a map folder with truncated mask.tif/probability.tif: a 35-line traceback."""
+    scene = _scene(tmp_path / "rgb.tif", 3)
+    run = tmp_path / "map"
+    assert main(["map", str(scene), "--weights", inputs["weights"], "--out", str(run),
+                 "--raw"]) == 0
+    capsys.readouterr()
+    for name in ("probability.tif", "mask.tif"):
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data[: len(data) // 2])
+    report = run / "report.html"
+    err = assert_refused(main(["report", str(run)]), capsys, str(run), report)
+    assert "cannot read" in err
+
+
+@pytest.mark.parametrize("mistake", ["mask values", "mask size"])
+def test_demo_refuses_a_bad_sample_before_writing_anything(mistake, inputs, tmp_path,
+                                                          capsys) -> None:
+    """demo --sample with 0/128/255 masks, or masks of another size, failed only after
+    mapping, leaving maps/<image>/ with all four outputs."""
+    import numpy as np
+    from PIL import Image
+
+    from scdnn.datasets.synthetic import write_synthetic_dataset
+
+    sample = write_synthetic_dataset(tmp_path / "sample", count=2, size=40, seed=1)
+    mask = sorted((sample / "masks").iterdir())[-1]
+    if mistake == "mask values":
+        values = np.zeros((40, 40), np.uint8)
+        values[:10], values[10:20] = 128, 255
+    else:
+        values = np.zeros((24, 40), np.uint8)
+    Image.fromarray(values).save(mask)
+    out = tmp_path / "demo"
+    code = main(["demo", "--weights", inputs["weights"], "--sample", str(sample), "--out",
+                 str(out)])
+    assert_refused(code, capsys, str(sample), out)

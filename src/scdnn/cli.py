@@ -511,6 +511,11 @@ COMMANDS = {"models": _cmd_models, "train": _cmd_train, "evaluate": _cmd_evaluat
             "demo": _cmd_demo, "report": _cmd_report}
 
 
+#: Errors of the file system (errno) that end a command with one line and status 2.
+_FILE_SYSTEM_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT,
+                       errno.ENAMETOOLONG}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``scdnn`` with ``argv`` and return its exit status (0, 2 for any mistake in the
     options or the input, 130 when interrupted); it never raises ``SystemExit``."""
@@ -523,6 +528,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except ScdnnError as exc:
         print(f"scdnn {args.command}: error: {exc.cli_message()}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # the file system refused: read-only, no permission, full disk. Not a bug of scdnn
+        # and nothing a traceback helps with; anything else is one and keeps its traceback
+        if exc.errno not in _FILE_SYSTEM_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"scdnn {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"scdnn {args.command}: interrupted", file=sys.stderr)

@@ -170,10 +170,13 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
 
 
 def _check_sample(sample: Path):
+    """The sample as a dataset, every image and mask read once first (sizes agree, masks
+    0/1 or 0/255), so that a bad sample is refused before anything is written."""
     dataset = open_dataset(sample)
     for s in dataset.samples:
         if s.mask_path is None:
             raise InvalidValueError("sample image has no truth mask in masks/", s.image_path)
+    dataset.validate()
     return dataset
 
 

@@ -24,7 +24,7 @@ from .errors import InputFileNotFoundError, InvalidValueError
 from .outlines import OutlineCleaning, check_cleaning, clean_mask
 from .predictor import Predictor, landslide_softmax
 from .records import ModelCard
-from .runs import atomic_path, prepare_out_dir
+from .runs import atomic_path, output_dir
 
 __all__ = ["landslide_probability", "check_bands", "predict_folder", "image_files",
            "save_png"]
@@ -83,17 +83,18 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
     files = image_files(images)
     predictor = weights if isinstance(weights, Predictor) else \
         Predictor.from_file(weights, engine, device)
-    out = prepare_out_dir(out, overwrite=overwrite)
-    (out / "masks").mkdir(exist_ok=True)
-    (out / "probabilities").mkdir(exist_ok=True)
-    for path in progress(files):
-        image = read_image(path)
-        check_bands(image, predictor.card, path)
-        prob = predictor.probability(image)
-        mask = prob >= threshold
-        if pixels is not None:
-            mask = clean_mask(mask, pixels)
-        save_png(np.where(mask, 255, 0).astype(np.uint8),
-                 out / "masks" / f"{path.stem}.png")
-        save_png(np.round(prob * 255).astype(np.uint8), out / "probabilities" / f"{path.stem}.png")
+    with output_dir(out, overwrite=overwrite) as out:  # removed if it was ours and we fail
+        (out / "masks").mkdir(exist_ok=True)
+        (out / "probabilities").mkdir(exist_ok=True)
+        for path in progress(files):
+            image = read_image(path)
+            check_bands(image, predictor.card, path)
+            prob = predictor.probability(image)
+            mask = prob >= threshold
+            if pixels is not None:
+                mask = clean_mask(mask, pixels)
+            save_png(np.where(mask, 255, 0).astype(np.uint8),
+                     out / "masks" / f"{path.stem}.png")
+            save_png(np.round(prob * 255).astype(np.uint8),
+                     out / "probabilities" / f"{path.stem}.png")
     return out

@@ -37,7 +37,7 @@ from ..errors import InvalidValueError
 from ..outlines import OutlineCleaning, check_cleaning, cleaning_record, pixel_size_of
 from ..predictor import Predictor
 from ..records import MapRecord
-from ..runs import prepare_out_dir, provenance, write_json
+from ..runs import output_dir, provenance, write_json
 from .clean import clean_raster
 from .core import DEFAULT_TILING, Tiling, plan_windows, predict_scene
 from .outputs import (
@@ -130,9 +130,8 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         plan = plan_windows(predictor, sc, tiling)
         if not plan.run:
             raise InvalidValueError("scene has no valid pixel (all masked or nodata)", sc.path)
-        out = prepare_out_dir(out, overwrite=overwrite)
-
-        with Staging(out) as staging:
+        # a folder made here is removed again if mapping fails (a half-read scene)
+        with output_dir(out, overwrite=overwrite) as out, Staging(out) as staging:
             prob_tmp, mask_tmp = staging.scratch("probability.tif"), staging.scratch("mask.tif")
             raw_tmp = mask_tmp if cleaning is None else staging.scratch("mask-raw.tif")
             rows = predict_scene(predictor, sc, plan, progress=progress)

@@ -48,6 +48,24 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _raster(path: Path, what: str) -> Iterator[Any]:
+    """``rasterio.open(path)``; a file that cannot be opened or read (cut short, corrupt)
+    is the user's InputFileError naming it, not a traceback."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with _quiet(), rasterio.open(path) as src:
+            yield src
+    except RasterioError as exc:
+        while exc.__cause__ is not None or exc.__context__ is not None:  # GDAL's own words
+            exc = exc.__cause__ or exc.__context__
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputFileError(f"cannot read {what} (truncated or corrupt?): {reason}",
+                             path) from None
+
+
 def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """0–1 floats, each band stretched between its 1st and 99th percentile of valid pixels."""
     out = np.zeros(rgb.shape, np.float32)
@@ -63,10 +81,9 @@ def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def _scene_background(scene: Path, summary: dict[str, Any], shape: tuple[int, int]
                       ) -> np.ndarray:
-    import rasterio
     from rasterio.enums import Resampling
 
-    with _quiet(), rasterio.open(scene) as src:
+    with _raster(scene, "the scene") as src:
         if (src.height, src.width) != (summary.get("height"), summary.get("width")):
             raise InvalidValueError(f"scene is {src.width}x{src.height} px but map.json says "
                             f"{summary.get('width')}x{summary.get('height')}", scene)
@@ -82,10 +99,9 @@ def _scene_background(scene: Path, summary: dict[str, Any], shape: tuple[int, in
 
 
 def _mask_background(mask_path: Path, shape: tuple[int, int]) -> np.ndarray:
-    import rasterio
     from rasterio.enums import Resampling
 
-    with _quiet(), rasterio.open(mask_path) as src:
+    with _raster(mask_path, "the mask") as src:
         mask = src.read(1, out_shape=shape, resampling=Resampling.mode)
     background = np.empty((*shape, 3), np.float32)
     background[:] = figures.NEUTRAL
@@ -95,10 +111,9 @@ def _mask_background(mask_path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _probability(path: Path, shape: tuple[int, int]) -> np.ma.MaskedArray:
-    import rasterio
     from rasterio.enums import Resampling
 
-    with _quiet(), rasterio.open(path) as src:
+    with _raster(path, "the probabilities") as src:
         prob = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
         nodata = src.nodata
     if nodata is not None:
