@@ -179,6 +179,18 @@ def test_map_refuses_a_dsm_model_without_dsm(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_a_dsm_that_is_all_no_data_is_blamed_not_the_scene(tmp_path: Path, capsys) -> None:
+    """It was reported as "scene has no valid pixel", naming the scene."""
+    root = write_scene_folder(tmp_path / "s")
+    with rasterio.open(root / "dsm.tif", "r+") as dst:
+        dst.write(np.full((H, W), -9999, np.float32), 1)
+    weights = tiny_weights(tmp_path / "w.safetensors", TERRAIN)
+    code = main(["map", str(root / "rgb.tif"), "--dsm", str(root / "dsm.tif"), "--weights",
+                 str(weights), "--out", str(tmp_path / "o")])
+    one_line_error(code, capsys, "dsm.tif", "DSM has no height")
+    assert not (tmp_path / "o").exists()
+
+
 def test_map_refuses_a_dsm_for_an_rgb_model(tmp_path: Path, capsys) -> None:
     root = write_scene_folder(tmp_path / "s")
     weights = tiny_weights(tmp_path / "w.safetensors", ["red", "green", "blue"])

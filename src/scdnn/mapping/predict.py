@@ -129,6 +129,11 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
             warn(_units_warning(sc))
         plan = plan_windows(predictor, sc, tiling)
         if not plan.run:
+            shape = (min(sc.height, 1024), min(sc.width, 1024))
+            if sc.dsm is not None and sc.dataset.dataset_mask(out_shape=shape).any():
+                raise InvalidValueError("DSM has no height where the scene has data (all no "
+                                        "data there, or it does not cover the scene)",
+                                        sc.dsm_path)
             raise InvalidValueError("scene has no valid pixel (all masked or nodata)", sc.path)
         # a folder made here is removed again if mapping fails (a half-read scene)
         with output_dir(out, overwrite=overwrite) as out, Staging(out) as staging:
