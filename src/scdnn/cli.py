@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "RUN_DIR/weights.safetensors, model.json, split.json, config.json, "
                        "log.csv and checkpoints/. The recipe (--recipe) sets optimiser, "
                        "schedule, loss, augmentation and which weights are kept: default "
-                       "(AdamW, weight decay 0.01, 5 %% linear warm-up then cosine decay to 0 "
+                       "(AdamW, weight decay 0.01, 5 % linear warm-up then cosine decay to 0 "
                        "per step, cross-entropy + Dice, scale and colour augmentation, the "
                        "final exponential moving average of the weights) or paper (Adam at a "
                        "constant rate, cross-entropy, flips and rotations, the weights of the "

@@ -179,7 +179,9 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train ``config.model`` and return the path of the best weights file."""
+    """Train ``config.model`` and return the path of the weights file (the weights the
+    recipe keeps: the best validation epoch's for ``paper``, the final averaged ones for
+    ``default``)."""
     with _quiet_lightning():
         return _train(config, resume, overwrite)
 
