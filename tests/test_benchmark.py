@@ -68,8 +68,8 @@ def test_budgets_are_train_config_overrides():
                                          "image_size": 32, "crops_per_image": 1,
                                          "batch_size": 2}
     cpu = budget_overrides("cpu")
-    assert (cpu["max_minutes"], cpu["epochs"], cpu["image_size"], cpu["crops_per_image"],
-            cpu["batch_size"]) == (20.0, 200, 256, 8, 8)
+    assert (cpu["max_minutes"], cpu["epochs"], cpu["max_steps"], cpu["image_size"],
+            cpu["crops_per_image"], cpu["batch_size"]) == (None, None, 1000, 256, 8, 8)
     paper = budget_overrides("paper")
     assert (paper["epochs"], paper["max_minutes"]) == (100, None)
     # the paper's optimizer (Section 4) in every budget
@@ -92,14 +92,15 @@ def test_benchmark_config_groups_and_checks_the_settings():
                                                                  ("b",))
     assert [s.name for s in config.specs] == ["sssn", "scdnn"]
     assert config.request() == {"models": ["sssn", "scdnn"], "seeds": [1, 0],
-                                "ablations": False}
+                                "ablations": False, "recipe": "paper"}
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.budget = "cpu"
     for kwargs, message in [({"models": ["unet"]}, "unknown model 'unet'"),
                             ({"budget": "huge"}, "unknown budget 'huge'"),
                             ({"seeds": [2, 2]}, "seed 2 is given twice"),
                             ({"tolerance": -1}, "tolerance must be an integer >= 0"),
-                            ({"scene_tile": 8}, "scene tile must be an integer >= 16")]:
+                            ({"scene_tile": 8}, "scene tile must be an integer >= 16"),
+                            ({"recipe": "fancy"}, "unknown recipe 'fancy'")]:
         with pytest.raises(UserError, match=message):
             BenchmarkConfig(**kwargs)
     with pytest.raises(TypeError, match="not both"):
@@ -541,7 +542,8 @@ def test_add_parser_and_run(data, tmp_path, capsys):
 
 def test_parser_defaults_and_bad_values():
     args = _parser().parse_args(["benchmark", "d", "--out", "o"])
-    assert (args.models, args.budget, args.seeds, args.tolerance) == (["all"], "cpu", [0], 2)
+    assert (args.models, args.budget, args.seeds, args.tolerance, args.recipe) == (
+        ["all"], "cpu", [0], 2, "paper")
     for bad in (["--budget", "huge"], ["--seeds", "-1"], ["--seeds", "x"]):
         with pytest.raises(SystemExit):
             _parser().parse_args(["benchmark", "d", "--out", "o", *bad])
@@ -627,7 +629,7 @@ def test_scene_budgets_count_windows_per_epoch():
 
     cpu = budget_overrides("cpu", "scenes")
     assert cpu == {**budget_overrides("cpu"), "windows_per_epoch": 160, "val_block": 256}
-    assert cpu["max_minutes"] == 20.0 and cpu["batch_size"] == 8 and cpu["image_size"] == 256
+    assert cpu["max_steps"] == 1000 and cpu["batch_size"] == 8 and cpu["image_size"] == 256
     smoke = budget_overrides("smoke", "scenes")
     assert (smoke["windows_per_epoch"], smoke["val_block"], smoke["epochs"]) == (4, 64, 1)
     for name in BUDGETS:

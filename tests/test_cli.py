@@ -19,7 +19,10 @@ from scdnn.cli import main
 from scdnn.datasets.synthetic import write_synthetic_dataset
 from scdnn.runs import cpu_name, machine_description
 
-TINY_TRAIN = ["--epochs", "2", "--batch-size", "2", "--image-size", "32", "--workers", "0"]
+#: The paper recipe: the tests of a finished run look for its best.ckpt (the default recipe,
+#: which keeps the final averaged weights, has none; tests/test_recipes.py covers it).
+TINY_TRAIN = ["--epochs", "2", "--batch-size", "2", "--image-size", "32", "--workers", "0",
+              "--recipe", "paper"]
 
 
 @pytest.fixture
@@ -205,7 +208,7 @@ def test_last_checkpoint_is_the_final_epoch_even_when_it_is_not_the_best(data: P
 
     out = tmp_path / "run"
     assert main(["train", str(data), "--out", str(out), "--epochs", "3", "--batch-size", "2",
-                 "--image-size", "32", "--workers", "0"]) == 0
+                 "--image-size", "32", "--workers", "0", "--recipe", "paper"]) == 0
     log = [float(r["val_miou"]) for r in csv.DictReader(open(out / "log.csv"))]
     best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
     last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]

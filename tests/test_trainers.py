@@ -280,6 +280,7 @@ def test_csv_log_one_row_per_epoch_and_resume_appends(folder_dataset: Path,
 class _FakeTrainer:
     is_global_zero = True
     sanity_checking = False
+    global_step = 0
 
     def __init__(self, epoch: int, metrics: dict) -> None:
         self.current_epoch = epoch

@@ -34,6 +34,9 @@ from .errors import (
 )
 
 MODEL_CHOICES_HELP = "scdnn, sssn, segnet, deeplabv3plus-resnet50, deeplabv3plus-mobilenetv2"
+#: scdnn.trainers.recipes.RECIPES, written out here so that building the parser does not
+#: import torch.
+RECIPE_CHOICES = ("paper", "default")
 
 
 #: scdnn.engines.ENGINES, written out here so that building the parser does not import torch.
@@ -115,15 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
                        "[+ dsm.tif], or a folder of such folders; random windows are drawn over "
                        "the valid area, --windows-per-epoch per epoch, and seeded blocks holding "
                        "--val-fraction of it are held out for validation). Writes "
-                       "RUN_DIR/weights.safetensors (best by validation MIoU), model.json, "
-                       "split.json, config.json, log.csv and checkpoints/.")
+                       "RUN_DIR/weights.safetensors, model.json, split.json, config.json, "
+                       "log.csv and checkpoints/. The recipe (--recipe) sets optimiser, "
+                       "schedule, loss, augmentation and which weights are kept: default "
+                       "(AdamW, weight decay 0.01, 5 % linear warm-up then cosine decay to 0 "
+                       "per step, cross-entropy + Dice, scale and colour augmentation, the "
+                       "final exponential moving average of the weights) or paper (Adam at a "
+                       "constant rate, cross-entropy, flips and rotations, the weights of the "
+                       "epoch with the best validation MIoU).")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (must be new or empty)")
     p.add_argument("--model", default="scdnn", help=f"network: {MODEL_CHOICES_HELP} (scdnn)")
-    p.add_argument("--epochs", type=positive_int, default=50, help="epochs (50)")
+    p.add_argument("--recipe", choices=RECIPE_CHOICES, default="default",
+                   help="training recipe: default or paper (default; see above)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=positive_int, default=None,
+                        help="epochs (50 unless --steps)")
+    length.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                        help="train for N optimiser steps instead of a number of epochs "
+                        "(validation also runs after the last step)")
     p.add_argument("--max-minutes", type=positive_float, default=None,
-                   help="stop after this much training time even before --epochs (a time "
-                   "budget; the run still writes its best weights)")
+                   help="stop after this much training time even before --epochs/--steps "
+                   "(a time budget; the run still writes its weights)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="batch size (8)")
     p.add_argument("--image-size", type=positive_int, default=256,
                    help="training crop size in pixels (256); evaluation uses native sizes")
@@ -131,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random crops per training image per epoch (1)")
     p.add_argument("--seed", type=seed, default=0, help="seed for split, weights, sampling (0)")
     p.add_argument("--lr", type=positive_float, default=1e-3,
-                   help="Adam learning rate (0.001, paper)")
+                   help="learning rate: Adam's (paper), AdamW's peak (default) (0.001)")
+    p.add_argument("--encoder-weights", metavar="FILE", default=None,
+                   help="deeplabv3plus-resnet50/-mobilenetv2 only: start the encoder from "
+                   "these pretrained weights (a local safetensors file, or a torch file "
+                   "of plain tensors, read with weights_only=True; pickled code is refused), "
+                   "with the encoder's keys, e.g. torchvision's ImageNet checkpoints")
     p.add_argument("--class-weights", type=non_negative_float, nargs=2, metavar=("BG", "LS"),
                    help="cross-entropy weights for background and landslide")
     p.add_argument("--test-fraction", type=fraction, default=0.3, help="test share (0.3)")
@@ -159,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=non_negative_int, default=None,
                    help="data-loading workers (0 on ≤ 2 cores, else 2)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the killed run in --out to its final epoch (a run killed "
-                   "before its first checkpoint starts over with its own options)")
+                   help="continue the killed run in --out to its end (its own config.json: "
+                   "recipe, epochs or steps; a run killed before its first checkpoint starts "
+                   "over with its own options)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("evaluate", help="score a model or existing masks against the truth",
@@ -317,8 +339,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .trainers.fit import TrainConfig, env_workers, train
 
     config = TrainConfig(
-        data=args.data, out=args.out, model=args.model, epochs=args.epochs,
-        max_minutes=args.max_minutes,
+        data=args.data, out=args.out, model=args.model,
+        epochs=None if args.steps is not None else (args.epochs or 50), max_steps=args.steps,
+        recipe=args.recipe, encoder_weights=args.encoder_weights, max_minutes=args.max_minutes,
         batch_size=args.batch_size, image_size=args.image_size,
         crops_per_image=args.crops_per_image, seed=args.seed, lr=args.lr,
         class_weights=list(args.class_weights) if args.class_weights else None,

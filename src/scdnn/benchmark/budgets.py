@@ -2,9 +2,11 @@
 
 Every network of a benchmark gets the same split, augmentation, optimizer and budget; a
 budget is a set of :class:`scdnn.trainers.fit.TrainConfig` overrides on top of
-:data:`COMMON` (the paper's optimizer, Section 4: Adam, alpha = 0.001, beta1 = 0.9,
+:data:`COMMON` (the paper's optimizer settings, Section 4: alpha = 0.001, beta1 = 0.9,
 beta2 = 0.999, eps = 1e-8, and its 70 % / 30 % split, of which we keep 10 % of all images
-for validation).
+for validation). The training recipe (:mod:`scdnn.trainers.recipes`) is the benchmark's
+own option, ``paper`` (Adam, constant rate, cross-entropy, best validation epoch) unless
+asked otherwise.
 
 Budgets
 -------
@@ -12,12 +14,13 @@ Budgets
     Seconds on tiny data, for CI and tests: 1 epoch of one 32 px crop per training image,
     batch 2. Its scores mean nothing.
 ``cpu``
-    A wall-clock budget of 20 minutes of training per network (``max_minutes=20``) with an
-    epoch limit (200) that is not meant to be reached, so time is the binding limit; 256 px
-    crops, 8 crops per training image per epoch, batch 8. Time as the budget is deliberate:
-    on a CPU the networks differ about tenfold in speed, and a fixed epoch count would either
-    starve SCDnn or take hours for DeepLab v3+ ResNet50. The results record the epochs each
-    network reached and its training seconds, so readers see what each one got.
+    A fixed 1000 optimiser steps per network (``max_steps=1000``), batch 8, 256 px crops, 8
+    crops per training image per epoch (an epoch is only how often validation runs: about 21
+    steps on ``sichuan-aerial`` and ``hokkaido-iburi``, so about 48 validations). Steps, not
+    minutes, so that the budget means the same on every host; it costs a CPU hours for the
+    slow networks (SegNet, DeepLab v3+ ResNet50). The results record the epochs each network
+    reached and its training seconds. Benchmark folders made when this budget was 20 minutes
+    of wall clock are refused (:func:`scdnn.benchmark.plan.check_out`).
 ``paper``
     The full schedule, meant for a GPU: a fixed 100 epochs, no time limit, 256 px crops, one
     crop per training image per epoch (an epoch is one pass over the training images), batch
@@ -39,11 +42,9 @@ budget:
 ``cpu``
     160 windows per epoch (20 batches of 8), 256 px validation blocks. The crops per epoch
     match the image datasets' at this budget: 8 crops x about 20 training images (21 in the
-    seeded splits of ``sichuan-aerial`` and ``hokkaido-iburi``, 168 crops), so an epoch costs
-    about what it costs there, and the 20-minute wall clock is still the binding limit. At the
-    training speeds of ``benchmarks/results/models.md`` (2-core CPU, batch 8, 256 px) that is
-    about 60 epochs for SCDnn and 5 for SegNet, the slowest (0.77 images/s), so even SegNet is
-    validated and checkpointed several times. 256 px blocks (not 512) spread the 10 %
+    seeded splits of ``sichuan-aerial`` and ``hokkaido-iburi``, 168 crops), so validation
+    runs about as often as there (every 20 steps, 50 times over the 1000 steps; every
+    network is validated and checkpointed equally often). 256 px blocks (not 512) spread the 10 %
     validation share over more places of the training scene (jinsha scene-a, split seed 0:
     6 blocks instead of 2), which makes picking the best epoch less of a coin toss.
 ``paper``
@@ -69,8 +70,8 @@ from typing import Any
 
 from ..errors import InvalidValueError, param
 
-__all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "MODEL_SPECS",
-           "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_notes",
+__all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "CPU_STEPS",
+           "MODEL_SPECS", "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_notes",
            "budget_overrides", "resolve_models"]
 
 
@@ -94,15 +95,18 @@ class Budget:
     overrides: dict[str, Any]
 
 
+#: Optimiser steps per network of the ``cpu`` budget.
+CPU_STEPS = 1000
+
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget("smoke", "1 epoch of 32 px crops, batch 2: seconds, for CI (scores "
                     "mean nothing)",
                     {"epochs": 1, "max_minutes": None, "image_size": 32, "crops_per_image": 1,
                      "batch_size": 2}),
-    "cpu": Budget("cpu", "20 minutes of training per network (wall clock; epoch limit 200), "
-                  "256 px crops, 8 crops per image, batch 8",
-                  {"epochs": 200, "max_minutes": 20.0, "image_size": 256, "crops_per_image": 8,
-                   "batch_size": 8}),
+    "cpu": Budget("cpu", "1000 optimiser steps per network (the same on every host), 256 px "
+                  "crops, 8 crops per image per epoch, batch 8",
+                  {"epochs": None, "max_steps": CPU_STEPS, "max_minutes": None,
+                   "image_size": 256, "crops_per_image": 8, "batch_size": 8}),
     "paper": Budget("paper", "100 epochs, no time limit, 256 px crops, 1 crop per image, "
                     "batch 8 (for a GPU; the paper states no epoch count: our choice)",
                     {"epochs": 100, "max_minutes": None, "image_size": 256,
@@ -122,8 +126,8 @@ SCENE_OVERRIDES: dict[str, dict[str, Any]] = {
 #: One line per budget on what an epoch is on scenes (for help texts and results.md).
 SCENE_DESCRIPTIONS: dict[str, str] = {
     "smoke": "an epoch is 4 random 32 px windows; 64 px validation blocks",
-    "cpu": "an epoch is 160 random 256 px windows (8 crops x ~20 images, as on image "
-           "datasets); 256 px validation blocks",
+    "cpu": "an epoch (how often validation runs) is 160 random 256 px windows (8 crops x "
+           "~20 images, as on image datasets); 256 px validation blocks",
     "paper": "an epoch is 512 random 256 px windows; 256 px validation blocks",
 }
 

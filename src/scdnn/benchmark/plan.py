@@ -97,6 +97,8 @@ class BenchmarkConfig:
         run
     device : where to score and predict (None: cuda when available, else cpu); training uses
         Lightning's ``auto`` accelerator
+    recipe : the training recipe of every run, ``paper`` (the paper's comparison) or
+        ``default`` (:mod:`scdnn.trainers.recipes`)
     workers : data-loading workers for training (None: as ``scdnn train``)
 
     Raises
@@ -117,6 +119,7 @@ class BenchmarkConfig:
     overwrite: bool = False
     device: str | None = None
     workers: int | None = None
+    recipe: str = "paper"
 
     def __post_init__(self) -> None:
         from .budgets import budget_overrides
@@ -126,6 +129,9 @@ class BenchmarkConfig:
              else tuple(self.models))
         resolve_models(self._model_names(), self.ablations)  # an unknown model fails here
         budget_overrides(self.budget)  # an unknown budget fails before the data is read
+        if self.recipe not in ("paper", "default"):
+            raise InvalidValueError(f"unknown recipe '{self.recipe}'; choose from: paper, "
+                                    "default")
         set_(self, "seeds", tuple(check_seeds(self.seeds)))
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
             raise InvalidValueError(f"split seed must be an integer, got {self.split_seed!r}")
@@ -150,7 +156,7 @@ class BenchmarkConfig:
     def request(self) -> dict[str, Any]:
         """What benchmark.json records of the latest request."""
         return {"models": [s.name for s in self.specs], "seeds": list(self.seeds),
-                "ablations": self.ablations}
+                "ablations": self.ablations, "recipe": self.recipe}
 
 
 def check_seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -167,6 +173,24 @@ def check_seeds(seeds: int | Sequence[int]) -> list[int]:
         dup = next(s for s in seeds if seeds.count(s) > 1)
         raise InvalidValueError(f"seed {dup} is given twice ({param('seeds')})")
     return seeds
+
+
+#: TrainConfig fields added after benchmarks were first written, with the value a config
+#: without them had: such a config is read as having these.
+ADDED_FIELDS: dict[str, Any] = {"recipe": "paper", "max_steps": None, "encoder_weights": None}
+
+
+def upgrade_train(config: dict[str, Any]) -> dict[str, Any]:
+    """A TrainConfig dict with the :data:`ADDED_FIELDS` it lacks filled in."""
+    return {**ADDED_FIELDS, **config}
+
+
+def _old_cpu_budget(old: dict[str, Any]) -> bool:
+    """Whether a saved identity is of the ``cpu`` budget as it was before it counted
+    optimiser steps (20 minutes of wall clock per network)."""
+    train = old.get("train")
+    return (old.get("budget") == "cpu" and isinstance(train, dict)
+            and train.get("max_minutes") is not None and train.get("max_steps") is None)
 
 
 def normal(value: Any) -> Any:
@@ -214,8 +238,17 @@ def check_out(out: Path, identity: dict[str, Any], overwrite: bool) -> bool:
     if marker.is_file() and not overwrite:
         saved = read_json(marker)
         old = saved.get("benchmark") if isinstance(saved, dict) else None
+        if isinstance(old, dict) and isinstance(old.get("train"), dict):
+            old = {**old, "train": upgrade_train(old["train"])}
         if old == identity:
             return True
+        if isinstance(old, dict) and identity.get("budget") == "cpu" and _old_cpu_budget(old):
+            raise InvalidValueError(f"was made under the old cpu budget (20 minutes of wall "
+                                    f"clock per network); the cpu budget is now "
+                                    f"{identity['train'].get('max_steps')} optimiser steps, "
+                                    f"and runs of the two are not mixed: use a new "
+                                    f"{param('out')}, or {param('overwrite')} to redo it",
+                                    marker)
         diff = _differences(old, identity) if isinstance(old, dict) else ["(unreadable)"]
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise InvalidValueError(f"holds a benchmark with another configuration ({shown}); use "
@@ -251,7 +284,7 @@ def run_state(run_dir: Path, expected: dict[str, Any], split: Split,
         saved = json.loads(config_file.read_text())["config"]
         saved_split = json.loads(split_file.read_text())
         want = {k: v for k, v in normal(expected).items() if k not in RUN_IGNORED}
-        have = {k: v for k, v in saved.items() if k not in RUN_IGNORED}
+        have = {k: v for k, v in upgrade_train(saved).items() if k not in RUN_IGNORED}
         same_split = all(sorted(saved_split.get(p, [])) == sorted(getattr(split, p))
                          for p in ("train", "val", "test")) \
             and normal(saved_split.get("val_blocks")) == normal(split.val_blocks)

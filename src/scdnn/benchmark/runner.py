@@ -111,7 +111,8 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     source = open_source(str(path), test_scenes=config.test_scenes, use_dsm=config.use_dsm)
     source.require_test_part()
     source.validate()  # every file read once, so bad data fails early
-    overrides = {**budget_overrides(config.budget, source.kind), **source.train_options()}
+    overrides = {**budget_overrides(config.budget, source.kind), **source.train_options(),
+                 "recipe": config.recipe}
     out = Path(out)
 
     template = TrainConfig(data="", out="", **overrides).to_dict()

@@ -134,9 +134,10 @@ class DataSource(Protocol):
 
     def training_data(self, split: Split, *, image_size: int = 256, batch_size: int = 8,
                       crops_per_image: int = 1, windows_per_epoch: int = 256,
-                      workers: int = 0, seed: int = 0) -> TrainingData:
+                      workers: int = 0, seed: int = 0,
+                      strong_augmentation: bool = False) -> TrainingData:
         """What training on ``split`` needs: channels, input names, normalisation, data
-        module."""
+        module (``strong_augmentation``: the ``default`` recipe's augmentation)."""
 
     def names_to_score(self, card: ModelCard | None, split_file: str | os.PathLike | None = None,
                        use_all: bool = False) -> tuple[list[str], str]:
@@ -313,7 +314,8 @@ class ImageFolderSource:
 
     def training_data(self, split: Split, *, image_size: int = 256, batch_size: int = 8,
                       crops_per_image: int = 1, windows_per_epoch: int = 256,
-                      workers: int = 0, seed: int = 0) -> TrainingData:
+                      workers: int = 0, seed: int = 0,
+                      strong_augmentation: bool = False) -> TrainingData:
         """Random ``image_size`` crops of the training images, ``crops_per_image`` per image
         per epoch; whole validation images (the training images when there are none)."""
         from ..trainers.data import SegmentationDataModule
@@ -338,7 +340,7 @@ class ImageFolderSource:
             datamodule=lambda normalization: SegmentationDataModule(
                 self.dataset, train_idx, val_idx, normalization, image_size=image_size,
                 batch_size=batch_size, crops_per_image=crops_per_image, workers=workers,
-                seed=seed))
+                seed=seed, strong_augmentation=strong_augmentation))
 
     def names_to_score(self, card: ModelCard | None, split_file: str | os.PathLike | None = None,
                        use_all: bool = False) -> tuple[list[str], str]:
@@ -544,7 +546,8 @@ class SceneSource:
 
     def training_data(self, split: Split, *, image_size: int = 256, batch_size: int = 8,
                       crops_per_image: int = 1, windows_per_epoch: int = 256,
-                      workers: int = 0, seed: int = 0) -> TrainingData:
+                      workers: int = 0, seed: int = 0,
+                      strong_augmentation: bool = False) -> TrainingData:
         """``windows_per_epoch`` random ``image_size`` windows over the training scenes per
         epoch, never overlapping the held-out validation blocks (``crops_per_image`` is
         unused)."""
@@ -563,7 +566,7 @@ class SceneSource:
             normalization=lambda: scene_normalization(self.collection, sampler, seed=seed),
             datamodule=lambda normalization: SceneDataModule(
                 self.collection, record, sampler, normalization, batch_size=batch_size,
-                workers=workers))
+                workers=workers, strong_augmentation=strong_augmentation))
 
     def names_to_score(self, card: ModelCard | None, split_file: str | os.PathLike | None = None,
                        use_all: bool = False) -> tuple[list[str], str]:

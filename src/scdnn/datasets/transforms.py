@@ -26,7 +26,10 @@ from ..records import Normalization
 from .io import IGNORE_INDEX
 
 __all__ = ["Normalization", "compute_normalization", "train_transform", "seed_transform",
-           "RGBBrightnessContrast"]
+           "RGBBrightnessContrast", "RGBSaturation", "SCALE_RANGE"]
+
+#: Zoom range of the strong augmentation (``train_transform(..., strong=True)``).
+SCALE_RANGE = (0.75, 1.5)
 
 
 def compute_normalization(dataset: Any, indices: Iterable[int], max_pixels: int = 2_000_000,
@@ -117,13 +120,45 @@ class RGBBrightnessContrast(A.ImageOnlyTransform):
         return ("brightness", "contrast", "bands")
 
 
+class RGBSaturation(A.ImageOnlyTransform):
+    """Random saturation on the first three bands only (when the image has three or more).
+
+    ``rgb = grey + factor * (rgb - grey)`` with ``grey`` the luma (0.299 R + 0.587 G +
+    0.114 B) and ``factor`` uniform in ``[1 - saturation, 1 + saturation]``; further bands
+    (DEM, DSM terrain) are left untouched.
+    """
+
+    def __init__(self, saturation: float = 0.2, p: float = 0.5):
+        super().__init__(p=p)
+        self.saturation = float(saturation)
+
+    def get_params(self) -> dict[str, float]:
+        return {"factor": self.py_random.uniform(1.0 - self.saturation, 1.0 + self.saturation)}
+
+    def apply(self, img: np.ndarray, factor: float = 1.0, **params: Any) -> np.ndarray:
+        if img.ndim != 3 or img.shape[2] < 3:
+            return img
+        out = img.copy()
+        rgb = out[:, :, :3].astype(np.float32)
+        grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        mixed = grey[:, :, None] + factor * (rgb - grey[:, :, None])
+        top = 255.0 if out.dtype == np.uint8 else 1.0
+        mixed = np.clip(mixed, 0.0, top)
+        out[:, :, :3] = np.rint(mixed) if out.dtype == np.uint8 else mixed
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("saturation",)
+
+
 def seed_transform(transform: A.BaseCompose, seed: int) -> A.BaseCompose:
     """Give ``transform`` and all its children one shared generator seeded with ``seed``."""
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
     return transform
 
 
-def train_transform(image_size: int, seed: int | None = None) -> A.Compose:
+def train_transform(image_size: int, seed: int | None = None, strong: bool = False
+                    ) -> A.Compose:
     """Random ``image_size`` crops with flips, 90-degree rotations and mild colour jitter.
 
     Pipeline: brightness/contrast +-0.1 on the first 3 bands (p = 0.5; a DEM band is not
@@ -133,6 +168,13 @@ def train_transform(image_size: int, seed: int | None = None) -> A.Compose:
     ``RandomCrop(image_size)`` -> horizontal flip, vertical flip, random 90-degree
     rotation (p = 0.5 each). Works for any band count.
 
+    ``strong=True`` (the ``default`` training recipe) jitters colour harder and zooms:
+    brightness/contrast +-0.2 (p = 0.8) and saturation +-0.2 (p = 0.5), both on the first 3
+    bands only (DEM/DSM bands are never colour-jittered) -> a random zoom by a factor in
+    :data:`SCALE_RANGE` (0.75-1.5, ``Affine``, p = 0.8; image bilinear, mask
+    nearest-neighbour, uncovered border: image 0, mask :data:`IGNORE_INDEX`) -> the same
+    padding, crop, flips and rotations.
+
     Call it as ``t(image=HxWxC uint8, mask=HxW uint8)``. Seeding: see the module docstring;
     ``seed=None`` draws the seed from Python's global :mod:`random` state.
     """
@@ -140,8 +182,18 @@ def train_transform(image_size: int, seed: int | None = None) -> A.Compose:
             or image_size < 1):
         raise InvalidValueError(f"image size must be a positive integer, got {image_size!r}")
     size = int(image_size)
+    if strong:
+        first = [
+            RGBBrightnessContrast(brightness=0.2, contrast=0.2, bands=3, p=0.8),
+            RGBSaturation(saturation=0.2, p=0.5),
+            A.Affine(scale=SCALE_RANGE, keep_ratio=True, interpolation=cv2.INTER_LINEAR,
+                     mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
+                     fill=0, fill_mask=IGNORE_INDEX, p=0.8),
+        ]
+    else:
+        first = [RGBBrightnessContrast(brightness=0.1, contrast=0.1, bands=3, p=0.5)]
     pipeline = A.Compose([
-        RGBBrightnessContrast(brightness=0.1, contrast=0.1, bands=3, p=0.5),
+        *first,
         A.PadIfNeeded(min_height=size, min_width=size, position="random",
                       border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX),
         A.RandomCrop(height=size, width=size),

@@ -25,13 +25,17 @@ class SegmentationDataModule(L.LightningDataModule):
     train_indices, val_indices : positions in ``dataset``
     crops_per_image : random crops drawn from each training image per epoch (an epoch is
         ``len(train_indices) * crops_per_image`` samples)
+    strong_augmentation : :func:`~scdnn.datasets.train_transform`'s ``strong`` (the
+        ``default`` recipe)
     """
 
     def __init__(self, dataset, train_indices: list[int], val_indices: list[int],
                  normalization: Normalization, image_size: int = 256, batch_size: int = 8,
-                 crops_per_image: int = 1, workers: int = 0, seed: int = 0) -> None:
+                 crops_per_image: int = 1, workers: int = 0, seed: int = 0,
+                 strong_augmentation: bool = False) -> None:
         super().__init__()
         self.dataset = dataset
+        self.strong_augmentation = strong_augmentation
         self.train_indices = list(train_indices) * crops_per_image
         self.val_indices = list(val_indices)
         self.normalization = normalization
@@ -42,7 +46,8 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = SegmentationDataset(self.dataset, self.train_indices, self.normalization,
-                                   transform=train_transform(self.image_size))
+                                   transform=train_transform(self.image_size,
+                                                             strong=self.strong_augmentation))
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(data, batch_size=self.batch_size, shuffle=True, generator=generator,
                           num_workers=self.workers, persistent_workers=self.workers > 0,
@@ -73,8 +78,10 @@ class SceneDataModule(L.LightningDataModule):
     """
 
     def __init__(self, collection: SceneCollection, split: dict, sampler: RandomWindowSampler,
-                 normalization: Normalization, batch_size: int = 8, workers: int = 0) -> None:
+                 normalization: Normalization, batch_size: int = 8, workers: int = 0,
+                 strong_augmentation: bool = False) -> None:
         super().__init__()
+        self.strong_augmentation = strong_augmentation
         self.collection = collection
         self.split = split
         self.sampler = sampler
@@ -85,7 +92,8 @@ class SceneDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = SceneWindowDataset(self.collection, self.normalization,
                                   transform=train_transform(self.sampler.size,
-                                                            seed=self.split["seed"]))
+                                                            seed=self.split["seed"],
+                                                            strong=self.strong_augmentation))
         return DataLoader(data, batch_size=self.batch_size, sampler=self.sampler,
                           num_workers=self.workers, persistent_workers=self.workers > 0,
                           drop_last=len(self.sampler) > self.batch_size,

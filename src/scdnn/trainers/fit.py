@@ -1,4 +1,9 @@
-"""``scdnn train``: from a dataset folder to a run folder with the best weights.
+"""``scdnn train``: from a dataset folder to a run folder with the trained weights.
+
+Which weights are kept depends on the recipe (:mod:`.recipes`): ``paper`` keeps the epoch
+with the best validation MIoU, ``default`` the final exponential moving average of the
+weights. A run lasts ``epochs`` epochs or, with ``max_steps``, that many optimiser steps
+(validation also runs after the last one); ``max_minutes`` can cut either short.
 
 The order matters for users: every check that can fail on their input (dataset, split file,
 options, resume checkpoint) runs before anything is written; everything written is atomic.
@@ -8,10 +13,11 @@ Run folder layout::
     RUN_DIR/
       config.json            options, normalisation, provenance (used by --resume)
       split.json             the train/val/test names (reusable with --split)
-      log.csv                one row per epoch: losses and validation metrics
-      checkpoints/best.ckpt  Lightning checkpoints: best by validation MIoU, and last
-      checkpoints/last.ckpt
-      weights.safetensors    the best weights, with the model card embedded
+      log.csv                one row per epoch: optimiser step, losses, validation metrics,
+                             learning rate, seconds
+      checkpoints/best.ckpt  Lightning checkpoints: best by validation MIoU (paper recipe
+      checkpoints/last.ckpt  only), and the latest
+      weights.safetensors    the weights kept (see above), with the model card embedded
       model.json             the model card, readable
 """
 
@@ -42,17 +48,29 @@ from ..records import ModelCard
 from ..runs import prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
+from .recipes import RECIPES, ema_callback
 from .task import SegmentationTask
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that defines a training run (stored in config.json and the model card)."""
+    """Everything that defines a training run (stored in config.json and the model card).
+
+    ``recipe`` is ``paper`` or ``default`` (:mod:`scdnn.trainers.recipes`); it is ``paper``
+    here, so that a config.json written before recipes existed reads back as what it was,
+    while ``scdnn train`` asks for ``default`` unless told. ``max_steps`` (optimiser steps)
+    replaces ``epochs`` when set (then ``epochs`` is ``None``). ``encoder_weights``: a local
+    file of pretrained encoder weights for the DeepLab v3+ baselines
+    (:mod:`scdnn.models.pretrained`), loaded before the first step.
+    """
 
     data: str
     out: str
     model: str = "scdnn"
-    epochs: int = 50
+    epochs: int | None = 50
+    max_steps: int | None = None
+    recipe: str = "paper"
+    encoder_weights: str | None = None
     max_minutes: float | None = None
     batch_size: int = 8
     image_size: int = 256
@@ -84,7 +102,8 @@ class TrainConfig:
     def check(self) -> None:
         """Refuse values that cannot train (InvalidValueError naming the field), before
         anything is read or written: the command line checks its flags the same way, this
-        holds the same for the Python API."""
+        holds the same for the Python API. Besides: an unknown recipe, and neither or both
+        of ``epochs`` and ``max_steps``."""
         def positive_int(name: str) -> None:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -96,8 +115,21 @@ class TrainConfig:
                     or not math.isfinite(value) or not ok(value)):
                 raise InvalidValueError(f"{requirement}, got {value!r}", option=name)
 
-        for name in ("epochs", "batch_size", "image_size", "crops_per_image",
-                     "windows_per_epoch", "val_block"):
+        if self.recipe not in RECIPES:
+            raise InvalidValueError(f"unknown recipe '{self.recipe}'; choose from: "
+                                    f"{', '.join(RECIPES)}", option="recipe")
+        if (self.epochs is None) == (self.max_steps is None):
+            raise InvalidValueError(f"give exactly one of {param('epochs')} and "
+                                    f"{param('max_steps', 'steps')}")
+        if self.epochs is not None:
+            positive_int("epochs")
+        steps = self.max_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or steps < 1):
+            raise InvalidValueError(f"{param('max_steps', 'steps')} must be a positive "
+                                    f"integer, got {steps!r}")
+        for name in ("batch_size", "image_size", "crops_per_image", "windows_per_epoch",
+                     "val_block"):
             positive_int(name)
         if self.max_minutes is not None:
             finite("max_minutes", lambda v: v > 0, "must be a positive number")
@@ -147,7 +179,9 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train ``config.model`` and return the path of the best weights file."""
+    """Train ``config.model`` and return the path of the weights file (the weights the
+    recipe keeps: the best validation epoch's for ``paper``, the final averaged ones for
+    ``default``)."""
     with _quiet_lightning():
         return _train(config, resume, overwrite)
 
@@ -163,7 +197,7 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
                                     "(checkpoints/last.ckpt)", out)
         # config.json and split.json without a checkpoint: killed before the first epoch ended
         saved = read_json(out / "config.json")["config"]
-        config = TrainConfig(**saved)
+        config = TrainConfig(**saved)  # written before recipes: "paper", the field's default
         config.check()
         if not last_ckpt.is_file():
             # Stopped before its first checkpoint: nothing to keep, so the run starts over
@@ -174,17 +208,28 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     create_model(config.model)  # an unknown name fails here, before any work
 
     data = _prepare_data(config, out, resume)
+    if config.encoder_weights and not resume:  # checked before anything is written
+        from ..models.pretrained import load_encoder_weights
+
+        load_encoder_weights(create_model(config.model, in_channels=data.in_channels,
+                                          **config.model_kwargs),
+                             config.encoder_weights, config.model)
+    paper = config.recipe == "paper"
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
                                  monitor="val_miou", mode="max", save_top_k=1,
-                                 enable_version_counter=False)
+                                 enable_version_counter=False) if paper else None
     # checkpoints/last.ckpt, what --resume starts from, must be the latest epoch. Since
     # Lightning 2.6 `save_last=True` writes it only when a top-k checkpoint is written, i.e.
     # a copy of best.ckpt: a resumed run would restart at its best epoch. A checkpoint
     # without a monitor saves every epoch, overwriting the same file.
     latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None,
                              save_top_k=1, enable_version_counter=False)
-    trainer = _make_trainer(config, out, [checkpoint, latest, EpochCSVLog(out / "log.csv"),
-                                          TQDMProgressBar()])
+    callbacks = [latest, EpochCSVLog(out / "log.csv"), TQDMProgressBar(), ValidateAtLastStep()]
+    if paper:
+        callbacks.insert(0, checkpoint)
+    else:
+        callbacks.append(ema_callback())
+    trainer = _make_trainer(config, out, callbacks)
     split = data.split
     if not resume:
         prepare_out_dir(out, overwrite=overwrite)
@@ -201,16 +246,25 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     in_channels = data.in_channels
     task = SegmentationTask(model=config.model, in_channels=in_channels, num_classes=2,
                             lr=config.lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
-                            class_weights=config.class_weights, model_kwargs=config.model_kwargs)
+                            class_weights=config.class_weights, model_kwargs=config.model_kwargs,
+                            recipe=config.recipe)
+    if config.encoder_weights and not resume:
+        from ..models.pretrained import load_encoder_weights
+
+        load_encoder_weights(task.model, config.encoder_weights, config.model)
     datamodule = data.datamodule(normalization)
     trainer.fit(task, datamodule=datamodule, ckpt_path=last_ckpt if resume else None,
                 weights_only=True)
 
     if trainer.is_global_zero:
-        best_path = checkpoint.best_model_path or str(last_ckpt)
-        state, best_epoch = checkpoint_model_state(best_path)
-        task.model.load_state_dict(state)
-        best_score = checkpoint.best_model_score
+        if paper:
+            best_path = checkpoint.best_model_path or str(last_ckpt)
+            state, best_epoch = checkpoint_model_state(best_path)
+            task.model.load_state_dict(state)
+            best_score = checkpoint.best_model_score
+        else:  # the final (averaged) weights, already in the network; their validation
+            best_epoch = trainer.current_epoch  # epochs begun, i.e. the last one, from 1
+            best_score = trainer.callback_metrics.get("val_miou")
         card = ModelCard(
             model=config.model, in_channels=in_channels, num_classes=2,
             model_kwargs=config.model_kwargs, classes=list(CLASS_NAMES), inputs=data.inputs,
@@ -219,6 +273,17 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
             config=config.to_dict(), split=split.to_dict(), provenance=provenance())
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
+
+
+class ValidateAtLastStep(L.Callback):
+    """Stops training right after optimiser step ``max_steps`` through ``should_stop``, so
+    that Lightning validates (and checkpoints, and log.csv gets its row) at that step even
+    in the middle of an epoch; ``max_steps`` alone would end the run without validating."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs,
+                           batch, batch_idx: int) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
 
 
 def checkpoint_model_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], int]:
@@ -248,7 +313,8 @@ def _prepare_data(config: TrainConfig, out: Path, resume: bool) -> TrainingData:
                                 batch_size=config.batch_size,
                                 crops_per_image=config.crops_per_image,
                                 windows_per_epoch=config.windows_per_epoch,
-                                workers=config.workers, seed=config.seed)
+                                workers=config.workers, seed=config.seed,
+                                strong_augmentation=config.recipe == "default")
 
 
 def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
@@ -258,7 +324,9 @@ def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
         devices = int(devices)
     try:
         return L.Trainer(
-            max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
+            max_epochs=-1 if config.max_steps is not None else config.epochs,
+            max_steps=-1 if config.max_steps is None else config.max_steps,
+            accelerator=config.accelerator, devices=devices,
             max_time=(None if config.max_minutes is None
                       else datetime.timedelta(minutes=config.max_minutes)),
             precision=config.precision, callbacks=callbacks, logger=False,
