@@ -419,6 +419,46 @@ def test_ablations_are_extra_scdnn_rows(data, tmp_path):
 # ----------------------------------------------------------------------------- reruns
 
 @pytest.mark.slow
+def test_a_benchmark_killed_mid_run_resumes_at_the_network_it_was_on(data, tmp_path):
+    """kill -9 while the second network trains; the same command then skips the first
+    network, finishes the second, and scores both."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "b"
+    argv = [sys.executable, "-m", "scdnn.cli", "benchmark", str(data), "--out", str(out),
+            "--models", "sssn", "scdnn", "--budget", "smoke"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    second = out / "runs" / "scdnn-seed0"
+    deadline = time.time() + 300
+    while not (second / "config.json").exists():
+        assert proc.poll() is None, "the benchmark ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = out / "runs" / "sssn-seed0" / "eval" / "metrics.json"
+    assert first.is_file() and not (second / "eval" / "metrics.json").exists()
+    stamp = first.stat().st_mtime_ns
+
+    events: list[ProgressEvent] = []
+    results = run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke",
+                            progress=events.append)
+    actions = [(e.model, e.action) for e in events]
+    assert ("sssn", "skip") in actions and ("sssn", "train") not in actions
+    assert ("scdnn", "train") in actions or ("scdnn", "resume") in actions
+    assert first.stat().st_mtime_ns == stamp
+    assert set(results["models"]) == {"sssn", "scdnn"}
+    assert len(_csv(second / "log.csv")) == 1  # one row per epoch, none twice
+
+
+@pytest.mark.slow
 def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
     out = tmp_path / "b"
     run_benchmark(data, out, models=["sssn"], budget="smoke")
