@@ -12,7 +12,7 @@
 #   benchmarks/paper.sh jinsha
 #   MODELS="scdnn sssn" SEEDS=1 benchmarks/paper.sh jinsha   # then, for the full tables:
 #   benchmarks/paper.sh jinsha             # (results.md covers the requested networks only)
-#   ABLATIONS=1 benchmarks/paper.sh jinsha # the five plus scdnn-aspp, -noskip, -overlap
+#   ABLATIONS=1 benchmarks/paper.sh jinsha # the five plus scdnn-aspp, -noskip, -disjoint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: benchmarks/paper.sh jinsha|sichuan|hokkaido}

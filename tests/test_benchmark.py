@@ -112,10 +112,10 @@ def test_resolve_models_table_order_all_and_ablations():
         "sssn", "segnet", "deeplabv3plus-resnet50", "deeplabv3plus-mobilenetv2", "scdnn"]
     specs = resolve_models(["scdnn", "sssn", "scdnn"], ablations=True)
     assert [s.name for s in specs] == ["sssn", "scdnn", "scdnn-aspp", "scdnn-noskip",
-                                       "scdnn-overlap"]
+                                       "scdnn-disjoint"]
     assert specs[2].network == "scdnn" and specs[2].model_kwargs == {"context": "aspp"}
     assert specs[3].model_kwargs == {"skip": False}
-    assert specs[4].model_kwargs == {"upsampling_kernel": 8}
+    assert specs[4].model_kwargs == {"upsampling_kernel": 4}
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -400,17 +400,20 @@ def test_ablations_are_extra_scdnn_rows(data, tmp_path):
 
     out = tmp_path / "b"
     results = run_benchmark(data, out, models=["scdnn"], budget="smoke", ablations=True)
-    assert list(results["models"]) == ["scdnn", "scdnn-aspp", "scdnn-noskip", "scdnn-overlap"]
+    assert list(results["models"]) == ["scdnn", "scdnn-aspp", "scdnn-noskip", "scdnn-disjoint"]
     card = _json(out / "runs" / "scdnn-aspp-seed0" / "model.json")
-    assert card["model"] == "scdnn" and card["model_kwargs"] == {"context": "aspp"}
+    assert card["model"] == "scdnn" and card["model_kwargs"] == {"context": "aspp",
+                                                                 "upsampling_kernel": 8}
     assert _json(out / "runs" / "scdnn-noskip-seed0" / "model.json")["model_kwargs"] == {
-        "skip": False}
+        "skip": False, "upsampling_kernel": 8}
+    assert _json(out / "runs" / "scdnn-disjoint-seed0" / "config.json")["config"][
+        "model_kwargs"] == {"upsampling_kernel": 4}
     assert results["extra"]["scdnn-aspp"]["parameters"] == count_parameters(
         create_model("scdnn", context="aspp"))
     assert results["extra"]["scdnn-noskip"]["parameters"] == count_parameters(
         create_model("scdnn", skip=False))
-    assert results["extra"]["scdnn-overlap"]["parameters"] == count_parameters(
-        create_model("scdnn", upsampling_kernel=8))
+    assert results["extra"]["scdnn-disjoint"]["parameters"] == count_parameters(
+        create_model("scdnn", upsampling_kernel=4))
     assert len({results["extra"][m]["parameters"] for m in results["models"]}) == 4
     md = (out / "results.md").read_text()
     assert "SCDnn with ASPP (ablation)" in md and "`scdnn-noskip-seed0`" in md

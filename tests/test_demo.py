@@ -222,6 +222,26 @@ def test_bundled_weights_and_their_demo_sample() -> None:
     assert (BUNDLED.parent / "WEIGHTS.md").is_file()
 
 
+@pytest.mark.skipif(not BUNDLED.is_file(), reason=f"no bundled weights: {BUNDLED}")
+def test_bundled_weights_predate_the_kernel_option_and_load_with_4x4_kernels() -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(BUNDLED), framework="pt") as handle:
+        written = json.loads(handle.metadata()["scdnn"])
+    assert "upsampling_kernel" not in written["model_kwargs"]  # the file is unchanged
+    assert "upsampling_kernel" not in json.loads(
+        (BUNDLED.parent / "model.json").read_text())["model_kwargs"]
+    model, card = load_model(BUNDLED)
+    assert card.model_kwargs == {"upsampling_kernel": 4} and model.upsampling_kernel == 4
+    # the same outputs as the network these weights were trained as (4x4 kernels)
+    reference = create_model("scdnn", upsampling_kernel=4).eval()
+    reference.load_state_dict({k: v.float() for k, v in load_file(str(BUNDLED)).items()})
+    x = torch.randn(1, 3, 48, 40, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(model(x), reference(x))
+
+
 @pytest.mark.slow
 def test_demo_without_a_sample_maps_generated_images_and_says_so(inputs, tmp_path, monkeypatch,
                                                                  capsys) -> None:

@@ -16,6 +16,9 @@ from scdnn.models.scdnn import ASPC, ASPP, SCDnn
 HEAVY = ("scdnn", "segnet", "deeplabv3plus-resnet50", "deeplabv3plus-mobilenetv2")
 MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODEL_NAMES]
 
+#: A tiny SCDnn (same blocks, few channels).
+TINY_SCDNN = {"widths": (4, 8, 8, 8), "aspc_channels": 8, "decoder_channels": 8}
+
 STRIDES = {
     "scdnn": 16,
     "sssn": 4,
@@ -63,13 +66,34 @@ def test_output_stride_attribute(name: str) -> None:
     assert create_model(name).output_stride == STRIDES[name]
 
 
+def test_scdnn_upsampling_kernel_default_8_and_4_selectable() -> None:
+    default, disjoint = (create_model("scdnn", **TINY_SCDNN, upsampling_kernel=k)
+                         for k in (8, 4))
+    assert create_model("scdnn", **TINY_SCDNN).up2[0].kernel_size == (8, 8)
+    assert default.upsampling_kernel == 8 and disjoint.upsampling_kernel == 4
+    assert default.up1[0].padding == (2, 2) and disjoint.up1[0].padding == (0, 0)
+    assert disjoint.up1[0].kernel_size == disjoint.up2[0].kernel_size == (4, 4)
+
+
 # --------------------------------------------------------------------------- all architectures
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_output_shape_any_size(name: str) -> None:
+#: The architectures checked for shapes: every network, plus SCDnn with its 4x4 disjoint
+#: upsampling kernels (its default is 8x8 cropped by 2), plus a tiny SCDnn with each kernel
+#: (fast, so that `make test-fast` checks both kernels too).
+ARCHITECTURES = [pytest.param(n, {}, id=n, marks=pytest.mark.slow if n in HEAVY else ())
+                 for n in MODEL_NAMES] + [
+    pytest.param("scdnn", {"upsampling_kernel": 4}, id="scdnn-disjoint",
+                 marks=pytest.mark.slow),
+    pytest.param("scdnn", {**TINY_SCDNN, "upsampling_kernel": 8}, id="tiny-scdnn-k8"),
+    pytest.param("scdnn", {**TINY_SCDNN, "upsampling_kernel": 4}, id="tiny-scdnn-k4"),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), ARCHITECTURES)
+def test_output_shape_any_size(name: str, kwargs: dict) -> None:
     torch.manual_seed(0)
-    model = create_model(name).eval()
+    model = create_model(name, **kwargs).eval()
     with torch.no_grad():
         for h, w in [(64, 64), (37, 53), (17, 23), (1, 1), (1, 5), (33, 2)]:
             out = model(torch.randn(2, 3, h, w))

@@ -210,3 +210,55 @@ def test_output_dir_removes_a_folder_it_made_when_the_block_fails(tmp_path):
     with output_dir(tmp_path / "ok") as out:
         (out / "done.txt").write_text("z")
     assert (tmp_path / "ok" / "done.txt").is_file()
+
+
+# ------------------------------------------------------- options whose default changed
+
+def test_card_without_the_upsampling_kernel_reads_as_the_old_disjoint_kernel():
+    from scdnn.records import LEGACY_MODEL_KWARGS
+
+    assert LEGACY_MODEL_KWARGS["scdnn"] == {"upsampling_kernel": 4}
+    assert ModelCard.from_dict(card_dict()).model_kwargs == {"upsampling_kernel": 4}
+    assert ModelCard.from_dict(card_dict(model_kwargs={"skip": False})).model_kwargs == {
+        "upsampling_kernel": 4, "skip": False}
+    named = card_dict(model_kwargs={"upsampling_kernel": 8})
+    assert ModelCard.from_dict(named).model_kwargs == {"upsampling_kernel": 8}
+    assert ModelCard.from_dict(card_dict(model="sssn")).model_kwargs == {}
+
+
+def test_new_weights_and_training_configs_name_the_kernel(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from scdnn.models import create_model, explicit_model_kwargs
+    from scdnn.trainers.fit import TrainConfig, resumed_config
+    from scdnn.weights import load_model, read_card, save_weights
+
+    tiny = {"widths": [4, 8, 8, 8], "aspc_channels": 8, "decoder_channels": 8}
+    assert explicit_model_kwargs("scdnn", tiny) == {**tiny, "upsampling_kernel": 8}
+    assert explicit_model_kwargs("sssn", {}) == {}
+    # a new card records the kernel of the network it was saved from, even if it said none
+    model = create_model("scdnn", **tiny).eval()
+    card = ModelCard.from_dict(card_dict(model_kwargs=tiny))
+    save_weights(model, tmp_path / "new.safetensors", card)
+    assert read_card(tmp_path / "new.safetensors").model_kwargs["upsampling_kernel"] == 8
+    assert read_json(tmp_path / "model.json")["model_kwargs"]["upsampling_kernel"] == 8
+    assert load_model(tmp_path / "new.safetensors")[0].upsampling_kernel == 8
+    # a file written before the option existed: its card names no kernel, its tensors are 4x4
+    old = create_model("scdnn", **tiny, upsampling_kernel=4).eval()
+    state = {k: v.contiguous() for k, v in old.state_dict().items()}
+    save_file(state, str(tmp_path / "old.safetensors"),
+              metadata={"scdnn": json.dumps(card_dict(model_kwargs=tiny))})
+    loaded, read = load_model(tmp_path / "old.safetensors")
+    assert loaded.upsampling_kernel == 4 and read.model_kwargs["upsampling_kernel"] == 4
+    x = torch.randn(1, 3, 37, 21)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), old(x))
+    # --resume of a run whose config.json names no kernel keeps 4; a new run's names 8
+    write_json(tmp_path / "run" / "config.json",
+               {"config": TrainConfig(data="d", out="o", model_kwargs=tiny).to_dict()})
+    assert resumed_config(tmp_path / "run").model_kwargs == {**tiny, "upsampling_kernel": 4}
+    write_json(tmp_path / "run" / "config.json",
+               {"config": TrainConfig(data="d", out="o",
+                                      model_kwargs={"upsampling_kernel": 8}).to_dict()})
+    assert resumed_config(tmp_path / "run").model_kwargs == {"upsampling_kernel": 8}

@@ -31,7 +31,7 @@ import numpy as np
 from .errors import InvalidValueError
 
 __all__ = ["FORMAT_VERSION", "IGNORE_INDEX", "Normalization", "ModelCard", "Split", "MapRecord",
-           "EvaluationRecord", "CLASS_NAMES"]
+           "EvaluationRecord", "CLASS_NAMES", "LEGACY_MODEL_KWARGS", "with_legacy_kwargs"]
 
 #: The version of the JSON files this package writes.
 FORMAT_VERSION = 1
@@ -43,6 +43,18 @@ IGNORE_INDEX = 255
 
 #: Class names, in label order: 0 background, 1 landslide.
 CLASS_NAMES: tuple[str, ...] = ("background", "landslide")
+
+#: Network options whose default changed, per network, with the value that a record written
+#: before the option was recorded (a model card's or a training ``config.json``'s
+#: ``model_kwargs`` without it) was made with. SCDnn's upsampling kernel was 4 (no overlap)
+#: until 8 became the default; every card and config.json written since names it.
+LEGACY_MODEL_KWARGS: dict[str, dict[str, Any]] = {"scdnn": {"upsampling_kernel": 4}}
+
+
+def with_legacy_kwargs(model: str, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``kwargs`` of a record of network ``model``, with the options it does not name that
+    have changed their default (:data:`LEGACY_MODEL_KWARGS`) set to their old value."""
+    return {**LEGACY_MODEL_KWARGS.get(model, {}), **(kwargs or {})}
 
 
 @dataclass
@@ -158,7 +170,8 @@ class ModelCard:
     normalization : the input normalisation the network was trained with
     inputs : names of the input channels (``red, green, blue[, slope, relative_elevation]``)
     classes : class names in label order
-    model_kwargs : further arguments of :func:`scdnn.models.create_model`
+    model_kwargs : further arguments of :func:`scdnn.models.create_model`; a card read
+        without an option of :data:`LEGACY_MODEL_KWARGS` gets its old value
     best_epoch, best_val_miou : which epoch the weights come from and its validation MIoU
     config : the training configuration (``scdnn.trainers.TrainConfig`` as a dict)
     split : the training split (:meth:`Split.to_dict`)
@@ -220,7 +233,8 @@ class ModelCard:
             model=data["model"], in_channels=in_channels, normalization=normalization,
             num_classes=num_classes, inputs=inputs,
             classes=_str_list(data, "classes", source, what) or list(CLASS_NAMES),
-            model_kwargs=_optional(data, "model_kwargs", dict, source, what) or {},
+            model_kwargs=with_legacy_kwargs(
+                data["model"], _optional(data, "model_kwargs", dict, source, what)),
             best_epoch=_optional(data, "best_epoch", int, source, what),
             best_val_miou=_optional(data, "best_val_miou", (int, float), source, what),
             config=_optional(data, "config", dict, source, what) or {},

@@ -7,6 +7,7 @@ for people to read. Loading never executes code: safetensors holds tensors and s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,15 +18,22 @@ from safetensors.torch import load_file, save_file
 
 from .errors import InputFileError, InputFileNotFoundError, InvalidValueError
 from .models import create_model
-from .records import ModelCard
+from .records import LEGACY_MODEL_KWARGS, ModelCard
 from .runs import atomic_path, write_json
 
 METADATA_KEY = "scdnn"
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: ModelCard) -> None:
-    """Write ``model``'s state as safetensors at ``path`` and ``card`` as model.json beside it."""
+    """Write ``model``'s state as safetensors at ``path`` and ``card`` as model.json beside it.
+
+    The options of :data:`scdnn.records.LEGACY_MODEL_KWARGS` are written in the card's
+    ``model_kwargs`` as ``model`` has them (its tensors' shapes depend on them), whatever the
+    card said: a card without them is read with their old values."""
     path = Path(path)
+    recorded = {key: getattr(model, key) for key in LEGACY_MODEL_KWARGS.get(card.model, {})
+                if hasattr(model, key)}
+    card = dataclasses.replace(card, model_kwargs={**card.model_kwargs, **recorded})
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(card.to_dict(), default=str)})

@@ -56,8 +56,8 @@ def add_parser(sub) -> None:
                    help="seed of the one train/val/test split all runs share (0)")
     p.add_argument("--ablations", action="store_true",
                    help="add scdnn-aspp (ASPP instead of ASPC), scdnn-noskip (no skip "
-                   "connection) and scdnn-overlap (8x8 instead of 4x4 upsampling kernels) "
-                   "under the same budget")
+                   "connection) and scdnn-disjoint (4x4 disjoint instead of 8x8 upsampling "
+                   "kernels) under the same budget")
     p.add_argument("--tolerance", type=non_negative_int, default=2,
                    help="boundary F1 tolerance in pixels (2)")
     p.add_argument("--test-scenes", nargs="+", default=None, metavar="NAME",

@@ -62,7 +62,7 @@ def collect_run(run_dir: Path, name: str, spec: ModelSpec, seed: int, out: Path
     epochs = max((r["epoch"] for r in log), default=0)
     seconds = float(sum(r.get("seconds") or 0.0 for r in log))
     return {"name": name, "model": spec.name, "network": spec.network,
-            "model_kwargs": spec.model_kwargs, "seed": seed,
+            "model_kwargs": card.model_kwargs, "seed": seed,
             "dir": str(run_dir.relative_to(out)), "in_channels": card.in_channels,
             "epochs": epochs, "train_seconds": round(seconds, 2),
             "best_epoch": card.best_epoch, "best_val_miou": card.best_val_miou,

@@ -93,6 +93,7 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     """
     from ..datasets import save_split
     from ..datasets.source import open_source
+    from ..models import explicit_model_kwargs
     from ..trainers.fit import TrainConfig, env_workers
 
     if config is None:
@@ -150,7 +151,9 @@ def run_benchmark(data: str | os.PathLike, out: str | os.PathLike,
     def run_config(spec, seed: int, run_dir: Path) -> TrainConfig:
         return TrainConfig(**{**overrides, "data": source.path, "split": str(split_path),
                               "out": str(run_dir), "model": spec.network,
-                              "model_kwargs": spec.model_kwargs, "seed": seed,
+                              "model_kwargs": explicit_model_kwargs(spec.network,
+                                                                   spec.model_kwargs),
+                              "seed": seed,
                               "workers": workers})
 
     for index, (spec, seed) in enumerate(plan, start=1):

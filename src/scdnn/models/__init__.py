@@ -27,6 +27,7 @@ from scdnn.models.sssn import SSSN
 __all__ = [
     "MODEL_NAMES",
     "create_model",
+    "explicit_model_kwargs",
     "count_parameters",
     "gflops",
     "SCDnn",
@@ -68,6 +69,24 @@ def _check_kwargs(name: str, factory: Callable[..., nn.Module], kwargs: dict[str
             f"model '{name}' has no option {', '.join(map(repr, unknown))}; "
             f"its options: {', '.join(allowed) or 'none'}"
         )
+
+
+def explicit_model_kwargs(name: str, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``kwargs`` with the current default of every option whose default changed
+    (:data:`scdnn.records.LEGACY_MODEL_KWARGS`) added where it is not given: what a new
+    record (config.json, a model card) writes, so that it is read back as it was made."""
+    from ..records import LEGACY_MODEL_KWARGS
+
+    out = dict(kwargs or {})
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        return out
+    target = factory.__init__ if isinstance(factory, type) else factory
+    params = inspect.signature(target).parameters
+    for key in LEGACY_MODEL_KWARGS.get(name, {}):
+        if key not in out and key in params:
+            out[key] = params[key].default
+    return out
 
 
 def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs: Any) -> nn.Module:

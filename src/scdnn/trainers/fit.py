@@ -43,8 +43,8 @@ from ..datasets import Normalization, save_split
 from ..datasets.source import TrainingData, open_source
 from ..errors import InvalidValueError, param
 from ..metrics import CLASS_NAMES
-from ..models import create_model
-from ..records import ModelCard
+from ..models import create_model, explicit_model_kwargs
+from ..records import ModelCard, with_legacy_kwargs
 from ..runs import prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
@@ -196,8 +196,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
             raise InvalidValueError(f"{param('resume')}: no checkpoint to resume from "
                                     "(checkpoints/last.ckpt)", out)
         # config.json and split.json without a checkpoint: killed before the first epoch ended
-        saved = read_json(out / "config.json")["config"]
-        config = TrainConfig(**saved)  # written before recipes: "paper", the field's default
+        # written before recipes: "paper", the field's default; before the upsampling kernel
+        # was recorded: 4, its old default (resumed_config)
+        config = resumed_config(out)
         config.check()
         if not last_ckpt.is_file():
             # Stopped before its first checkpoint: nothing to keep, so the run starts over
@@ -205,6 +206,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
             print(f"scdnn: {out}: no checkpoint yet (stopped before the first epoch "
                   "ended); starting the run over", file=sys.stderr)
             resume, overwrite = False, True
+    else:
+        config = dataclasses.replace(
+            config, model_kwargs=explicit_model_kwargs(config.model, config.model_kwargs))
     create_model(config.model)  # an unknown name fails here, before any work
 
     data = _prepare_data(config, out, resume)
@@ -284,6 +288,16 @@ class ValidateAtLastStep(L.Callback):
                            batch, batch_idx: int) -> None:
         if 0 < trainer.max_steps <= trainer.global_step:
             trainer.should_stop = True
+
+
+def resumed_config(out: str | os.PathLike) -> TrainConfig:
+    """The configuration a run in ``out`` was begun with (its config.json). A run begun
+    before config.json named every network option whose default changed
+    (:data:`scdnn.records.LEGACY_MODEL_KWARGS`) resumes with the network it began with."""
+    saved = dict(read_json(Path(out) / "config.json")["config"])
+    saved["model_kwargs"] = with_legacy_kwargs(saved.get("model", "scdnn"),
+                                               saved.get("model_kwargs"))
+    return TrainConfig(**saved)
 
 
 def checkpoint_model_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], int]:

@@ -72,10 +72,14 @@ class SCDnn(PaddedSegmentationModel):
       The decoder is 64 wide, not 128: at 1/4 scale a 128-wide decoder dominated the
       compute (benchmarks/results/README.md, "Networks: size and speed"), and the paper
       gives no width;
-    - 4x4 kernels at stride 4 in both upsampling blocks (the paper gives no size): outlines
-      then step along a 4 px grid. 8x8 kernels cropped by 2 (``upsampling_kernel=8``, as
-      MATLAB's DeepLab v3+ decoder) remove the grid but scored within noise of 4x4 at the
-      ``cpu`` budget on jinsha-uav and sichuan-aerial (benchmarks/results/README.md);
+    - 8x8 kernels at stride 4, cropped by 2 (output size unchanged), in both upsampling
+      blocks (the paper gives no size; MATLAB's DeepLab v3+ decoder, and the paper's Eq. 17,
+      overlap their kernels). With 4x4 kernels, equal to the stride (``upsampling_kernel=4``,
+      this package's default until weights cards recorded the option), each 4x4 output tile
+      comes from one input vector and outlines step along a 4 px grid; the two scored within
+      noise of each other at the ``cpu`` budget on jinsha-uav and sichuan-aerial
+      (benchmarks/results/README.md), so the default is the one without the staircase.
+      Cards that do not name the option load as 4 (:data:`scdnn.records.LEGACY_MODEL_KWARGS`);
     - no ReLU after the residual sums (Eqs. 2, 8, 19 have none); PyTorch's default
       initialization.
 
@@ -98,9 +102,11 @@ class SCDnn(PaddedSegmentationModel):
         False drops the skip connection from group 2 (ablation); the first fuse block then
         takes ``decoder_channels`` inputs.
     upsampling_kernel : int, optional
-        Kernel size of both Transposed Convolutional Upsampling Blocks. Default 4, the
-        stride: no overlap, each 4x4 output tile comes from one input pixel. 8 (cropped by 2,
-        MATLAB's DeepLab v3+ upsampling layer) overlaps neighbouring inputs (ablation).
+        Kernel size of both Transposed Convolutional Upsampling Blocks (stride 4). Default 8,
+        cropped by 2 (MATLAB's DeepLab v3+ upsampling layer): neighbouring inputs overlap and
+        outlines have no 4 px grid. 4, the stride: no overlap, each 4x4 output tile comes from
+        one input pixel (the ablation row ``scdnn-disjoint``; weights whose card does not
+        name the option).
     """
 
     output_stride = 16
@@ -114,7 +120,7 @@ class SCDnn(PaddedSegmentationModel):
         decoder_channels: int = 64,
         context: str = "aspc",
         skip: bool = True,
-        upsampling_kernel: int = 4,
+        upsampling_kernel: int = 8,
     ):
         super().__init__()
         if context not in CONTEXTS:
@@ -137,7 +143,7 @@ class SCDnn(PaddedSegmentationModel):
         self.group4 = nn.Sequential(MRconvDownsamplingBlock(w3, w4), MRconvBlock(w4))
         self.context = (ASPC if context == "aspc" else ASPP)(w4, aspc_channels)
         d = int(decoder_channels)
-        k = int(upsampling_kernel)
+        k = self.upsampling_kernel = int(upsampling_kernel)
         self.up1 = TransposedConvUpsamplingBlock(self.context.out_channels, d, 4, k)
         fuse_in = d + (w2 if self.skip else 0)
         self.fuse = nn.Sequential(ConvolutionBlock(fuse_in, d), ConvolutionBlock(d, d))
