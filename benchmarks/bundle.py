@@ -13,9 +13,8 @@
 2. Chooses the demo sample: ``--images`` (4) test images of that split, never a training or
    validation image, whose central ``--crop`` x ``--crop`` (640) crop (native resolution, the
    scale the weights were trained at) holds 5–60 % landslide. Their names and the crop go
-   into the bundled card (``demo_sample``); ``scdnn demo`` crops them from
-   ``../shared/data/sichuan-aerial`` at run time into its output folder. The images are not
-   copied into the repository: the project's rule is that the shared data never is.
+   into the bundled card (``demo_sample``); ``benchmarks/bundle_sample.py`` then writes those
+   crops into ``src/scdnn/data/sample/``, which ``scdnn demo`` maps.
 3. Writes ``src/scdnn/data/WEIGHTS.md`` (data, command, test scores from ``--metrics``,
    licence) and ``benchmarks/results/bundle.json`` (agreement, sizes, demo time).
 4. Times ``scdnn demo`` on the bundled files (``--no-demo`` skips it).

@@ -257,15 +257,89 @@ def test_demo_without_a_sample_maps_generated_images_and_says_so(inputs, tmp_pat
     assert (out / "report.html").is_file()
 
 
+SAMPLE = scdnn.demo.bundled_sample()
+
+
+def test_the_demo_sample_is_bundled_small_and_attributed() -> None:
+    files = sorted(p for p in SAMPLE.rglob("*") if p.is_file())
+    assert sum(p.stat().st_size for p in files) < 5_000_000
+    names = sorted(read_card(BUNDLED).extra["demo_sample"]["images"])
+    for sub in ("images", "masks"):
+        assert sorted(p.stem for p in (SAMPLE / sub).iterdir()) == names
+    for name in names:
+        image = np.asarray(Image.open(SAMPLE / "images" / f"{name}.png"))
+        mask = np.asarray(Image.open(SAMPLE / "masks" / f"{name}.png"))
+        assert image.shape == (640, 640, 3) and mask.shape == (640, 640)
+        assert set(np.unique(mask)) == {0, 255}  # real landslides in every crop
+    attribution = (SAMPLE / "ATTRIBUTION.md").read_text()
+    for needle in ("CC BY 4.0", "Zeng et al. 2021", "10.11922/sciencedb.j00001.00222",
+                   "cropped", *names):
+        assert needle in attribution, needle
+    # the package ships it (pyproject package-data)
+    assert '"data/**/*"' in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+
+
+def test_demo_maps_the_bundled_sample_without_shared_data(inputs, tmp_path, monkeypatch,
+                                                          capsys) -> None:
+    def no_shared():
+        raise AssertionError("the demo looked for ../shared")
+
+    monkeypatch.setattr(scdnn.demo, "shared_sichuan", no_shared)
+    out = tmp_path / "out"
+    code = main(["demo", "--out", str(out), "--weights", str(inputs["weights"])])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "generated" not in captured.err
+    names = sorted(p.stem for p in (SAMPLE / "images").iterdir())
+    assert sorted(p.stem for p in (out / "masks").iterdir()) == names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 4 and metrics["source"]["data"] == str(SAMPLE.resolve())
+    assert not (out / "sample").exists()  # mapped in place, nothing cut
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BUNDLED.is_file(), reason=f"no bundled weights: {BUNDLED}")
+def test_demo_with_the_bundled_weights_and_sample(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(scdnn.demo, "shared_sichuan", lambda: None)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 4 and metrics["miou"] > 0.5
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+
+
+@pytest.mark.realdata
+def test_bundle_sample_script_rewrites_the_same_bytes(shared_data, tmp_path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bundle_sample.py"
+    spec = importlib.util.spec_from_file_location("bundle_sample", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "sample"
+    assert module.main(["--data", str(shared_data / "sichuan-aerial"), "--out", str(out)]) == 0
+    assert module.main(["--data", str(shared_data / "sichuan-aerial"), "--out", str(out)]) == 0
+    ours = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert ours == sorted(p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file())
+    for rel in ours:
+        assert (out / rel).read_bytes() == (SAMPLE / rel).read_bytes(), rel
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.skipif(not BUNDLED.is_file(), reason=f"no bundled weights: {BUNDLED}")
-def test_demo_cuts_its_sample_from_the_shared_data(shared_data, tmp_path, capsys) -> None:
+def test_without_the_bundled_sample_the_demo_cuts_it_from_the_shared_data(
+        shared_data, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(scdnn.demo, "bundled_sample", lambda: tmp_path / "no-bundled-sample")
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     card = read_card(BUNDLED)
     names = sorted(p.stem for p in (out / "sample" / "images").iterdir())
     assert names == sorted(card.extra["demo_sample"]["images"])
+    for sub in ("images", "masks"):  # the same crops as the bundled ones
+        for name in names:
+            assert (out / "sample" / sub / f"{name}.png").read_bytes() == \
+                (SAMPLE / sub / f"{name}.png").read_bytes()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["images"] == len(names) and metrics["miou"] > 0.5
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out

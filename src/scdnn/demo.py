@@ -1,15 +1,17 @@
 """``scdnn demo``: landslide boundaries on real images, offline, with the bundled weights.
 
 The package ships SCDnn weights (``scdnn/data/scdnn-sichuan.safetensors``, trained by
-``scdnn train`` on aerial images of Sichuan, CC BY 4.0; see ``scdnn/data/WEIGHTS.md``). The
-images to run them on come, in this order, from:
+``scdnn train`` on aerial images of Sichuan, CC BY 4.0; see ``scdnn/data/WEIGHTS.md``) and
+the sample to run them on (``scdnn/data/sample/``: central 640 px crops of the 4 held-back
+test images the weights' card names under ``demo_sample``, with their masks; written by
+``benchmarks/bundle_sample.py``; source and licence in ``sample/ATTRIBUTION.md``). The
+images come, in this order, from:
 
-- ``--sample`` (a dataset folder with ``images/`` + ``masks/``), or ``scdnn/data/sample/``
-  when a copy of the package carries one;
-- ``../shared/data/sichuan-aerial`` (the project's data folder, beside the repository or the
-  working directory): the held-back test images the weights' card names under
-  ``demo_sample`` are cropped into ``OUT/sample/`` — never into the repository, whose rule is
-  that the shared data is not copied into it;
+- ``--sample`` (a dataset folder with ``images/`` + ``masks/``);
+- the bundled ``scdnn/data/sample/``;
+- in a copy of the package without it, ``../shared/data/sichuan-aerial`` (the project's data
+  folder, beside the repository or the working directory): the same crops are cut into
+  ``OUT/sample/``;
 - otherwise a small generated dataset in ``OUT/sample/``, with a note that its scores mean
   nothing (the pipeline runs; the network has never seen such images).
 
@@ -57,7 +59,8 @@ from .report import write_report
 from .runs import atomic_write, provenance, write_json
 from .weights import read_card
 
-__all__ = ["run_demo", "bundled_weights", "bundled_sample", "MARKER"]
+__all__ = ["run_demo", "bundled_weights", "bundled_sample", "crop_sample", "demo_sample_spec",
+           "MARKER"]
 
 #: The file that marks an output folder as the demo's own (replaced on the next run).
 MARKER = ".scdnn-demo"
@@ -192,26 +195,39 @@ def shared_sichuan() -> Path | None:
 def _make_sample(card: dict[str, Any], folder: Path, warn: Callable[[str], None]) -> Path:
     """Write the demo sample into ``folder``: crops of the held-back test images the card
     names (``demo_sample``) from ../shared/data/sichuan-aerial, else generated images."""
-    spec = card.extra.get("demo_sample") or {}
     source = shared_sichuan()
-    names = [n for n in spec.get("images", [])
-             if n in set(card.split.get("test", []))]
-    if source is not None and names:
-        crop = int(spec.get("crop", 640))
-        for name in names:
-            image, mask = source / "images" / f"{name}.png", source / "masks" / f"{name}.png"
-            if not (image.is_file() and mask.is_file()):
-                break
-            _save_crop(read_image(image), folder / "images" / f"{name}.png", crop)
-            _save_crop(read_mask(mask) * np.uint8(255), folder / "masks" / f"{name}.png", crop)
-        else:
-            return folder
+    names, crop = demo_sample_spec(card)
+    if source is not None and names and crop_sample(source, names, crop, folder):
+        return folder
     from .datasets.synthetic import write_synthetic_dataset
 
     shutil.rmtree(folder, ignore_errors=True)
-    warn("no real sample here (../shared/data/sichuan-aerial not found): mapping generated "
-         "images instead; the pipeline runs, but the scores say nothing about the network")
+    warn("no real sample here (no bundled sample in this copy of scdnn, and "
+         "../shared/data/sichuan-aerial not found): mapping generated images instead; the "
+         "pipeline runs, but the scores say nothing about the network")
     return write_synthetic_dataset(folder, count=3, size=256, seed=0)
+
+
+def demo_sample_spec(card) -> tuple[list[str], int]:
+    """The demo sample a weights card names (``demo_sample``): its images that are held-back
+    test images of the card's split, and the side of their central crop in pixels."""
+    spec = card.extra.get("demo_sample") or {}
+    test = set(card.split.get("test", []))
+    return [n for n in spec.get("images", []) if n in test], int(spec.get("crop", 640))
+
+
+def crop_sample(source: Path, names: list[str], crop: int, folder: Path) -> bool:
+    """Write the central ``crop`` x ``crop`` pixels of ``source``'s images and masks
+    ``names`` (``images/<name>.png``, ``masks/<name>.png``, masks as 0/255) into ``folder``
+    as PNGs; False, having written only some, when one of them is missing. Deterministic:
+    the same inputs give the same files (``benchmarks/bundle_sample.py`` bundles them)."""
+    for name in names:
+        image, mask = source / "images" / f"{name}.png", source / "masks" / f"{name}.png"
+        if not (image.is_file() and mask.is_file()):
+            return False
+        _save_crop(read_image(image), folder / "images" / f"{name}.png", crop)
+        _save_crop(read_mask(mask) * np.uint8(255), folder / "masks" / f"{name}.png", crop)
+    return True
 
 
 def _save_crop(array: np.ndarray, path: Path, crop: int) -> None:
