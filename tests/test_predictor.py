@@ -221,3 +221,115 @@ def test_map_scene_with_a_predictor_equals_map_scene_with_the_path(tmp_path: Pat
     assert loaded["windows"] == {"total": 12, "run": 9, "skipped_no_valid_pixel": 3}
     on_disk = json.loads((tmp_path / "loaded" / "map.json").read_text())
     assert on_disk["windows"] == loaded["windows"]
+
+
+# --- test-time augmentation ------------------------------------------------------------------
+
+class Ramp(torch.nn.Module):
+    """A hand-made network that is not flip-equivariant: landslide logit ``band 0 + c * column
+    + r * row``, row and column counted in the frame it is given; background logit 0. So its
+    landslide probability is ``sigmoid(band 0 + c * column + r * row)``."""
+
+    output_stride = 1
+
+    def __init__(self, c: float, r: float):
+        super().__init__()
+        self.c, self.r = c, r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        logit = (x[:, 0] + self.c * torch.arange(w, dtype=x.dtype)
+                 + self.r * torch.arange(h, dtype=x.dtype)[:, None])
+        return torch.stack([torch.zeros_like(logit), logit], dim=1)
+
+
+def _ramp_predictor(tta: str, c: float, r: float) -> Predictor:
+    from scdnn.records import ModelCard, Normalization
+
+    card = ModelCard(model="ramp", in_channels=1, normalization=Normalization([0.0], [1.0]))
+    return Predictor(Ramp(c, r), card, tta=tta)
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-v))
+
+
+def test_tta_flips_averages_the_flipped_predictions_turned_back() -> None:
+    h, w = 3, 5
+    x = np.random.default_rng(0).normal(size=(2, 1, h, w)).astype(np.float32)
+    i, j = np.mgrid[0:h, 0:w]
+    c, r = 0.7, -0.4
+    # identity; left-right: the network saw column w-1-j; upside down: row h-1-i
+    expected = (_sigmoid(x[:, 0] + c * j + r * i) + _sigmoid(x[:, 0] + c * (w - 1 - j) + r * i)
+                + _sigmoid(x[:, 0] + c * j + r * (h - 1 - i))) / 3
+    got = _ramp_predictor("flips", c, r).probabilities(x)
+    assert got.shape == (2, h, w)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    none = _ramp_predictor("none", c, r).probabilities(x)
+    np.testing.assert_allclose(none, _sigmoid(x[:, 0] + c * j + r * i), rtol=1e-6, atol=1e-7)
+    assert np.abs(got - none).max() > 0.1  # the network is not flip-equivariant
+
+
+def test_tta_d4_averages_the_eight_transforms_turned_back() -> None:
+    # a column ramp: across the 8 rotations and reflections, the column the network sees at
+    # pixel (i, j) is j, w-1-j, i and h-1-i, twice each (on a non-square image too)
+    h, w = 4, 6
+    x = np.zeros((1, 1, h, w), np.float32)
+    i, j = np.mgrid[0:h, 0:w]
+    c = 0.5
+    expected = (_sigmoid(c * j) + _sigmoid(c * (w - 1 - j)) + _sigmoid(c * i)
+                + _sigmoid(c * (h - 1 - i))) / 4
+    got = _ramp_predictor("d4", c, 0.0).probabilities(x)
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_tta_none_is_the_plain_forward_pass_exactly(weights: Path) -> None:
+    from scdnn.predictor import landslide_softmax
+
+    model, card = load_model(weights)
+    image = random_rgb(37, 53, seed=7)
+    x = torch.from_numpy(card.normalization.apply(image))[None]
+    with torch.inference_mode():
+        today = torch.softmax(model(x).float(), dim=1)[:, 1].numpy()  # the code before tta
+    assert np.array_equal(Predictor(model, card).probabilities(x), today)
+    assert np.array_equal(Predictor(model, card, tta="none").probability(image), today[0])
+    assert np.array_equal(landslide_softmax(model, x, "none"), today)
+    assert np.array_equal(landslide_probability(model, image, card.normalization), today[0])
+    flips = Predictor(model, card, tta="flips")
+    assert flips.tta == "flips" and "tta='flips'" in repr(flips)
+    assert not np.array_equal(flips.probabilities(x), today)
+
+
+def test_tta_unknown_mode_is_refused(weights: Path) -> None:
+    with pytest.raises(InvalidValueError, match="unknown test-time augmentation 'd8'"):
+        Predictor.from_file(weights, tta="d8")
+
+
+def test_map_scene_with_tta_same_windows_recorded_in_map_json(tmp_path: Path,
+                                                               weights: Path) -> None:
+    from scdnn.records import MapRecord
+
+    scene = write_scene(tmp_path / "scene.tif")
+    tiling = Tiling(48, 16, batch_size=2)
+    model, card = load_model(weights)
+    counting = Counting(model)
+    plain = map_scene(scene, Predictor(counting, card), tmp_path / "none", tiling=tiling)
+    shapes = list(counting.batches)
+    counting.batches.clear()
+    augmented = map_scene(scene, Predictor(counting, card, tta="d4"), tmp_path / "d4",
+                          tiling=tiling)
+    assert counting.batches == [n for n in shapes for _ in range(8)]  # 8 passes per batch
+    assert plain["windows"] == augmented["windows"] == {"total": 12, "run": 9,
+                                                        "skipped_no_valid_pixel": 3}
+    assert (plain["tta"], augmented["tta"]) == ("none", "d4")
+    on_disk = json.loads((tmp_path / "d4" / "map.json").read_text())
+    assert on_disk["tta"] == "d4" and list(on_disk).index("tta") == list(on_disk).index(
+        "engine") + 1
+    with rasterio.open(tmp_path / "none" / "probability.tif") as a, \
+            rasterio.open(tmp_path / "d4" / "probability.tif") as b:
+        assert a.shape == b.shape and not np.array_equal(a.read(), b.read())
+    # a map.json written before tta was recorded reads as "none" and is written back unchanged
+    old = {k: v for k, v in json.loads((tmp_path / "none" / "map.json").read_text()).items()
+           if k != "tta"}
+    record = MapRecord.from_dict(old)
+    assert record.tta == "none" and record.to_dict() == old

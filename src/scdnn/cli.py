@@ -43,6 +43,15 @@ RECIPE_CHOICES = ("paper", "default")
 ENGINE_CHOICES = ("torch", "onnxruntime")
 _ENGINE_HELP = ("what runs the network: torch, or onnxruntime (CPU) for an ONNX model from "
                 "scdnn export, given as --weights (torch)")
+#: scdnn.predictor.TTA_MODES, written out for the same reason.
+TTA_CHOICES = ("none", "flips", "d4")
+_TTA_HELP = ("test-time augmentation: average the landslide probabilities over the image and "
+             "its left-right and upside-down flips (flips: 3 passes) or its 8 rotations and "
+             "reflections (d4: 8 passes), each turned back (none)")
+
+
+def _add_tta(p: argparse.ArgumentParser, help_suffix: str = "") -> None:
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none", help=_TTA_HELP + help_suffix)
 
 
 def _progress(description: str):
@@ -214,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1,
                    help="scenes: windows per batch (1)")
     _add_cleaning(p, "in m² on georeferenced scenes, px on images")
+    _add_tta(p, "; with --weights, recorded in metrics.json")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("predict", help="write landslide masks and probabilities for images",
@@ -228,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=probability, default=0.5, help="mask threshold (0.5)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
     _add_cleaning(p, "in pixels (images have no pixel size)", pixels=True)
+    _add_tta(p)
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("map", help="map landslides in a whole georeferenced scene",
@@ -269,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="polygon file format (gpkg)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (cpu)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
+    _add_tta(p, "; windows are the same, each one is augmented; recorded in map.json")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
 
     p = sub.add_parser("export", help="write a weights file as an ONNX model",
@@ -319,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "bundled sample")
     _add_cleaning(p, "in pixels (the sample's PNGs have no pixel size)", polygons=True,
                   pixels=True)
+    _add_tta(p)
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out that is not a demo output (nothing in "
                    "it is deleted)")
@@ -370,7 +383,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = evaluate(args.data, args.out, weights=args.weights, predictions=args.predictions,
                        split=args.split, use_all=args.use_all, tolerance=args.tolerance,
                        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                       cleaning=cleaning,
+                       cleaning=cleaning, tta=args.tta,
                        overwrite=args.overwrite, progress=_progress("scoring"), summary=print)
     print(format_table(metrics))
     print(f"metrics: {args.out}/metrics.json")
@@ -381,7 +394,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
     out = predict_folder(args.images, args.weights, args.out, threshold=args.threshold,
                          overwrite=args.overwrite, progress=_progress("predicting"),
-                         engine=args.engine, cleaning=_cleaning(args))
+                         engine=args.engine, cleaning=_cleaning(args), tta=args.tta)
     print(f"masks: {out}/masks  probabilities: {out}/probabilities")
 
 
@@ -391,7 +404,8 @@ def _cmd_map(args: argparse.Namespace) -> None:
 
     tiling = Tiling(args.tile, args.overlap, args.batch_size)  # refused before loading
     cleaning = _cleaning(args)
-    predictor = Predictor.from_file(args.weights, engine=args.engine, device=args.device)
+    predictor = Predictor.from_file(args.weights, engine=args.engine, device=args.device,
+                                    tta=args.tta)
     summary = map_scene(
         args.scene, predictor, args.out, tiling=tiling, threshold=args.threshold,
         cleaning=cleaning, fmt=args.fmt, dsm=args.dsm, bands=args.bands,
@@ -444,7 +458,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     result = run_demo(out=args.out, weights=args.weights, sample=args.sample,
                       overwrite=args.overwrite, cleaning=_cleaning(args),
-                      progress=_progress("mapping"),
+                      progress=_progress("mapping"), tta=args.tta,
                       warn=lambda message: print(f"scdnn demo: note: {message}",
                                                  file=sys.stderr))
     print(f"scored {result['images']} sample images against their truth masks")
@@ -504,6 +518,9 @@ def _check_paths(args: argparse.Namespace) -> None:
         dataset(args.data)
         check_out_dir(args.out, args.overwrite)
     elif command == "evaluate":
+        if args.tta != "none" and args.weights is None:
+            raise InvalidValueError("--tta augments a model's predictions; it needs --weights, "
+                                    "not --predictions")
         dataset(args.data)
         if args.weights is not None:
             weights(args.weights)

@@ -91,7 +91,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
              sample: str | os.PathLike | None = None, overwrite: bool = False,
              progress: Callable[[Iterable], Iterable] = iter,
              warn: Callable[[str], None] = _silent,
-             cleaning: OutlineCleaning | None = None) -> dict[str, Any]:
+             cleaning: OutlineCleaning | None = None, tta: str = "none") -> dict[str, Any]:
     """Map, score and report the demo sample; return the metrics with ``report`` (the path
     of report.html) and ``maps`` (name -> the map.json summary of ``scdnn map``) added.
 
@@ -103,7 +103,8 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
 
     ``weights`` and ``sample`` replace the bundled weights file and sample folder (a dataset
     folder with ``images/`` and ``masks/``). ``progress`` wraps the images to map;
-    ``warn`` receives one-line notes (once: the sample has no CRS).
+    ``warn`` receives one-line notes (once: the sample has no CRS). ``tta``: test-time
+    augmentation (:class:`scdnn.Predictor`), recorded in metrics.json and each map.json.
 
     Raises
     ------
@@ -114,7 +115,10 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
         missing or has an image without a mask; the output folder is not the demo's own, or
         holds the weights or the sample.
     """
+    from .predictor import tta_transforms
+
     check_cleaning(cleaning)
+    tta_transforms(tta)  # an unknown mode fails first
     weights = Path(weights) if weights is not None else bundled_weights()
     if not weights.is_file():
         if weights == bundled_weights():
@@ -129,11 +133,11 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
             raise InputFileNotFoundError("demo sample folder does not exist (expected images/ and "
                                          "masks/)", sample)
         _check_sample(sample)
-        predictor = _load_weights(weights, open_dataset(sample).in_channels)
+        predictor = _load_weights(weights, open_dataset(sample).in_channels, tta)
         _check_apart(Path(out), weights, sample)
         out = _prepare(Path(out), overwrite)
     else:
-        predictor = _load_weights(weights, 3)
+        predictor = _load_weights(weights, 3, tta)
         _check_apart(Path(out), weights, None)
         out = _prepare(Path(out), overwrite)
         sample = _make_sample(read_card(weights), out / "sample", warn)
@@ -163,6 +167,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
     metrics = evaluator.compute()
     metrics["scored"] = "every image of the demo sample (held-back test images)"
     metrics["cleaning"] = cleaning_record(cleaning, None)
+    metrics["tta"] = tta
     metrics["source"] = {"data": os.path.abspath(sample), "weights": os.path.abspath(weights),
                          "predictions": None}
     metrics["provenance"] = provenance()
@@ -238,11 +243,11 @@ def _save_crop(array: np.ndarray, path: Path, crop: int) -> None:
     save_png(np.ascontiguousarray(array[top:top + crop, left:left + crop]), path)
 
 
-def _load_weights(weights: Path, bands: int) -> Predictor:
+def _load_weights(weights: Path, bands: int, tta: str = "none") -> Predictor:
     """Load the weights once for every image; refuse weights the sample cannot feed: tensors
     of another network than the card names (load_model), or inputs other than ``bands``
     image bands."""
-    predictor = Predictor.from_file(weights)
+    predictor = Predictor.from_file(weights, tta=tta)
     card = predictor.card
     inputs = list(card.inputs)
     takes = card.in_channels

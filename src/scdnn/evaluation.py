@@ -34,7 +34,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
              predictions: str | None = None, split: str | None = None, use_all: bool = False,
              tolerance: int = 2, tile: int = 2048, overlap: int = 512, batch_size: int = 1,
              threshold: float = 0.5, cleaning: OutlineCleaning | None = None,
-             overwrite: bool = False, device: str = "cpu",
+             overwrite: bool = False, device: str = "cpu", tta: str = "none",
              progress: Callable[[Iterable], Iterable] = iter,
              summary: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Score a model (``weights``) or saved masks (``predictions``) on the samples of ``data``.
@@ -63,6 +63,8 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         benchmark scores) keeps the raw thresholded masks. ``predictions`` are always scored
         as given. Recorded as ``cleaning`` in metrics.json.
     device : where the model runs
+    tta : with ``weights``: test-time augmentation, ``none``, ``flips`` or ``d4``
+        (:class:`scdnn.Predictor`); recorded in metrics.json
     progress : wraps an iterable of work (images, or a scene's windows) for a progress bar
     summary : called with each line saying what was scored, once it is done (the command line
         prints them)
@@ -86,9 +88,15 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     """
     if (weights is None) == (predictions is None):
         raise InvalidValueError(f"give exactly one of {param('weights')} or {param('predictions')}")
+    from .predictor import tta_transforms
+
     check_cleaning(cleaning)
+    tta_transforms(tta)  # an unknown mode fails before anything is read
+    if tta != "none" and weights is None:
+        raise InvalidValueError(f"{param('tta')} augments a model's predictions; it needs "
+                                f"{param('weights')}, not {param('predictions')}")
     options = ScoringOptions(tile=tile, overlap=overlap, batch_size=batch_size,
-                             threshold=threshold, cleaning=cleaning)
+                             threshold=threshold, cleaning=cleaning, tta=tta)
     card, model = None, None
     if weights is not None:
         from .predictor import move_to_device
@@ -108,6 +116,8 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         metrics = evaluator.compute()
         metrics.update(added)
         metrics["scored"] = chosen
+        if weights is not None:
+            metrics["tta"] = tta
         metrics["source"] = source.scoring_record(names, weights=weights,
                                                   predictions=predictions, options=options)
         metrics["provenance"] = provenance()

@@ -31,11 +31,13 @@ __all__ = ["landslide_probability", "check_bands", "predict_folder", "image_file
 
 
 def landslide_probability(model: torch.nn.Module, image: np.ndarray,
-                          normalization: Normalization, device: str = "cpu") -> np.ndarray:
+                          normalization: Normalization, device: str = "cpu",
+                          tta: str = "none") -> np.ndarray:
     """Softmax probability of the landslide class for one HxWxC uint8 image (HxW float32),
-    with a bare network and its normalisation (a loaded model: :meth:`Predictor.probability`)."""
+    with a bare network and its normalisation (a loaded model: :meth:`Predictor.probability`);
+    ``tta``: test-time augmentation (:data:`scdnn.predictor.TTA_MODES`)."""
     x = torch.from_numpy(normalization.apply(image))[None].to(device)
-    return landslide_softmax(model, x)[0]
+    return landslide_softmax(model, x, tta)[0]
 
 
 def check_bands(image: np.ndarray, card: ModelCard, path: Path) -> None:
@@ -67,7 +69,8 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
 def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predictor,
                    out: str | os.PathLike, threshold: float = 0.5, overwrite: bool = False,
                    device: str = "cpu", progress: Callable[[Iterable], Iterable] = iter,
-                   engine: str = "torch", cleaning: OutlineCleaning | None = None) -> Path:
+                   engine: str = "torch", cleaning: OutlineCleaning | None = None,
+                   tta: str = "none") -> Path:
     """Write ``OUT/masks/<stem>.png`` (0/255) and ``OUT/probabilities/<stem>.png`` (0–255).
 
     ``cleaning`` (an :class:`scdnn.outlines.OutlineCleaning`) cleans each mask: images have
@@ -75,14 +78,15 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
     default) writes the raw thresholded masks, as the command line's ``--raw``.
     Probabilities are never changed.
 
-    ``weights`` is a loaded :class:`Predictor` (``device`` and ``engine`` are then its own),
-    or a file loaded with ``engine``: ``"torch"`` (a .safetensors file) or
-    ``"onnxruntime"`` (an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`."""
+    ``weights`` is a loaded :class:`Predictor` (``device``, ``engine`` and ``tta`` are then
+    its own), or a file loaded with ``engine``: ``"torch"`` (a .safetensors file) or
+    ``"onnxruntime"`` (an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`.
+    ``tta``: test-time augmentation (:class:`Predictor`)."""
     check_cleaning(cleaning)
     pixels = None if cleaning is None else cleaning.resolve(None)
     files = image_files(images)
     predictor = weights if isinstance(weights, Predictor) else \
-        Predictor.from_file(weights, engine, device)
+        Predictor.from_file(weights, engine, device, tta=tta)
     with output_dir(out, overwrite=overwrite) as out:  # removed if it was ours and we fail
         (out / "masks").mkdir(exist_ok=True)
         (out / "probabilities").mkdir(exist_ok=True)

@@ -15,11 +15,19 @@ network is either a torch module (a weights file, :func:`scdnn.weights.load_mode
 ONNX model run by ONNX Runtime on the CPU (:class:`scdnn.engines.OnnxModel`); both take a
 normalised float32 batch ``N x C x H x W`` and return logits ``N x classes x H x W``, so
 nothing else cares which one runs.
+
+Test-time augmentation (``tta``): ``"flips"`` averages the landslide probabilities of the
+image as it is and flipped left-right and upside down, ``"d4"`` those of its 8 dihedral
+transforms (4 rotations by 90°, each also mirrored); each prediction is transformed back
+before the average. It happens on the normalised batch, around the network (either engine),
+so a window of ``scdnn map`` is the same window with or without it; it costs 3 or 8 forward
+passes instead of 1 (``benchmarks/results/tta-cost.md``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +40,50 @@ from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, S
 from .records import ModelCard, Normalization
 from .weights import load_model
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "TTA_MODES", "tta_transforms"]
+
+#: Test-time augmentations: ``none``, ``flips`` (identity, left-right, upside down), ``d4``
+#: (the 8 rotations and reflections of the square).
+TTA_MODES: tuple[str, ...] = ("none", "flips", "d4")
+
+_Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _flip_w(x: torch.Tensor) -> torch.Tensor:
+    return torch.flip(x, dims=(-1,))
+
+
+def _flip_h(x: torch.Tensor) -> torch.Tensor:
+    return torch.flip(x, dims=(-2,))
+
+
+def _rotation(k: int, mirror: bool) -> tuple[_Transform, _Transform]:
+    """``x -> rot90(mirror(x), k)`` and its inverse, on the last two axes."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.rot90(_flip_w(x) if mirror else x, k, dims=(-2, -1))
+
+    def inverse(y: torch.Tensor) -> torch.Tensor:
+        y = torch.rot90(y, -k, dims=(-2, -1))
+        return _flip_w(y) if mirror else y
+
+    return forward, inverse
+
+
+def tta_transforms(tta: str) -> list[tuple[_Transform, _Transform]]:
+    """The (transform, inverse) pairs of a test-time augmentation (:data:`TTA_MODES`), on the
+    last two (height, width) axes; the identity first."""
+    if tta == "none":
+        return [(_identity, _identity)]
+    if tta == "flips":
+        return [(_identity, _identity), (_flip_w, _flip_w), (_flip_h, _flip_h)]
+    if tta == "d4":
+        return [_rotation(k, mirror) for mirror in (False, True) for k in range(4)]
+    raise InvalidValueError(f"unknown test-time augmentation '{tta}'; choose from: "
+                            f"{', '.join(TTA_MODES)}", option="tta")
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 class Predictor:
@@ -52,18 +103,25 @@ class Predictor:
     source : path, optional
         The file the model was loaded from (:meth:`from_file` sets it; ``scdnn map`` writes
         it into map.json).
+    tta : {"none", "flips", "d4"}
+        Test-time augmentation: average the landslide probabilities over the identity and
+        the two flips, or over the 8 dihedral transforms, each transformed back (module
+        docstring). ``"none"`` (default): one pass.
 
     Raises
     ------
     InvalidValueError
-        ``card`` is not a :class:`ModelCard`, or the model cannot be moved to ``device``.
+        ``card`` is not a :class:`ModelCard`, an unknown ``tta``, or the model cannot be
+        moved to ``device``.
     """
 
     def __init__(self, model: Any, card: ModelCard, device: str | torch.device = "cpu", *,
-                 source: str | os.PathLike | None = None):
+                 source: str | os.PathLike | None = None, tta: str = "none"):
         if not isinstance(card, ModelCard):
             raise InvalidValueError(f"must be a ModelCard, got {type(card).__name__}",
                                     option="card")
+        tta_transforms(tta)  # an unknown mode fails here
+        self.tta = tta
         self.model = model
         self._card = card
         self._source = source
@@ -72,7 +130,7 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, engine: str = "torch",
-                  device: str | torch.device = "cpu") -> Predictor:
+                  device: str | torch.device = "cpu", tta: str = "none") -> Predictor:
         """Load the model in ``path``.
 
         Parameters
@@ -85,11 +143,13 @@ class Predictor:
             What runs the network.
         device : str or torch.device
             Where it runs (the CPU only for ONNX Runtime).
+        tta : {"none", "flips", "d4"}
+            Test-time augmentation (see the class).
 
         Raises
         ------
         InvalidValueError
-            An unknown engine or device, or a model card that does not fit the tensors.
+            An unknown engine, device or tta, or a model card that does not fit the tensors.
         InputFileNotFoundError
             ``path`` does not exist.
         InputFileError
@@ -98,6 +158,7 @@ class Predictor:
         if engine not in ENGINES:
             raise InvalidValueError(f"unknown engine '{engine}'; choose from: "
                                     f"{', '.join(ENGINES)}")
+        tta_transforms(tta)  # an unknown mode fails before the file is read
         file = Path(path)
         if not file.is_file():
             raise InputFileNotFoundError("model file does not exist" if engine == "onnxruntime"
@@ -110,7 +171,7 @@ class Predictor:
                 raise InputFileError(f"is an ONNX model, not a weights file; use "
                                      f"{param('engine')} onnxruntime", file)
             model, card = load_model(file)
-        return cls(model, card, device, source=path)
+        return cls(model, card, device, source=path, tta=tta)
 
     # --- what the model is ---------------------------------------------------------------
 
@@ -163,7 +224,8 @@ class Predictor:
     # --- predicting ----------------------------------------------------------------------
 
     def probabilities(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Landslide probability (softmax of class 1) of a normalised batch.
+        """Landslide probability (softmax of class 1) of a normalised batch, averaged over
+        the transforms of :attr:`tta` (each transformed back).
 
         Parameters
         ----------
@@ -188,7 +250,7 @@ class Predictor:
                                     f"{tuple(batch.shape)}", option="batch")
         if batch.dtype != torch.float32:
             batch = batch.float()
-        return landslide_softmax(self.model, batch.to(self.device))
+        return landslide_softmax(self.model, batch.to(self.device), self.tta)
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """Landslide probability of one image, predicted whole at its own size.
@@ -236,16 +298,27 @@ class Predictor:
 
     def __repr__(self) -> str:
         source = f", source='{self._source}'" if self._source is not None else ""
+        tta = f", tta={self.tta!r}" if self.tta != "none" else ""
         return (f"Predictor(model={self._card.model!r}, inputs={self.inputs}, "
-                f"engine={self.engine!r}, device='{self.device}'{source})")
+                f"engine={self.engine!r}, device='{self.device}'{tta}{source})")
 
 
-def landslide_softmax(model: Any, batch: torch.Tensor) -> np.ndarray:
+def landslide_softmax(model: Any, batch: torch.Tensor, tta: str = "none") -> np.ndarray:
     """Softmax probability of class 1 (landslide) of ``model`` on a normalised batch that is
-    already on the model's device: ``N x H x W`` float32."""
+    already on the model's device: ``N x H x W`` float32. With ``tta`` other than
+    ``"none"``, the mean over its transforms of the probabilities of the transformed batch,
+    each transformed back (:func:`tta_transforms`); one transform at a time, so memory is that
+    of one pass."""
+    transforms = tta_transforms(tta)
+    total = None
     with torch.inference_mode():
-        logits = model(batch)
-    return torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+        for forward, inverse in transforms:
+            logits = model(forward(batch))
+            probability = inverse(torch.softmax(logits.float(), dim=1)[:, 1])
+            total = probability if total is None else total + probability
+    if len(transforms) > 1:
+        total = total / len(transforms)
+    return total.cpu().numpy()
 
 
 def move_to_device(model: Any, device: str | torch.device) -> torch.device:

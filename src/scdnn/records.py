@@ -401,7 +401,9 @@ class MapRecord:
     ``cleaning`` is the outline cleaning used (:func:`scdnn.outlines.cleaning_record`: the
     values and their units, the pixel size, the values in pixels), None for a raw mask (and
     in records written before it existed); ``min_area`` and ``simplify`` are its minimum
-    area and polygon tolerance in the CRS's units (0 for a raw mask).
+    area and polygon tolerance in the CRS's units (0 for a raw mask). ``tta`` is the
+    test-time augmentation (``none``, ``flips``, ``d4``); a map.json written before it was
+    recorded reads as ``none`` (and is written back without it).
     """
 
     scene: str
@@ -415,6 +417,7 @@ class MapRecord:
     dsm: str | None = None
     weights: str | None = None
     engine: str | None = None
+    tta: str = "none"
     model: str | None = None
     inputs: list[str] = field(default_factory=list)
     bands: list[int] = field(default_factory=list)
@@ -437,14 +440,15 @@ class MapRecord:
 
     _KINDS = {"scene": str, "width": int, "height": int, "transform": list,
               "threshold": _NUMBER, "windows": dict, "landslides": int, "outputs": list,
-              "dsm": str, "weights": str, "engine": str, "model": str, "inputs": list,
+              "dsm": str, "weights": str, "engine": str, "tta": str, "model": str,
+              "inputs": list,
               "bands": list, "crs": str, "units": str, "tile": int, "overlap": int,
               "batch_size": int, "min_area": _NUMBER, "simplify": _NUMBER, "cleaning": dict,
               "valid_pixels": int, "landslide_pixels": int, "valid_area": _NUMBER,
               "landslide_area": _NUMBER, "nodata": dict, "provenance": dict}
 
     # the order of map.json's keys
-    _ORDER = ("scene", "dsm", "weights", "engine", "model", "inputs", "bands", "width",
+    _ORDER = ("scene", "dsm", "weights", "engine", "tta", "model", "inputs", "bands", "width",
               "height", "crs", "transform", "units", "tile", "overlap", "batch_size",
               "threshold", "min_area", "simplify", "cleaning", "windows", "valid_pixels",
               "landslide_pixels", "valid_area", "landslide_area", "landslides", "nodata",
@@ -457,12 +461,18 @@ class MapRecord:
         if len(values["transform"]) < 6 or not all(isinstance(v, _NUMBER)
                                                    for v in values["transform"][:6]):
             raise _bad(source, "map.json: 'transform' must hold 6 numbers")
-        return cls(**values)
+        record = cls(**values)
+        record._absent = {f.name for f in dataclasses.fields(cls) if f.name not in data}
+        return record
 
     def to_dict(self) -> dict[str, Any]:
-        """map.json's object, keys in the order ``scdnn map`` has always written them."""
+        """map.json's object, keys in the order ``scdnn map`` has always written them; a
+        field added since that the object it was read from did not hold is left out while it
+        has its default (``tta``)."""
+        absent = getattr(self, "_absent", set()) & {"tta"}
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
-        out.update({key: getattr(self, key) for key in self._ORDER})
+        out.update({key: getattr(self, key) for key in self._ORDER
+                    if not (key in absent and getattr(self, key) == "none")})
         out.update(self.extra)
         return out
 
@@ -476,10 +486,11 @@ class EvaluationRecord:
     and boundary precision, recall and F1, the Fig. 8 bins, boundary F1 at several
     tolerances (``boundary_f1_at``, keys in pixels; ``boundary_tolerances_m`` gives them in
     metres on georeferenced scenes), object scores (``objects``, ``object_counts``), and what
-    was scored (``images``, ``pixels``, ``scored``, ``source``), and the outline cleaning
+    was scored (``images``, ``pixels``, ``scored``, ``source``), the outline cleaning
     applied to a model's masks before scoring (``cleaning``, see
     :func:`scdnn.outlines.cleaning_record`; None for raw masks and for masks scored as
-    given; absent from records written before it existed). Scores this version does not
+    given; absent from records written before it existed), and the test-time augmentation
+    of the predictions (``tta``; ``none`` when not recorded). Scores this version does not
     name are kept in ``extra`` in the order read.
     """
 
@@ -509,6 +520,7 @@ class EvaluationRecord:
     boundary_tolerances_m: dict[str, float] | None = None
     scored: str | None = None
     cleaning: dict[str, Any] | None = None
+    tta: str = "none"
     source: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -523,7 +535,7 @@ class EvaluationRecord:
               "boundary_counts": dict, "miou_bins": dict, "images": int,
               "boundary_f1_at": dict, "objects": dict, "object_counts": dict,
               "boundary_tolerance_m": _NUMBER, "boundary_tolerances_m": dict,
-              "scored": str, "cleaning": dict, "source": dict,
+              "scored": str, "cleaning": dict, "tta": str, "source": dict,
               "provenance": dict}
 
     @classmethod
@@ -545,7 +557,8 @@ class EvaluationRecord:
     def to_dict(self) -> dict[str, Any]:
         """metrics.json's object: the fields in declaration order, then ``extra``; a field
         still None that the object it was read from did not hold is left out (an evaluation
-        of images has no ``boundary_tolerance_m``)."""
+        of images has no ``boundary_tolerance_m``), and so is ``tta`` while ``"none"`` (an
+        evaluation of saved masks, or one written before it was recorded)."""
         absent = getattr(self, "_absent", set()) - {"format_version"}
         return {key: value for key, value in _ordered(self).items()
-                if not (key in absent and value is None)}
+                if not (key in absent and (value is None or key == "tta" and value == "none"))}

@@ -62,7 +62,8 @@ Progress = Callable[[Iterable], Iterable]
 class ScoringOptions:
     """How scenes are predicted for scoring, as ``scdnn map`` predicts them: windows of
     ``tile`` pixels, ``overlap`` blended, ``batch_size`` windows at a time; landslide where the
-    probability is at least ``threshold`` (images too). Whole images ignore the window
+    probability is at least ``threshold`` (images too); ``tta``, the test-time augmentation
+    (:data:`scdnn.predictor.TTA_MODES`; images too). Whole images ignore the window
     options. A model's masks are cleaned with ``cleaning`` (an
     :class:`scdnn.outlines.OutlineCleaning`; None: raw) before they are written and scored;
     masks given as predictions are scored as given."""
@@ -72,6 +73,7 @@ class ScoringOptions:
     batch_size: int = 1
     threshold: float = 0.5
     cleaning: Any = None
+    tta: str = "none"
 
 
 @dataclasses.dataclass
@@ -405,8 +407,8 @@ class ImageFolderSource:
             item = self.item(name)
             truth = item["mask"]
             if model is not None:
-                pred = self._predict(model, card, item["image"], sample.image_path, device) \
-                    >= options.threshold
+                pred = self._predict(model, card, item["image"], sample.image_path, device,
+                                     options.tta) >= options.threshold
                 if pixels is not None:
                     pred = clean_mask(pred, pixels)
                 if masks is not None:
@@ -423,11 +425,11 @@ class ImageFolderSource:
 
     @staticmethod
     def _predict(model: Any, card: ModelCard, image: np.ndarray, path: Path,
-                 device: str) -> np.ndarray:
+                 device: str, tta: str = "none") -> np.ndarray:
         from ..inference import check_bands, landslide_probability
 
         check_bands(image, card, path)
-        return landslide_probability(model, image, card.normalization, device)
+        return landslide_probability(model, image, card.normalization, device, tta)
 
     def scoring_record(self, names: Sequence[str], *, weights: Any = None,
                        predictions: Any = None,
@@ -638,7 +640,7 @@ class SceneSource:
             if model is not None:
                 pred = predict_scene_mask(model, card, scene, options.tile, options.overlap,
                                           options.batch_size, options.threshold, device,
-                                          progress)
+                                          progress, tta=options.tta)
                 if cleaning is not None:
                     size = pixel_size_of(scene.scene.transform, scene.scene.units)
                     pred = clean_mask(pred, cleaning, valid=pred != IGNORE_INDEX,

@@ -21,10 +21,12 @@ __all__ = ["predict_scene_mask"]
 
 def predict_scene_mask(model, card: ModelCard, scene: LabelledScene, tile: int, overlap: int,
                        batch_size: int, threshold: float, device: str = "cpu",
-                       progress: Callable[[Iterable], Iterable] = iter) -> np.ndarray:
+                       progress: Callable[[Iterable], Iterable] = iter,
+                       tta: str = "none") -> np.ndarray:
     """The landslide mask ``scdnn map`` would write for ``scene`` (uint8 0/1, 255 = no data),
     predicted by :func:`.core.predict_scene`. ``model`` is a network with its ``card``, on
-    ``device``, or a :class:`scdnn.Predictor`."""
+    ``device`` (with test-time augmentation ``tta``), or a :class:`scdnn.Predictor` (its own
+    ``tta``)."""
     from ..predictor import Predictor
     from .core import Tiling, plan_windows, predict_scene
 
@@ -33,7 +35,7 @@ def predict_scene_mask(model, card: ModelCard, scene: LabelledScene, tile: int, 
         raise InvalidValueError(f"scene gives {sc.channels} channels ({', '.join(sc.inputs)}) but "
                                 f"the model takes {card.in_channels} ({', '.join(card.inputs)})",
                                 sc.path)
-    predictor = model if isinstance(model, Predictor) else Predictor(model, card, device)
+    predictor = model if isinstance(model, Predictor) else Predictor(model, card, device, tta=tta)
     plan = plan_windows(predictor, sc, Tiling(tile, overlap, batch_size))
     mask = np.full((sc.height, sc.width), IGNORE_INDEX, np.uint8)
     if not plan.run:
