@@ -262,6 +262,11 @@ def test_predictor_with_either_engine_agrees(weights: Path, onnx_path: Path) -> 
     image = random_rgb(45, 67, seed=3)
     np.testing.assert_allclose(by_onnx.probability(image), by_torch.probability(image),
                                atol=1e-4)
+    for tta in ("flips", "d4"):  # test-time augmentation runs around either engine alike
+        augmented = Predictor.from_file(onnx_path, engine="onnxruntime", tta=tta)
+        np.testing.assert_allclose(augmented.probability(image),
+                                   Predictor.from_file(weights, tta=tta).probability(image),
+                                   atol=1e-4)
     with pytest.raises(InvalidValueError, match=r"image has 1 band\(s\) but the model takes 3"):
         by_onnx.probability(image[:, :, 0])
     with pytest.raises(InvalidValueError, match="runs on the CPU only"):
