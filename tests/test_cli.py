@@ -68,6 +68,10 @@ def test_train_writes_a_complete_run_folder(trained: Path) -> None:
     assert card["classes"] == ["background", "landslide"]
     assert set(card["split"]) >= {"train", "val", "test"}
     assert card["config"]["epochs"] == 2
+    # a new run names the network options whose default changed, so --resume keeps them
+    assert card["model_kwargs"]["upsampling_kernel"] == 8
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["model_kwargs"] == card["model_kwargs"]
     assert len(card["normalization"]["mean"]) == 3
     assert card["provenance"]["scdnn_version"]
     assert "git_commit" in card["provenance"]
