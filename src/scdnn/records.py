@@ -447,6 +447,9 @@ class MapRecord:
               "valid_pixels": int, "landslide_pixels": int, "valid_area": _NUMBER,
               "landslide_area": _NUMBER, "nodata": dict, "provenance": dict}
 
+    # fields added after the first map.json files, with their default
+    _ADDED = {"tta": "none", "cleaning": None}
+
     # the order of map.json's keys
     _ORDER = ("scene", "dsm", "weights", "engine", "tta", "model", "inputs", "bands", "width",
               "height", "crs", "transform", "units", "tile", "overlap", "batch_size",
@@ -467,12 +470,14 @@ class MapRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """map.json's object, keys in the order ``scdnn map`` has always written them; a
-        field added since that the object it was read from did not hold is left out while it
-        has its default (``tta``)."""
-        absent = getattr(self, "_absent", set()) & {"tta"}
+        field added since (``tta``, ``cleaning``) that the object it was read from did not
+        hold is left out while it has its default, so an older map.json is written back as
+        it was."""
+        absent = getattr(self, "_absent", set())
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
         out.update({key: getattr(self, key) for key in self._ORDER
-                    if not (key in absent and getattr(self, key) == "none")})
+                    if not (key in absent and key in self._ADDED
+                            and getattr(self, key) == self._ADDED[key])})
         out.update(self.extra)
         return out
 
