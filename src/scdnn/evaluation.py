@@ -64,7 +64,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         as given. Recorded as ``cleaning`` in metrics.json.
     device : where the model runs
     tta : with ``weights``: test-time augmentation, ``none``, ``flips`` or ``d4``
-        (:class:`scdnn.Predictor`); recorded in metrics.json
+        (:class:`scdnn.Predictor`); recorded in metrics.json (``none`` for ``predictions``)
     progress : wraps an iterable of work (images, or a scene's windows) for a progress bar
     summary : called with each line saying what was scored, once it is done (the command line
         prints them)
@@ -116,8 +116,7 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         metrics = evaluator.compute()
         metrics.update(added)
         metrics["scored"] = chosen
-        if weights is not None:
-            metrics["tta"] = tta
+        metrics["tta"] = tta  # "none" for masks scored as given, as cleaning is None
         metrics["source"] = source.scoring_record(names, weights=weights,
                                                   predictions=predictions, options=options)
         metrics["provenance"] = provenance()

@@ -495,7 +495,8 @@ class EvaluationRecord:
     applied to a model's masks before scoring (``cleaning``, see
     :func:`scdnn.outlines.cleaning_record`; None for raw masks and for masks scored as
     given; absent from records written before it existed), and the test-time augmentation
-    of the predictions (``tta``; ``none`` when not recorded). Scores this version does not
+    of a model's predictions (``tta``; ``none`` for masks scored as given and when not
+    recorded). Scores this version does not
     name are kept in ``extra`` in the order read.
     """
 
