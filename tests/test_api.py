@@ -38,6 +38,7 @@ def test_evaluate_masks_gives_the_metrics_of_scdnn_evaluate(folder_dataset: Path
     metrics = evaluate_masks(predictions, truths, tolerance=2,
                              names=[s.name for s in dataset.samples])
     assert written.pop("cleaning") is None  # predictions are scored as given
+    assert written.pop("tta") == "none"
     for key in ("scored", "source", "provenance", "format_version"):
         written.pop(key)
     assert json.loads(json.dumps(metrics)) == json.loads(json.dumps(written))

@@ -204,6 +204,32 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(
 
 
 @pytest.mark.slow
+def test_two_process_ddp_training_on_cpu_matches_one_process_in_kind(data: Path,
+                                                                     tmp_path: Path) -> None:
+    """--accelerator cpu --devices 2: Lightning starts a second process (gloo) that runs the
+    same command; it trains and writes nothing, rank 0 writes the run's files once."""
+    args = ["--epochs", "2", "--batch-size", "2", "--image-size", "32", "--workers", "0",
+            "--recipe", "paper", "--accelerator", "cpu"]
+    single, double = tmp_path / "one", tmp_path / "two"
+    result = run_cli("train", str(data), "--out", str(single), *args, "--devices", "1")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("train", str(data), "--out", str(double), *args, "--devices", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("weights:") == 1  # printed by rank 0 only
+    assert "Traceback" not in result.stderr and "sync_dist" not in result.stderr
+    one = list(csv.DictReader(open(single / "log.csv")))
+    two = list(csv.DictReader(open(double / "log.csv")))
+    assert [r["epoch"] for r in two] == [r["epoch"] for r in one] == ["1", "2"]
+    # each process takes half the crops: half the optimiser steps per epoch, same data
+    assert int(two[-1]["step"]) <= int(one[-1]["step"])
+    for a, b in zip(one, two, strict=True):
+        assert abs(float(a["train_loss"]) - float(b["train_loss"])) < 0.25
+    assert json.loads((double / "split.json").read_text()) == json.loads(
+        (single / "split.json").read_text())
+    assert (double / "weights.safetensors").is_file()
+
+
+@pytest.mark.slow
 def test_last_checkpoint_is_the_final_epoch_even_when_it_is_not_the_best(data: Path,
                                                                           tmp_path: Path) -> None:
     """--resume starts from checkpoints/last.ckpt: it must hold the latest epoch. (Lightning

@@ -183,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Bijie layout: add non-landslide images as all-background samples")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (auto)")
     p.add_argument("--devices", type=devices, default="auto",
-                   help="number of devices, -1 (all), indices like 0,1, or auto; >1 uses DDP")
+                   help="devices per machine: a number, -1 (all), indices like 0,1, or auto "
+                   "(auto); more than one trains with DDP, one process per device (on the "
+                   "CPU too: --accelerator cpu --devices 2)")
+    p.add_argument("--num-nodes", type=positive_int, default=1,
+                   help="machines in a multi-node DDP run (1); start the same command on "
+                   "each with MASTER_ADDR, MASTER_PORT and NODE_RANK set (see README)")
     p.add_argument("--precision", default="32-true",
                    help="32-true, bf16-mixed (also on CPU), 16-mixed (GPU) (32-true)")
     p.add_argument("--workers", type=non_negative_int, default=None,
@@ -349,6 +354,7 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from .runs import launched_rank_zero
     from .trainers.fit import TrainConfig, env_workers, train
 
     config = TrainConfig(
@@ -360,13 +366,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
         class_weights=list(args.class_weights) if args.class_weights else None,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, split=args.split,
         use_dem=args.use_dem, include_non_landslide=args.include_non_landslide,
-        accelerator=args.accelerator, devices=args.devices, precision=args.precision,
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
+        precision=args.precision,
         workers=env_workers() if args.workers is None else args.workers,
         windows_per_epoch=args.windows_per_epoch, test_scenes=args.test_scenes,
         use_dsm=args.use_dsm, val_block=args.val_block,
     )
     weights = train(config, resume=args.resume, overwrite=args.overwrite)
-    print(f"weights: {weights}")
+    if launched_rank_zero():  # the other ranks of a distributed run say nothing
+        print(f"weights: {weights}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -475,7 +483,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     before the command imports torch, which takes seconds. The messages are the commands'
     own; only what a look at the paths can tell is checked here, the commands check the rest.
     Inputs are checked in argument order, then the output."""
-    from .runs import check_out_dir
+    from .runs import check_out_dir, launched_rank_zero
 
     def dataset(path: str) -> None:
         if not Path(path).exists():
@@ -508,6 +516,8 @@ def _check_paths(args: argparse.Namespace) -> None:
 
     command = args.command
     if command == "train":
+        if not launched_rank_zero():  # another rank of a distributed run: rank 0 checks
+            return
         if args.resume:  # DATA and the options then come from the run's config.json
             run = Path(args.out)
             if not ((run / "checkpoints" / "last.ckpt").is_file()

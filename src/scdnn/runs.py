@@ -40,6 +40,19 @@ def _umask() -> int:
     return mask
 
 
+def launched_rank_zero() -> bool:
+    """Whether this process is global rank 0 of a training run, or runs alone.
+
+    Distributed training (``scdnn train --devices 2``, ``--num-nodes``) runs the same
+    command once per process: Lightning's DDP launcher, ``torchrun`` or SLURM start the
+    other ranks with ``LOCAL_RANK``/``NODE_RANK``/``RANK`` set. Those train but write nothing
+    (no output folder checks, no config.json, split.json or weights): the run's files are
+    rank 0's.
+    """
+    return all(os.environ.get(name, "0") in ("", "0")
+               for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Create ``path`` for a run's outputs.
 

@@ -45,7 +45,7 @@ from ..errors import InvalidValueError, param
 from ..metrics import CLASS_NAMES
 from ..models import create_model, explicit_model_kwargs
 from ..records import ModelCard, with_legacy_kwargs
-from ..runs import prepare_out_dir, provenance, read_json, write_json
+from ..runs import launched_rank_zero, prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
 from .recipes import RECIPES, ema_callback
@@ -88,6 +88,7 @@ class TrainConfig:
     include_non_landslide: bool = False
     accelerator: str = "auto"
     devices: str = "auto"
+    num_nodes: int = 1
     precision: str = "32-true"
     workers: int = 0
     windows_per_epoch: int = 256
@@ -129,7 +130,7 @@ class TrainConfig:
             raise InvalidValueError(f"{param('max_steps', 'steps')} must be a positive "
                                     f"integer, got {steps!r}")
         for name in ("batch_size", "image_size", "crops_per_image", "windows_per_epoch",
-                     "val_block"):
+                     "val_block", "num_nodes"):
             positive_int(name)
         if self.max_minutes is not None:
             finite("max_minutes", lambda v: v > 0, "must be a positive number")
@@ -172,6 +173,9 @@ def _quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*predict_dataloader.*")
             warnings.filterwarnings("ignore", ".*LeafSpec.*")
+            # DDP: the validation scores come from a torchmetrics confusion matrix, which
+            # compute() already sums over every process; logging them needs no sync_dist
+            warnings.filterwarnings("ignore", ".*sync_dist=True.*when logging on epoch level.*")
             yield
         finally:
             for logger, level in zip(loggers, levels, strict=True):
@@ -203,8 +207,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
         if not last_ckpt.is_file():
             # Stopped before its first checkpoint: nothing to keep, so the run starts over
             # with its own config and split (the same seed draws the same split).
-            print(f"scdnn: {out}: no checkpoint yet (stopped before the first epoch "
-                  "ended); starting the run over", file=sys.stderr)
+            if launched_rank_zero():
+                    print(f"scdnn: {out}: no checkpoint yet (stopped before the first epoch "
+                      "ended); starting the run over", file=sys.stderr)
             resume, overwrite = False, True
     else:
         config = dataclasses.replace(
@@ -235,17 +240,19 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
         callbacks.append(ema_callback())
     trainer = _make_trainer(config, out, callbacks)
     split = data.split
-    if not resume:
+    writer = launched_rank_zero()  # other ranks of a distributed run write nothing
+    if not resume and writer:
         prepare_out_dir(out, overwrite=overwrite)
         save_split(split, out / "split.json")
     L.seed_everything(config.seed, workers=True, verbose=False)
     if resume:
         normalization = Normalization.from_dict(read_json(out / "config.json")["normalization"])
     else:
-        normalization = data.normalization()
-        write_json(out / "config.json", {"config": config.to_dict(),
-                                         "normalization": normalization.to_dict(),
-                                         "provenance": provenance()})
+        normalization = data.normalization()  # the same on every rank: same data, same split
+        if writer:
+            write_json(out / "config.json", {"config": config.to_dict(),
+                                             "normalization": normalization.to_dict(),
+                                             "provenance": provenance()})
 
     in_channels = data.in_channels
     task = SegmentationTask(model=config.model, in_channels=in_channels, num_classes=2,
@@ -340,7 +347,7 @@ def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:
         return L.Trainer(
             max_epochs=-1 if config.max_steps is not None else config.epochs,
             max_steps=-1 if config.max_steps is None else config.max_steps,
-            accelerator=config.accelerator, devices=devices,
+            accelerator=config.accelerator, devices=devices, num_nodes=config.num_nodes,
             max_time=(None if config.max_minutes is None
                       else datetime.timedelta(minutes=config.max_minutes)),
             precision=config.precision, callbacks=callbacks, logger=False,
