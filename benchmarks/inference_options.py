@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 from _common import RESULTS, save
-
 from scdnn.benchmark.tables import outline_scores, summarize
 from scdnn.evaluation import evaluate
 from scdnn.outlines import OutlineCleaning
@@ -98,7 +97,8 @@ def main() -> None:
         table[model] = {}
         for variant in args.variants:
             rows = [v[variant] for v in mine.values()]
-            ratios = [r["seconds"] / v["raw"]["seconds"] for r, v in zip(rows, mine.values())
+            ratios = [r["seconds"] / v["raw"]["seconds"]
+                      for r, v in zip(rows, mine.values(), strict=True)
                       if r["seconds"] and v.get("raw", {}).get("seconds")]
             table[model][variant] = {
                 "seeds": len(rows),

@@ -102,6 +102,40 @@ def bijie_dataset(tmp_path: Path) -> Path:
 TINY = {"widths": (4, 8, 8, 8), "aspc_channels": 8, "decoder_channels": 8}
 
 
+@pytest.fixture
+def quiet_lightning():
+    """Lightning's known-harmless warnings about tiny test runs, silenced for the test.
+    Use with ``pytestmark = pytest.mark.usefixtures("quiet_lightning")``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*self.log.*")  # direct calls, no trainer
+        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+        yield
+
+
+def run_and_kill(argv: list[str], ready, timeout: float = 300, env: dict | None = None) -> None:
+    """Start ``argv``, wait until ``ready()`` is true, then kill it with SIGKILL (as a
+    power cut or the OOM killer would). Fails if it ends by itself first."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    deadline = time.time() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, "the command ended before it could be killed"
+            assert time.time() < deadline, "the command never reached the point to kill it"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors: one torch thread is faster than two fighting over a busy machine.

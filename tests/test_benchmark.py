@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_ellipse_scene
+from conftest import run_and_kill, write_ellipse_scene
 from scdnn.benchmark import ProgressEvent, run_benchmark
 from scdnn.benchmark.budgets import BUDGETS, COMMON, budget_overrides, resolve_models
 from scdnn.benchmark.tables import PAPER_TABLE2, PAPER_TABLE3, summarize
@@ -426,26 +426,15 @@ def test_a_benchmark_killed_mid_run_resumes_at_the_network_it_was_on(data, tmp_p
     """kill -9 while the second network trains; the same command then skips the first
     network, finishes the second, and scores both."""
     import os
-    import signal
-    import subprocess
     import sys
-    import time
 
     out = tmp_path / "b"
     argv = [sys.executable, "-m", "scdnn.cli", "benchmark", str(data), "--out", str(out),
             "--models", "sssn", "scdnn", "--budget", "smoke"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
     second = out / "runs" / "scdnn-seed0"
-    deadline = time.time() + 300
-    while not (second / "config.json").exists():
-        assert proc.poll() is None, "the benchmark ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_and_kill(argv, (second / "config.json").exists, env=env)
     first = out / "runs" / "sssn-seed0" / "eval" / "metrics.json"
     assert first.is_file() and not (second / "eval" / "metrics.json").exists()
     stamp = first.stat().st_mtime_ns

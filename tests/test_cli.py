@@ -5,16 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_and_kill
 from scdnn.cli import main
 from scdnn.datasets.synthetic import write_synthetic_dataset
 from scdnn.runs import cpu_name, machine_description
@@ -159,15 +158,9 @@ def test_resume_continues_a_killed_run_to_the_same_final_epoch(data: Path, tmp_p
     out = tmp_path / "run"
     args = ["train", str(data), "--out", str(out), "--epochs", "30", "--batch-size", "2",
             "--image-size", "32", "--workers", "0"]
-    proc = subprocess.Popen([sys.executable, "-m", "scdnn.cli", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (out / "log.csv").exists() or len((out / "log.csv").read_text().splitlines()) < 3:
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    log = out / "log.csv"
+    run_and_kill([sys.executable, "-m", "scdnn.cli", *args],
+                 lambda: log.exists() and len(log.read_text().splitlines()) >= 3)
     assert not (out / "weights.safetensors").exists()
     result = run_cli(*args[:-8], "--resume")  # --resume reads its options from config.json
     assert result.returncode == 0, result.stderr
@@ -185,15 +178,7 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(
     out = tmp_path / "run"
     args = ["train", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "2",
             "--image-size", "32", "--crops-per-image", "40", "--workers", "0"]
-    proc = subprocess.Popen([sys.executable, "-m", "scdnn.cli", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (out / "config.json").exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_and_kill([sys.executable, "-m", "scdnn.cli", *args], (out / "config.json").exists)
     assert not (out / "checkpoints" / "last.ckpt").exists()
     result = run_cli("train", str(data), "--out", str(out), "--resume")
     assert result.returncode == 0, result.stderr

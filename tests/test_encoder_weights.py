@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import warnings
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,10 @@ from scdnn.errors import InputFileError, InvalidValueError
 from scdnn.models import create_model
 from scdnn.models.pretrained import load_encoder_weights, read_encoder_weights
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_lightning")
 
 MODEL = "deeplabv3plus-mobilenetv2"
 
-
-@pytest.fixture(autouse=True)
-def _lightning_quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-        yield
 
 
 @pytest.fixture(scope="module")

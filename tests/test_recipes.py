@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -35,20 +34,11 @@ from scdnn.trainers.recipes import (
 )
 from scdnn.trainers.task import SegmentationTask
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_lightning")
 
 #: A tiny SCDnn that trains on one thread (see test_trainers.TRAINABLE).
 TRAINABLE = {"widths": (8, 8, 8, 8), "aspc_channels": 8, "decoder_channels": 8}
 
-
-@pytest.fixture(autouse=True)
-def _lightning_quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-        warnings.filterwarnings("ignore", ".*self.log.*")
-        yield
 
 
 def tiny_task(**kwargs) -> SegmentationTask:

@@ -26,7 +26,7 @@ from scdnn.trainers.callbacks import LOG_COLUMNS, EpochCSVLog
 from scdnn.trainers.data import SceneDataModule, SegmentationDataModule
 from scdnn.trainers.task import SegmentationTask
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet_lightning")
 
 NORM = Normalization(mean=[128.0] * 3, std=[64.0] * 3)
 #: conftest's TINY with 8 channels from the stem on: torch 2.14's channels-last backward of a
@@ -53,15 +53,6 @@ def quiet_trainer(**kwargs) -> L.Trainer:
                      enable_model_summary=False, enable_checkpointing=False,
                      num_sanity_val_steps=0, **kwargs)
 
-
-@pytest.fixture(autouse=True)
-def _lightning_quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        warnings.filterwarnings("ignore", ".*self.log.*")  # direct calls, no trainer
-        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-        yield
 
 
 # --- SegmentationTask ------------------------------------------------------------------------
