@@ -1,0 +1,195 @@
+"""Landslide inventories (polygons) as scene labels: rasterisation, CRS, area of interest,
+window-by-window reading, training and scoring like a label raster, bad inventories.
+
+Every inventory here is a tiny file written into ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from conftest import write_ellipse_scene
+from scdnn.cli import main
+from scdnn.datasets.labels import PolygonLabels, label_files
+from scdnn.datasets.scenes import LabelledScene, find_scenes
+
+gpd = pytest.importorskip("geopandas")
+shapely = pytest.importorskip("shapely")
+
+CRS = "EPSG:32647"
+PX = 1.0
+X0, Y0 = 500000.0, 3400000.0
+TRANSFORM = Affine(PX, 0.0, X0, 0.0, -PX, Y0)
+
+
+class Grid:
+    """A 10 x 12 grid of 1 m pixels in UTM 47N, as a scene's raster gives it."""
+
+    crs = rasterio.crs.CRS.from_string(CRS)
+    transform = TRANSFORM
+    width, height = 12, 10
+    name = "grid"
+
+
+def pixel_polygon(points: list[tuple[float, float]]):
+    """A polygon given in (column, row) pixel-corner coordinates of the grid."""
+    return shapely.Polygon([TRANSFORM @ p for p in points])
+
+
+def write_polygons(path: Path, geoms, crs=CRS, **kw) -> Path:
+    gpd.GeoDataFrame({"id": list(range(len(geoms)))}, geometry=list(geoms),
+                     crs=crs).to_file(path, **kw)
+    return path
+
+
+TRIANGLE = [(1, 1), (7.3, 1), (1, 7.3)]
+
+
+def triangle_pixels() -> np.ndarray:
+    """By hand: a pixel (r, c) has its centre (c + .5, r + .5) inside the triangle when
+    c >= 1, r >= 1 and c + r + 1 < 8.3, i.e. c + r <= 7."""
+    r, c = np.mgrid[0:10, 0:12]
+    return ((c >= 1) & (r >= 1) & (c + r <= 7)).astype(np.uint8)
+
+
+def test_a_polygon_labels_the_pixels_whose_centre_is_inside(tmp_path: Path) -> None:
+    path = write_polygons(tmp_path / "labels.gpkg", [pixel_polygon(TRIANGLE)])
+    label = PolygonLabels(path, Grid).read(Window(0, 0, 12, 10))
+    expected = triangle_pixels()
+    assert label.dtype == np.uint8
+    np.testing.assert_array_equal(label, expected)
+    assert expected.sum() == 21 and label[1, 7] == 0  # 6 + 5 + ... + 1; (1, 7) is only touched
+
+
+def test_a_polygon_in_another_crs_lands_on_the_same_pixels(tmp_path: Path) -> None:
+    geographic = gpd.GeoSeries([pixel_polygon(TRIANGLE)], crs=CRS).to_crs("EPSG:4326")
+    assert geographic.total_bounds[0] < 180  # really in degrees
+    path = write_polygons(tmp_path / "labels.geojson", geographic.values, crs="EPSG:4326")
+    label = PolygonLabels(path, Grid).read(Window(0, 0, 12, 10))
+    np.testing.assert_array_equal(label, triangle_pixels())
+
+
+def test_outside_the_area_of_interest_the_label_is_ignored(tmp_path: Path) -> None:
+    path = write_polygons(tmp_path / "labels.gpkg", [pixel_polygon(TRIANGLE)])
+    aoi = write_polygons(tmp_path / "aoi.gpkg", [pixel_polygon([(0, 0), (5, 0), (5, 10),
+                                                                (0, 10)])])
+    label = PolygonLabels(path, Grid, aoi=aoi).read(Window(0, 0, 12, 10))
+    expected = triangle_pixels()
+    expected[:, 5:] = 255
+    np.testing.assert_array_equal(label, expected)
+
+
+def test_window_by_window_equals_the_whole_grid(tmp_path: Path) -> None:
+    from rasterio.features import rasterize
+
+    rng = np.random.default_rng(0)
+    blobs = [shapely.Point(TRANSFORM @ (rng.uniform(0, 12), rng.uniform(0, 10)))
+             .buffer(rng.uniform(0.8, 3.0), quad_segs=7) for _ in range(6)]
+    path = write_polygons(tmp_path / "labels.gpkg", blobs)
+    labels = PolygonLabels(path, Grid)
+    whole = labels.read(Window(0, 0, 12, 10))
+    direct = rasterize([(g, 1) for g in blobs], out_shape=(10, 12), transform=TRANSFORM,
+                       dtype="uint8")
+    np.testing.assert_array_equal(whole, direct)
+    assert 0 < whole.sum() < whole.size
+    pieces = np.full((10, 12), 7, np.uint8)
+    for r in range(0, 10, 3):
+        for c in range(0, 12, 5):
+            h, w = min(3, 10 - r), min(5, 12 - c)
+            pieces[r:r + h, c:c + w] = labels.read(Window(c, r, w, h))
+    np.testing.assert_array_equal(pieces, whole)
+
+
+def test_a_self_intersecting_polygon_is_repaired(tmp_path: Path) -> None:
+    # two triangles meeting at (4.3, 4); no pixel centre on an edge
+    bowtie = pixel_polygon([(1.3, 1), (7.3, 7), (7.3, 1), (1.3, 7)])
+    assert not bowtie.is_valid
+    path = write_polygons(tmp_path / "labels.gpkg", [bowtie])
+    label = PolygonLabels(path, Grid).read(Window(0, 0, 12, 10))
+    r, c = np.mgrid[0:10, 0:12]
+    x, y = c + .5, r + .5  # pixel centres
+    left = (x > 1.3) & (y > x - 0.3) & (y < 8.3 - x)
+    right = (x < 7.3) & (y < x - 0.3) & (y > 8.3 - x)
+    assert left.sum() > 5 and right.sum() > 5
+    np.testing.assert_array_equal(label, (left | right).astype(np.uint8))
+
+
+# --- scene folders with an inventory ----------------------------------------------------
+
+H, W = 64, 80
+ROWS, COLS = np.mgrid[0:H, 0:W]
+VALID = COLS >= 10
+
+
+def inventory_scene(root: Path, crs: str = "EPSG:4326") -> Path:
+    """An ellipse scene whose mask.tif is replaced by the same landslide as polygons
+    (``labels.gpkg`` in ``crs``); the raster is kept beside the folder as ``root.tif``."""
+    from rasterio.features import shapes
+
+    write_ellipse_scene(root, VALID, (32, 45), (14, 22), seed=1, dsm=None)
+    with rasterio.open(root / "mask.tif") as src:
+        mask, transform, scene_crs = src.read(1), src.transform, src.crs
+    geoms = [shapely.geometry.shape(g) for g, _ in
+             shapes((mask == 1).astype(np.uint8), mask=mask == 1, transform=transform)]
+    frame = gpd.GeoDataFrame(geometry=geoms, crs=scene_crs).to_crs(crs)
+    frame.to_file(root / "labels.gpkg")
+    (root / "mask.tif").rename(root.with_suffix(".tif"))
+    return root
+
+
+def test_scene_labels_from_polygons_equal_the_mask_raster(tmp_path: Path) -> None:
+    root = inventory_scene(tmp_path / "s")
+    scene = LabelledScene(find_scenes(root)[0])
+    try:
+        label = scene.whole_label()
+    finally:
+        scene.close()
+    with rasterio.open(root.with_suffix(".tif")) as src:
+        expected = src.read(1)
+    assert label[VALID].sum() > 100
+    np.testing.assert_array_equal(label, expected)
+
+
+def test_a_folder_with_a_mask_and_polygons_is_ambiguous(tmp_path: Path, capsys) -> None:
+    root = inventory_scene(tmp_path / "s")
+    (root.with_suffix(".tif")).rename(root / "mask.tif")
+    with pytest.raises(ValueError, match="ambiguous"):
+        label_files(root)
+    code = main(["evaluate", str(root), "--predictions", str(root / "mask.tif"),
+                 "--out", str(tmp_path / "e")])
+    one_line_error(code, capsys, str(root), "ambiguous")
+
+
+def one_line_error(code: int, capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_a_scene_with_polygons_trains_and_scores_like_its_mask_raster(tmp_path: Path) -> None:
+    polygons = inventory_scene(tmp_path / "polygons")
+    raster = write_ellipse_scene(tmp_path / "raster", VALID, (32, 45), (14, 22), seed=1,
+                                 dsm=None)
+    run = tmp_path / "run"
+    assert main(["train", str(polygons), "--out", str(run), "--epochs", "1",
+                 "--windows-per-epoch", "2", "--batch-size", "2", "--image-size", "32",
+                 "--val-block", "32", "--val-fraction", "0.2", "--workers", "0"]) == 0
+    confusions = []
+    for data in (polygons, raster):
+        out = tmp_path / f"eval-{data.name}"
+        assert main(["evaluate", str(data), "--weights", str(run / "weights.safetensors"),
+                     "--all", "--raw", "--tile", "64", "--overlap", "16",
+                     "--out", str(out)]) == 0
+        confusions.append(json.loads((out / "metrics.json").read_text())["confusion"])
+    assert confusions[0] == confusions[1]
+    assert sum(map(sum, confusions[0])) == int(VALID.sum())
