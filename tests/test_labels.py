@@ -193,3 +193,92 @@ def test_a_scene_with_polygons_trains_and_scores_like_its_mask_raster(tmp_path: 
         confusions.append(json.loads((out / "metrics.json").read_text())["confusion"])
     assert confusions[0] == confusions[1]
     assert sum(map(sum, confusions[0])) == int(VALID.sum())
+
+
+# --- bad inventories: exit status 2, one line naming the file ---------------------------
+
+def _no_crs(root: Path, landslide: list) -> Path:
+    return write_polygons(root / "labels.gpkg", landslide, crs=None)
+
+
+def _shapefile_without_prj(root: Path, landslide: list) -> Path:
+    write_polygons(root / "labels.shp", landslide)
+    (root / "labels.prj").unlink()
+    return root / "labels.shp"
+
+
+def _far_away(root: Path, landslide: list) -> Path:
+    far = [shapely.affinity.translate(g, 10_000, 0) for g in landslide]
+    return write_polygons(root / "labels.gpkg", far)
+
+
+def _collapsed(root: Path, landslide: list) -> Path:
+    x, y = TRANSFORM_SCENE * (30, 30)
+    line_like = shapely.Polygon([(x, y), (x + 5, y - 5), (x + 10, y - 10), (x, y)])
+    assert not line_like.is_valid
+    return write_polygons(root / "labels.gpkg", landslide + [line_like])
+
+
+def _no_feature(root: Path, landslide: list) -> Path:
+    path = root / "labels.gpkg"
+    gpd.GeoDataFrame({"id": []}, geometry=gpd.GeoSeries([], crs=CRS)).to_file(
+        path, geometry_type="Polygon")
+    return path
+
+
+def _empty_geometry(root: Path, landslide: list) -> Path:
+    return write_polygons(root / "labels.gpkg", landslide + [None])
+
+
+def _points(root: Path, landslide: list) -> Path:
+    return write_polygons(root / "labels.gpkg",
+                          [shapely.Point(TRANSFORM_SCENE * (40, 30))])
+
+
+def _lines(root: Path, landslide: list) -> Path:
+    return write_polygons(root / "labels.geojson",
+                          [shapely.LineString([TRANSFORM_SCENE * (20, 20),
+                                               TRANSFORM_SCENE * (60, 40)])])
+
+
+def _garbage(root: Path, landslide: list) -> Path:
+    path = root / "labels.geojson"
+    path.write_bytes(b'{"type": "FeatureCollection", "features": [{"type": tru')
+    return path
+
+
+def _two_layers(root: Path, landslide: list) -> Path:
+    path = root / "labels.gpkg"
+    write_polygons(path, landslide, layer="more", mode="a")
+    return path
+
+
+def _aoi_far_away(root: Path, landslide: list) -> Path:
+    path = write_polygons(root / "aoi.gpkg", [shapely.box(0, 0, 10, 10)])
+    write_polygons(root / "labels.gpkg", landslide)
+    return path
+
+
+TRANSFORM_SCENE = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 3400000.0)  # write_ellipse_scene's
+
+
+@pytest.mark.parametrize("make, needle", [
+    (_no_crs, "no CRS"), (_shapefile_without_prj, "no CRS"),
+    (_far_away, "overlaps the scene"), (_collapsed, "no area left"),
+    (_no_feature, "no feature"), (_empty_geometry, "empty"), (_points, "Point"),
+    (_lines, "LineString"), (_garbage, "cannot read"), (_two_layers, "2 layers"),
+    (_aoi_far_away, "area of interest does not overlap"),
+])
+def test_a_bad_inventory_ends_with_one_line_naming_it(tmp_path: Path, capsys, make,
+                                                        needle) -> None:
+    root = inventory_scene(tmp_path / "s", crs=CRS)
+    landslide = list(gpd.read_file(root / "labels.gpkg").geometry)
+    assert landslide
+    if make is not _two_layers:
+        (root / "labels.gpkg").unlink()
+    bad = make(root, landslide)
+    capsys.readouterr()  # warnings of writing the file
+    code = main(["evaluate", str(root), "--predictions", str(root.with_suffix(".tif")),
+                 "--out", str(tmp_path / "e")])
+    one_line_error(code, capsys, str(bad), needle)
+    assert not (tmp_path / "e").exists()
