@@ -282,3 +282,68 @@ def test_a_bad_inventory_ends_with_one_line_naming_it(tmp_path: Path, capsys, ma
                  "--out", str(tmp_path / "e")])
     one_line_error(code, capsys, str(bad), needle)
     assert not (tmp_path / "e").exists()
+
+
+# --- scdnn evaluate INVENTORY --polygons MAP ---------------------------------------------
+
+def _map_folder(tmp_path: Path, shift_px: int) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """A scene's inventory (UTM), and a map folder: mask.tif (the scene's grid, 255 where
+    the scene has no data) and landslides.gpkg (EPSG:4326) = the landslide moved right by
+    ``shift_px`` columns. Returns (inventory, map, truth, predicted) as pixels."""
+    root = inventory_scene(tmp_path / "s", crs=CRS)
+    inventory = root / "labels.gpkg"
+    with rasterio.open(root.with_suffix(".tif")) as src:
+        truth, profile = src.read(1), src.profile
+    landslide = gpd.read_file(inventory)
+    moved = landslide.translate(shift_px * 0.5, 0).to_crs("EPSG:4326")
+    run = tmp_path / "map"
+    run.mkdir()
+    gpd.GeoDataFrame(geometry=moved).to_file(run / "landslides.gpkg", layer="landslides")
+    predicted = np.zeros_like(truth)
+    predicted[:, shift_px:] = truth[:, :-shift_px] == 1
+    with rasterio.open(run / "mask.tif", "w", **profile) as dst:
+        dst.write(np.where(VALID, predicted, 255).astype(np.uint8), 1)
+    return inventory, run, truth, predicted
+
+
+def test_evaluate_scores_map_polygons_against_an_inventory(tmp_path: Path, capsys) -> None:
+    inventory, run, truth, predicted = _map_folder(tmp_path, shift_px=3)
+    aoi = write_polygons(tmp_path / "aoi.geojson",
+                         [shapely.box(*(TRANSFORM_SCENE * (0, H)), *(TRANSFORM_SCENE * (60, 0)))])
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(inventory), "--polygons", str(run), "--aoi", str(aoi),
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    scored = VALID & (COLS < 60)
+    t, p = truth[scored].astype(int), predicted[scored].astype(int)
+    expected = [[int(((t == a) & (p == b)).sum()) for b in (0, 1)] for a in (0, 1)]
+    assert metrics["confusion"] == expected
+    assert expected[0][1] > 0 and expected[1][0] > 0 and expected[1][1] > 0
+    assert metrics["source"]["grid"] == str(run / "mask.tif")
+    assert metrics["boundary_tolerance_m"] == pytest.approx(1.0)
+    assert metrics["objects"] is not None and 0 < metrics["boundary_f1"] < 1
+    assert "metrics.json" in capsys.readouterr().out
+
+
+def test_evaluate_polygons_equal_to_the_inventory_score_perfectly(tmp_path: Path) -> None:
+    inventory, run, _, _ = _map_folder(tmp_path, shift_px=1)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(inventory), "--polygons", str(inventory),
+                 "--grid", str(run / "mask.tif"), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["miou"] == pytest.approx(1.0) and metrics["boundary_f1"] == pytest.approx(1.0)
+    assert sum(map(sum, metrics["confusion"])) == int(VALID.sum())
+
+
+def test_evaluate_polygons_refuses_bad_input_in_one_line(tmp_path: Path, capsys) -> None:
+    inventory, run, _, _ = _map_folder(tmp_path, shift_px=1)
+    points = write_polygons(tmp_path / "points.gpkg", [shapely.Point(TRANSFORM_SCENE * (5, 5))])
+    code = main(["evaluate", str(points), "--polygons", str(run), "--out", str(tmp_path / "e")])
+    one_line_error(code, capsys, str(points), "Point")
+    code = main(["evaluate", str(inventory), "--polygons", str(inventory),
+                 "--out", str(tmp_path / "e")])
+    one_line_error(code, capsys, str(inventory), "--grid")
+    code = main(["evaluate", str(inventory.parent), "--predictions", str(run / "mask.tif"),
+                 "--aoi", str(inventory), "--out", str(tmp_path / "e")])
+    one_line_error(code, capsys, "--aoi", "--polygons")
+    assert not (tmp_path / "e").exists()
