@@ -68,10 +68,17 @@ def test_a_polygon_labels_the_pixels_whose_centre_is_inside(tmp_path: Path) -> N
     assert expected.sum() == 21 and label[1, 7] == 0  # 6 + 5 + ... + 1; (1, 7) is only touched
 
 
-def test_a_polygon_in_another_crs_lands_on_the_same_pixels(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["labels.geojson", "labels.gpkg", "labels.shp",
+                                  "labels.parquet"])
+def test_a_polygon_in_another_crs_lands_on_the_same_pixels(tmp_path: Path, name: str) -> None:
     geographic = gpd.GeoSeries([pixel_polygon(TRIANGLE)], crs=CRS).to_crs("EPSG:4326")
     assert geographic.total_bounds[0] < 180  # really in degrees
-    path = write_polygons(tmp_path / "labels.geojson", geographic.values, crs="EPSG:4326")
+    if name.endswith(".parquet"):
+        pytest.importorskip("pyarrow")
+        path = tmp_path / name
+        gpd.GeoDataFrame(geometry=geographic).to_parquet(path)
+    else:
+        path = write_polygons(tmp_path / name, geographic.values, crs="EPSG:4326")
     label = PolygonLabels(path, Grid).read(Window(0, 0, 12, 10))
     np.testing.assert_array_equal(label, triangle_pixels())
 
@@ -154,6 +161,23 @@ def test_scene_labels_from_polygons_equal_the_mask_raster(tmp_path: Path) -> Non
     with rasterio.open(root.with_suffix(".tif")) as src:
         expected = src.read(1)
     assert label[VALID].sum() > 100
+    np.testing.assert_array_equal(label, expected)
+
+
+def test_a_scene_folder_with_an_area_of_interest_ignores_what_is_outside(tmp_path: Path
+                                                                        ) -> None:
+    root = inventory_scene(tmp_path / "s")
+    write_polygons(root / "aoi.shp", [shapely.box(*(TRANSFORM_SCENE @ (0, H)),
+                                                  *(TRANSFORM_SCENE @ (50, 0)))])
+    assert label_files(root).aoi == root / "aoi.shp"
+    scene = LabelledScene(find_scenes(root)[0])
+    try:
+        label = scene.whole_label()
+    finally:
+        scene.close()
+    with rasterio.open(root.with_suffix(".tif")) as src:
+        expected = src.read(1)
+    expected[:, 50:] = 255
     np.testing.assert_array_equal(label, expected)
 
 

@@ -261,7 +261,7 @@ def _read_frame(gpd, path: Path, what: str):
     except InvalidValueError:
         raise
     except ImportError as exc:
-        raise InvalidValueError(f"reading {path.suffix} files needs {exc.name}", path) from None
+        raise InvalidValueError(f"cannot read {path.suffix} files: {exc}", path) from None
     except Exception as exc:  # pyogrio DataSourceError, pyarrow errors: the file is bad
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputFileError(f"cannot read {what}: {reason}", path) from None
