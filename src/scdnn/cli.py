@@ -210,12 +210,26 @@ def build_parser() -> argparse.ArgumentParser:
                        "refused. --split or --all choose otherwise. With --weights the "
                        "predicted masks are cleaned as scdnn map cleans them (small objects "
                        "removed, small holes filled, outlines smoothed; --raw: not) and the "
-                       "cleaned masks are scored; --predictions are scored as given.")
-    p.add_argument("data", help="dataset folder with the true masks")
+                       "cleaned masks are scored; --predictions are scored as given. "
+                       "With --polygons, DATA is a landslide inventory (polygons: .gpkg, "
+                       ".shp, .geojson or .parquet, any CRS) and the polygons of a map are "
+                       "scored against it: both are rasterised on the grid of the map's "
+                       "mask.tif (a pixel counts when its centre is inside a polygon), "
+                       "only where the map has data and inside --aoi.")
+    p.add_argument("data", help="dataset folder with the true masks (scene folders may hold "
+                   "labels.gpkg/.shp/.geojson polygons instead of mask.tif, with an optional "
+                   "aoi.gpkg); with --polygons, the inventory file")
     p.add_argument("--out", required=True, help="evaluation folder (must be new or empty)")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--weights", help="weights.safetensors of a run")
     group.add_argument("--predictions", help="folder of predicted masks (0/255 or 0/1)")
+    group.add_argument("--polygons", help="predicted landslide polygons: a scdnn map folder "
+                       "(its landslides.gpkg, on the grid of its mask.tif) or a polygon file "
+                       "(on the grid of the mask.tif beside it, or --grid)")
+    p.add_argument("--aoi", help="with --polygons: polygons saying where the inventory is "
+                   "complete; only pixels inside them are scored (default: the whole grid)")
+    p.add_argument("--grid", help="with --polygons: the raster whose grid (CRS, transform, "
+                   "size, no-data) both are rasterised on (default: the map's mask.tif)")
     p.add_argument("--split", help="score the test part of this split.json")
     p.add_argument("--all", action="store_true", dest="use_all", help="score every image")
     p.add_argument("--tolerance", type=non_negative_int, default=2,
@@ -378,9 +392,24 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluation import evaluate
+    from .evaluation import evaluate, evaluate_polygons
     from .metrics import format_table
 
+    if args.polygons is not None:
+        if not args.raw and any(getattr(args, n, None) is not None for n in _CLEANING_FLAGS):
+            raise InvalidValueError(f"the cleaning options apply to a model's masks "
+                                    f"({param('weights')}); {param('polygons')} are "
+                                    f"scored as given")
+        metrics = evaluate_polygons(args.data, args.polygons, args.out, aoi=args.aoi,
+                                    grid=args.grid, tolerance=args.tolerance,
+                                    overwrite=args.overwrite, summary=print)
+        print(format_table(metrics))
+        print(f"metrics: {args.out}/metrics.json")
+        return
+    if args.aoi is not None or args.grid is not None:
+        raise InvalidValueError(f"{param('aoi')} and {param('grid')} go with "
+                                f"{param('polygons')}; a scene folder's area of interest is "
+                                "its aoi.gpkg")
     cleaning = _cleaning(args)
     if args.predictions is not None:
         if not args.raw and any(getattr(args, n, None) is not None for n in _CLEANING_FLAGS):
@@ -531,6 +560,12 @@ def _check_paths(args: argparse.Namespace) -> None:
         if args.tta != "none" and args.weights is None:
             raise InvalidValueError("--tta augments a model's predictions; it needs --weights, "
                                     "not --predictions")
+        if args.polygons is not None:
+            input_file(args.data, "landslide inventory file")
+            if args.aoi is not None:
+                input_file(args.aoi, "area-of-interest file")
+            check_out_dir(args.out, args.overwrite)
+            return
         dataset(args.data)
         if args.weights is not None:
             weights(args.weights)

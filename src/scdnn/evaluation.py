@@ -13,21 +13,26 @@ One entry point, :func:`evaluate`, for every kind of data (:mod:`scdnn.datasets.
 Memory on scenes: the predicted mask, the label and the valid mask are held for the whole
 scene as uint8/bool (3 bytes per pixel); scoring works strip by strip
 (:meth:`scdnn.metrics.Evaluator.update_scene`).
+
+A second entry point, :func:`evaluate_polygons`, scores landslide polygons (a ``scdnn map``
+run's ``landslides.gpkg``, or any tool's) against a landslide inventory: both are rasterised
+on one grid (the map's ``mask.tif``) and scored as a scene.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .datasets.source import ScoringOptions, open_source_for_model
-from .errors import InvalidValueError, param
+from .errors import InputFileNotFoundError, InvalidValueError, param
 from .metrics import Evaluator
 from .outlines import OutlineCleaning, check_cleaning
 from .records import EvaluationRecord
 from .runs import output_dir, provenance, write_json
 
-__all__ = ["evaluate", "ScoringOptions"]
+__all__ = ["evaluate", "evaluate_polygons", "ScoringOptions"]
 
 
 def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | None = None,
@@ -125,4 +130,146 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
         evaluator.write_csv(out / "per_image.csv")
     for line in source.summary(metrics) if summary is not None else ():
         summary(line)
+    return metrics
+
+
+#: Polygon files of a ``scdnn map`` folder, in the order looked for.
+MAP_POLYGONS = ("landslides.gpkg", "landslides.geojson")
+
+
+def map_polygons_and_grid(polygons: str | os.PathLike, grid: str | os.PathLike | None = None
+                          ) -> tuple[Path, Path]:
+    """The polygon file and the grid raster meant by ``polygons`` and ``grid``.
+
+    ``polygons`` is a polygon file or a ``scdnn map`` folder (its ``landslides.gpkg`` or
+    ``.geojson``). Without ``grid``, the grid is the map's ``mask.tif``: in that folder, or
+    next to the polygon file.
+
+    Raises
+    ------
+    ScdnnError
+        A missing file or folder; a map folder without polygons; no ``mask.tif`` to take
+        the grid from and no ``grid``.
+    """
+    path = Path(polygons)
+    if path.is_dir():
+        found = next((path / n for n in MAP_POLYGONS if (path / n).is_file()), None)
+        if found is None:
+            raise InputFileNotFoundError(f"map folder holds no {' or '.join(MAP_POLYGONS)}",
+                                         path)
+        folder, path = path, found
+    elif path.is_file():
+        folder = path.parent
+    else:
+        raise InputFileNotFoundError("polygon file does not exist", path)
+    if grid is None:
+        if not (folder / "mask.tif").is_file():
+            raise InvalidValueError(f"no mask.tif beside the polygons to take the grid from; "
+                                    f"give a raster with {param('grid')}", path)
+        return path, folder / "mask.tif"
+    if not Path(grid).is_file():
+        raise InputFileNotFoundError("grid raster does not exist", grid)
+    return path, Path(grid)
+
+
+def evaluate_polygons(inventory: str | os.PathLike, polygons: str | os.PathLike,
+                      out: str | os.PathLike, aoi: str | os.PathLike | None = None,
+                      grid: str | os.PathLike | None = None, tolerance: int = 2,
+                      overwrite: bool = False, strip_rows: int = 1024,
+                      summary: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Score landslide ``polygons`` against an ``inventory``, both rasterised on one grid.
+
+    Parameters
+    ----------
+    inventory : the true landslides, a polygon file in any CRS
+        (:func:`scdnn.datasets.labels.read_polygons`: GeoPackage, shapefile, GeoJSON,
+        GeoParquet)
+    polygons : the predicted landslides: a polygon file in any CRS, or a ``scdnn map`` folder
+        (its ``landslides.gpkg``); it may hold no polygon (nothing was mapped)
+    out : the evaluation folder (new or empty unless ``overwrite``)
+    aoi : where the inventory is complete (polygons); only pixels inside it are scored
+    grid : the raster whose grid both are rasterised on (CRS, transform, size; its no-data
+        is not scored); by default the map's ``mask.tif`` (in the map folder, or beside the
+        polygon file)
+    tolerance : boundary F1 tolerance in pixels
+    strip_rows : rows rasterised at a time
+    summary : called with each line saying what was scored
+
+    A pixel is a landslide when its centre is inside a polygon (``all_touched=False``), for
+    the inventory and the prediction alike; the scores are those of ``scdnn evaluate`` on a
+    scene (pixel, object and boundary scores; ``OUT/metrics.json``, ``OUT/per_image.csv``).
+
+    Raises
+    ------
+    ScdnnError
+        A bad inventory, prediction or area of interest (see
+        :class:`~scdnn.datasets.labels.PolygonLabels`), no grid, a grid that is not a raster
+        or has no CRS, a non-empty ``out`` without ``overwrite``; all before anything is
+        written.
+    """
+    import numpy as np
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    from .datasets.io import IGNORE_INDEX
+    from .datasets.labels import PolygonLabels
+    from .errors import InputFileError
+
+    polygons, grid = map_polygons_and_grid(polygons, grid)
+    try:
+        dataset = rasterio.open(grid)
+    except RasterioError:
+        raise InputFileError("grid raster is not a raster file GDAL can read", grid) from None
+    with dataset:
+        if dataset.crs is None:
+            raise InvalidValueError("grid raster has no CRS; polygons cannot be placed on it",
+                                    grid)
+        truth = PolygonLabels(inventory, dataset, aoi=aoi)
+        pred_labels = PolygonLabels(polygons, dataset, allow_empty=True)
+        height, width = dataset.height, dataset.width
+        target = np.empty((height, width), np.uint8)
+        pred = np.empty((height, width), np.uint8)
+        for top in range(0, height, strip_rows):
+            window = Window(0, top, width, min(strip_rows, height - top))
+            rows = slice(top, top + int(window.height))
+            target[rows] = truth.read(window)
+            pred[rows] = pred_labels.read(window)
+            try:
+                valid = dataset.read_masks(1, window=window) != 0
+            except RasterioError as exc:
+                raise InputFileError(f"cannot read the grid raster: {exc}", grid) from None
+            target[rows][~valid] = IGNORE_INDEX
+        res = dataset.res
+        metres = dataset.crs.is_projected and (dataset.crs.linear_units or "").lower() in (
+            "metre", "meter", "m")
+    name = polygons.parent.name if polygons.name in MAP_POLYGONS else polygons.stem
+    with output_dir(out, overwrite=overwrite) as out:
+        evaluator = Evaluator(tolerance=tolerance)
+        evaluator.update_scene(pred, target, name, valid=target != IGNORE_INDEX,
+                               strip_rows=strip_rows)
+        del pred, target
+        metrics = evaluator.compute()
+        pixel = float(np.mean(np.abs(res))) if metres else None
+        metrics["boundary_tolerance_m"] = None if pixel is None else tolerance * pixel
+        metrics["boundary_tolerances_m"] = None if pixel is None else {
+            key: float(key) * pixel for key in evaluator.tolerance_keys()}
+        metrics["cleaning"] = None  # polygons are scored as given
+        metrics["scored"] = ("every valid pixel of the grid" if aoi is None else
+                             "every valid pixel of the grid inside the area of interest")
+        metrics["tta"] = "none"
+        metrics["source"] = {"data": os.fspath(inventory), "polygons": os.fspath(polygons),
+                             "aoi": None if aoi is None else os.fspath(aoi),
+                             "grid": os.fspath(grid), "weights": None, "predictions": None,
+                             "scenes": [name]}
+        metrics["provenance"] = provenance()
+        metrics = EvaluationRecord.from_dict(metrics).to_dict()
+        write_json(out / "metrics.json", metrics)
+        evaluator.write_csv(out / "per_image.csv")
+    if summary is not None:
+        summary(f"scored {polygons} against {inventory} on the grid of {grid}, "
+                f"{metrics['scored']}")
+        if metrics.get("boundary_tolerance_m") is not None:
+            summary(f"boundary tolerance: {metrics['boundary_tolerance_px']} px = "
+                    f"{metrics['boundary_tolerance_m']:.2f} m")
     return metrics

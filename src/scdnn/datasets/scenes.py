@@ -2,13 +2,20 @@
 
 Layout
 ------
-A *scene folder* holds an image raster, a label raster on the same grid and optionally a
-surface model::
+A *scene folder* holds an image raster, its labels (a label raster on the same grid, or a
+landslide inventory of polygons) and optionally a surface model::
 
     scene-a/
       rgb.tif   (or image.tif)  uint8 bands, no data as a mask band, nodata value or alpha
       mask.tif  (or label.tif)  0 background, 1 landslide, 255 or the nodata value: ignored
       dsm.tif   (or dem.tif)    elevations in metres (optional; any grid that overlaps)
+
+or, instead of ``mask.tif``, landslide polygons in any CRS, rasterised on the image's grid
+window by window (:mod:`scdnn.datasets.labels`)::
+
+      labels.gpkg (or labels.shp, labels.geojson, labels.parquet)   1 inside, 0 outside
+      aoi.gpkg    (or aoi.shp, aoi.geojson; optional)   where the inventory is complete:
+                                                        outside it, 255 (ignored)
 
 A dataset is one scene folder, or a folder of scene folders (e.g. ``jinsha-uav/`` with
 ``scene-a/`` and ``scene-b/``); scenes are named after their folders. This is the layout of
@@ -49,7 +56,8 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, param
 from ..records import FORMAT_VERSION
 from .io import IGNORE_INDEX
-from .scene import Scene, open_scene, same_grid
+from .labels import POLYGON_LABEL_NAMES, RASTER_LABEL_NAMES, label_files, open_labels
+from .scene import Scene, open_scene
 from .terrain import TERRAIN_CHANNELS
 from .transforms import Normalization
 
@@ -58,7 +66,7 @@ __all__ = ["SceneFiles", "find_scenes", "is_scene_data", "LabelledScene", "Scene
            "scene_inputs", "scene_normalization", "validation_windows"]
 
 IMAGE_NAMES = ("rgb.tif", "image.tif")
-LABEL_NAMES = ("mask.tif", "label.tif")
+LABEL_NAMES = RASTER_LABEL_NAMES + POLYGON_LABEL_NAMES
 DSM_NAMES = ("dsm.tif", "dem.tif")
 _CELL = 32  # resolution (pixels) of the coarse valid-area grid used to place windows
 
@@ -69,8 +77,9 @@ class SceneFiles:
 
     name: str
     image: Path
-    label: Path
+    label: Path  #: a label raster or a polygon inventory (:mod:`scdnn.datasets.labels`)
     dsm: Path | None
+    aoi: Path | None = None  #: the inventory's area of interest, if any
 
 
 def _first(folder: Path, names: Sequence[str]) -> Path | None:
@@ -78,10 +87,13 @@ def _first(folder: Path, names: Sequence[str]) -> Path | None:
 
 
 def _scene_files(folder: Path) -> SceneFiles | None:
-    image, label = _first(folder, IMAGE_NAMES), _first(folder, LABEL_NAMES)
-    if image is None or label is None:
+    image = _first(folder, IMAGE_NAMES)
+    if image is None:
         return None
-    return SceneFiles(folder.name, image, label, _first(folder, DSM_NAMES))
+    labels = label_files(folder)  # refuses a folder with a raster and polygons
+    if labels is None:
+        return None
+    return SceneFiles(folder.name, image, labels.label, _first(folder, DSM_NAMES), labels.aoi)
 
 
 def is_scene_data(path: str | os.PathLike) -> bool:
@@ -126,17 +138,20 @@ def _image_band_count(path: Path) -> int:
 
 
 class LabelledScene:
-    """A scene (:class:`~scdnn.datasets.scene.Scene`) with its label raster.
+    """A scene (:class:`~scdnn.datasets.scene.Scene`) with its labels: a label raster or a
+    polygon inventory (:func:`scdnn.datasets.labels.open_labels`).
 
     ``read(window)`` returns ``(image H x W x C uint8, label H x W uint8)`` with label 255
-    wherever the label is 255 or its nodata value, or the scene has no valid data.
+    wherever the label is 255 or its nodata value, outside an inventory's area of interest,
+    or where the scene has no valid data.
 
     Raises
     ------
     ScdnnError
-        A missing or unreadable file, a label on another grid than its image, a label with
-        values other than 0, 1 and 255, a scene without a valid labelled pixel, or
-        ``use_dsm`` without a DSM in the folder.
+        A missing or unreadable file, a label raster on another grid than its image or with
+        values other than 0, 1 and 255, an inventory that
+        :class:`~scdnn.datasets.labels.PolygonLabels` refuses, a scene without a valid
+        labelled pixel, or ``use_dsm`` without a DSM in the folder.
     """
 
     def __init__(self, files: SceneFiles, use_dsm: bool = False):
@@ -172,22 +187,11 @@ class LabelledScene:
         return self.scene.channels
 
     def _open_label(self):
-        path = self.files.label
-        try:
-            label = rasterio.open(path)
-        except RasterioError:
-            raise InputFileError("not a raster file GDAL can read", path) from None
-        if not same_grid(label, self.scene.dataset):
-            label.close()
-            raise InvalidValueError(f"label raster is on another grid than its image "
-                            f"{self.files.image} ({label.width}x{label.height} vs "
-                            f"{self.scene.width}x{self.scene.height}, or another transform or "
-                            f"CRS); labels must be pixel-aligned with the image", path)
-        if label.count != 1 or not np.issubdtype(np.dtype(label.dtypes[0]), np.integer):
-            label.close()
-            raise InvalidValueError("label raster must have one integer band (0 background, "
-                            "1 landslide, 255 no data)", path)
-        return label
+        """The scene's labels on its grid: the label raster or the rasterised polygons."""
+        from .labels import LabelFiles
+
+        return open_labels(LabelFiles(self.files.label, self.files.aoi), self.scene.dataset,
+                           self.files.image)
 
     def _coarse_valid(self) -> np.ndarray:
         """Share of valid labelled pixels per ``_CELL`` x ``_CELL`` cell (float32 grid);
@@ -204,19 +208,9 @@ class LabelledScene:
         return share
 
     def read_label(self, window: Window, check: bool = False) -> np.ndarray:
-        """Label inside ``window``: 0, 1, or 255 (ignored: label 255 or nodata)."""
-        try:
-            label = self.label.read(1, window=window, masked=True)
-        except RasterioError as exc:
-            raise InputFileError(f"cannot read the label raster: {exc}", self.files.label) from None
-        values = label.filled(IGNORE_INDEX)
-        if check:
-            bad = ~np.isin(values, (0, 1, IGNORE_INDEX))
-            if bad.any():
-                raise InvalidValueError(f"label raster is not binary: holds {values[bad][0]} "
-                                f"(expected 0 background, 1 landslide, 255 no data)",
-                                self.files.label)
-        return values.astype(np.uint8)
+        """Label inside ``window``: 0, 1, or 255 (ignored: label 255 or nodata, or outside
+        the inventory's area of interest)."""
+        return self.label.read(window, check=check)
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """``(image, label)`` inside ``window``; label 255 where anything is missing."""
