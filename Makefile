@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch and torchvision together so their builds match (PyPI CUDA builds; they run on CPU too. 2.14.1 pairs with 0.29.2)
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.2"
-	$(PY) -m pip install --quiet -e ".[geo,export,dev]"
+	$(PY) -m pip install --quiet -e ".[geo,export,dev,region]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -111,6 +111,30 @@ def _cleaning(args: argparse.Namespace):
     return OutlineCleaning(**given)
 
 
+def _add_region(p: argparse.ArgumentParser) -> None:
+    """``scdnn map``'s options for several scenes (:mod:`scdnn.region`)."""
+    g = p.add_argument_group(
+        "several scenes (a region)",
+        "Each scene is mapped into OUT/scenes/<name>/ (the files above, for that scene), "
+        "and the job's landslides into one layer, OUT/landslides.gpkg and .parquet (a "
+        "'scene' column; polygons straddling scenes merged), in one CRS; OUT/job.json "
+        "records the scenes and their status. Run again, the job skips the scenes that are "
+        "complete and maps the others.")
+    g.add_argument("--scene-list", metavar="FILE",
+                   help="a text file of scenes, one per line (as @FILE)")
+    g.add_argument("--crs", help="CRS of the job layer, e.g. EPSG:32647 (the first scene's)")
+    g.add_argument("--workers", type=positive_int, metavar="N",
+                   help="map on a local Dask cluster of N processes, one thread each "
+                   "(needs the region extra: pip install 'scdnn[region]')")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="map on a running Dask cluster, e.g. tcp://host:8786; every worker "
+                   "must see the scenes, weights and --out at the same paths")
+    g.add_argument("--scheduler-timeout", type=positive_float, default=10.0, metavar="S",
+                   help="seconds to wait for --scheduler (10)")
+    g.add_argument("--retries", type=non_negative_int, default=2,
+                   help="runs again a scene whose task failed (a worker killed) (2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="scdnn", description="Landslide boundary segmentation with SCDnn "
                      "(Li et al. 2024) and its comparison networks.")
@@ -275,7 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "defaults on a scene without a projected CRS); --raw keeps the raw "
                        "mask and pixel outlines. No data (mask band, nodata value, alpha) is "
                        "never predicted. Memory grows with the scene's width, not its area.")
-    p.add_argument("scene", help="scene raster (GeoTIFF)")
+    p.add_argument("scene", nargs="+", metavar="SCENE",
+                   help="scene raster (GeoTIFF); several scenes map a region: paths, folders "
+                   "(their GeoTIFFs), quoted globs ('tiles/*.tif'), @LIST (a text file of "
+                   "paths, one per line) or a GDAL VRT mosaic (its source files)")
     p.add_argument("--dsm", help="the scene's surface model (elevation raster), needed by "
                    "weights trained with --use-dsm; another grid is resampled onto the scene's")
     p.add_argument("--weights", required=True,
@@ -301,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="torch", help=_ENGINE_HELP)
     _add_tta(p, "; windows are the same, each one is augmented; recorded in map.json")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+    _add_region(p)
 
     p = sub.add_parser("export", help="write a weights file as an ONNX model",
                        description="Write the network of a weights file as an ONNX model "
@@ -435,16 +463,39 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     print(f"masks: {out}/masks  probabilities: {out}/probabilities")
 
 
+def _map_scenes(args: argparse.Namespace) -> list[Path]:
+    """The scenes ``scdnn map`` was given (:func:`scdnn.region.resolve_scenes`), once, with
+    the refusal of the options that only apply to several."""
+    from .region.inputs import resolve_scenes
+
+    if getattr(args, "scenes", None) is None:
+        scenes = resolve_scenes(args.scene, args.scene_list)
+        if len(scenes) == 1:
+            for name in ("crs", "workers", "scheduler"):
+                if getattr(args, name) is not None:
+                    raise InvalidValueError(f"applies to several scenes; {scenes[0]} is the "
+                                            f"only one (mapped here, in its own CRS)",
+                                            option=name)
+        elif args.workers is not None and args.scheduler is not None:
+            raise InvalidValueError(f"cannot be combined with {param('scheduler')}",
+                                    option="workers")
+        args.scenes = scenes
+    return args.scenes
+
+
 def _cmd_map(args: argparse.Namespace) -> None:
     from .mapping import Tiling, map_scene
     from .predictor import Predictor
 
     tiling = Tiling(args.tile, args.overlap, args.batch_size)  # refused before loading
     cleaning = _cleaning(args)
+    if len(_map_scenes(args)) > 1:
+        _cmd_map_region(args, tiling, cleaning)
+        return
     predictor = Predictor.from_file(args.weights, engine=args.engine, device=args.device,
                                     tta=args.tta)
     summary = map_scene(
-        args.scene, predictor, args.out, tiling=tiling, threshold=args.threshold,
+        args.scenes[0], predictor, args.out, tiling=tiling, threshold=args.threshold,
         cleaning=cleaning, fmt=args.fmt, dsm=args.dsm, bands=args.bands,
         overwrite=args.overwrite, progress=_progress("mapping"),
         warn=lambda message: print(f"scdnn map: warning: {message}", file=sys.stderr))
@@ -458,6 +509,44 @@ def _cmd_map(args: argparse.Namespace) -> None:
     print(f"landslides: {summary['landslides']} {polygons}, "
           f"{summary['landslide_area']:.1f} {unit}² of {summary['valid_area']:.1f} {unit}² valid")
     print(f"outputs: {args.out}/{{{', '.join(summary['outputs'])}, map.json}}")
+
+
+def _cmd_map_region(args: argparse.Namespace, tiling, cleaning) -> None:
+    """``scdnn map`` of several scenes (:func:`scdnn.region.map_region`)."""
+    from .region import RegionOptions, map_region
+
+    options = RegionOptions(
+        weights=args.weights, engine=args.engine, device=args.device, tta=args.tta,
+        tile=tiling.tile, overlap=tiling.overlap, batch_size=tiling.batch_size,
+        threshold=args.threshold, cleaning=cleaning, fmt=args.fmt, dsm=args.dsm,
+        bands=None if args.bands is None else tuple(args.bands))
+    job = map_region(args.scenes, options, args.out, crs=args.crs, workers=args.workers,
+                     scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
+                     retries=args.retries, overwrite=args.overwrite,
+                     progress=_job_progress(f"mapping {len(args.scenes)} scenes"),
+                     warn=lambda message: print(f"scdnn map: warning: {message}",
+                                                file=sys.stderr))
+    print(f"scenes: {job['scenes_mapped']} mapped, {job['scenes_kept']} complete already "
+          f"(kept)")
+    polygons = "polygon" if job["landslides"] == 1 else "polygons"
+    print(f"landslides: {job['landslides']} {polygons} in {job['crs']}")
+    print(f"outputs: {args.out}/{{scenes/<name>/, landslides.gpkg, landslides.parquet, "
+          f"job.json}}")
+
+
+def _job_progress(description: str):
+    """One rich progress bar for a whole job: ``progress(total)`` -> ``advance(n)``."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def progress(total: int):
+        from rich.progress import Progress
+
+        with Progress(console=_stderr_console(), transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n=1: bar.advance(task, n)
+
+    return progress
 
 
 def _describe_cleaning(record) -> str:
@@ -576,11 +665,17 @@ def _check_paths(args: argparse.Namespace) -> None:
         weights(args.weights, args.engine)
         check_out_dir(args.out, args.overwrite)
     elif command == "map":
-        input_file(args.scene, "scene file")
+        only = args.scene[0]
+        if (len(args.scene) == 1 and args.scene_list is None and not only.startswith("@")
+                and not Path(only).is_dir()
+                and (Path(only).exists() or not any(c in only for c in "*?["))):
+            input_file(only, "scene file")  # one scene: the messages of before
+        scenes = _map_scenes(args)
         if args.dsm is not None:
             input_file(args.dsm, "DSM file")
         weights(args.weights, args.engine)
-        check_out_dir(args.out, args.overwrite)
+        if len(scenes) == 1:
+            check_out_dir(args.out, args.overwrite)
     elif command == "export":
         weights(args.weights)
         out = Path(args.out)
