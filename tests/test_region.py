@@ -387,6 +387,8 @@ def test_a_worker_killed_mid_task_costs_a_retry(tmp_path: Path, scenes, weights,
     watcher.join()
     assert killed, "no worker was killed"
     assert job["status"] == "complete"
+    b = next(e for e in job["scenes"] if e["name"] == "b")
+    assert b["status"] == "complete" and not b["worker"].endswith(f":{killed[0]}")
     for s in "abc":
         assert_same_map(out / "scenes" / s, single / "scenes" / s)
     assert not list((out / "scenes").glob(".*"))

@@ -72,7 +72,7 @@ def run_on_dask(tasks: Sequence[tuple[str, Path]], scenes_dir: Path, options: Re
         futures = {}
         for name, scene in tasks:
             futures[submit(name, scene, 1)] = (name, scene, 1)
-        pending = as_completed(list(futures))
+        pending = as_completed(list(futures), loop=client.loop)
         for future in pending:
             name, scene, attempt = futures.pop(future)
             try:

@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
@@ -161,6 +162,7 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
             entry.update(status="complete", landslides=result["summary"]["landslides"],
                          seconds=round(result["seconds"], 3))
         entry["attempts"] = result.get("attempts", 1)
+        entry["worker"] = result.get("worker")
         write_json(out / JOB_FILE, job)
 
     errors: list[ScdnnError] = []
@@ -179,6 +181,7 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
                 finished(name, map_scene_task(scene, name, scenes_dir, options))
                 advance(1)
     job["seconds"] = round(time.perf_counter() - started, 3)
+    _remove_partial_scenes(scenes_dir)  # left by workers killed mid-task
     if errors:
         job["status"] = "failed"
         write_json(out / JOB_FILE, job)
@@ -252,10 +255,15 @@ def _job_folder(out: str | os.PathLike, overwrite: bool) -> Path:
         raise InputFileError(f"cannot create output folder: {exc.strerror}", out) from None
     for leftover in stale_temporaries(out):
         leftover.unlink(missing_ok=True)
-    for entry in (out / SCENES).iterdir():  # scene folders of killed tasks
+    _remove_partial_scenes(out / SCENES)
+    return out
+
+
+def _remove_partial_scenes(scenes_dir: Path) -> None:
+    """Delete the hidden folders of scene tasks that were killed (none is running)."""
+    for entry in scenes_dir.iterdir():
         if entry.name.startswith(".") and entry.name.endswith(".part") and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-    return out
 
 
 def _read_previous(path: Path) -> dict[str, Any] | None:
@@ -312,7 +320,7 @@ def map_scene_task(scene: Path, name: str, scenes_dir: Path, options: RegionOpti
 
     Writes into ``scenes_dir/.<name>.<pid>.part`` and renames it to ``name`` when complete
     (replacing an earlier, incomplete folder). Returns ``{"summary": map.json, "seconds",
-    "pid"}``, or ``{"error": ScdnnError}`` for a scene the model cannot take (returned, not
+    "worker"}``, or ``{"error": ScdnnError}`` for a scene the model cannot take (returned, not
     raised, so that it is not retried); any other failure is raised.
     """
     from ..mapping import Tiling, map_scene
@@ -333,7 +341,12 @@ def map_scene_task(scene: Path, name: str, scenes_dir: Path, options: RegionOpti
             shutil.rmtree(final)
         os.rename(part, final)
     except ScdnnError as exc:
-        return {"error": exc, "pid": os.getpid()}
+        return {"error": exc, "worker": _worker()}
     finally:
         shutil.rmtree(part, ignore_errors=True)
-    return {"summary": summary, "seconds": time.perf_counter() - started, "pid": os.getpid()}
+    return {"summary": summary, "seconds": time.perf_counter() - started, "worker": _worker()}
+
+
+def _worker() -> str:
+    """``host:pid`` of the process running a task (job.json records it per scene)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
