@@ -393,3 +393,25 @@ def test_a_worker_killed_mid_task_costs_a_retry(tmp_path: Path, scenes, weights,
         assert_same_map(out / "scenes" / s, single / "scenes" / s)
     assert not list((out / "scenes").glob(".*"))
     assert len(layer(out)) == len(layer(single))
+
+
+@pytest.mark.slow
+def test_a_large_scene_in_blocks_of_windows_equals_one_process(tmp_path: Path, weights,
+                                                               cluster) -> None:
+    """Scenes of more windows than block_windows are predicted in blocks of window rows by
+    several tasks (halo rows blended as in one pass): the same map, pixel for pixel."""
+    image = np.concatenate([region_image(3), region_image(4), region_image(5)], axis=1)
+    tall = tmp_path / "tall.tif"
+    with rasterio.open(tall, "w", driver="GTiff", width=RW, height=3 * RH, count=3,
+                       dtype="uint8", crs=CRS, transform=Affine(PX, 0, X0, 0, -PX, Y0)) as d:
+        d.write(image)
+    scenes = [tall, write_part(tmp_path / "small.tif", 0, 64)]
+    options = RegionOptions(str(weights), tile=64, overlap=16)
+    single, dask = tmp_path / "single", tmp_path / "dask"
+    map_region(scenes, options, single)
+    job = map_region(scenes, options, dask, client=cluster, block_windows=8)
+    entry = {e["name"]: e for e in job["scenes"]}
+    assert entry["tall"]["blocks"] > 2 and "blocks" not in entry["small"]
+    for s in ("tall", "small"):
+        assert_same_map(dask / "scenes" / s, single / "scenes" / s)
+    assert not list((dask / "scenes").glob(".*"))

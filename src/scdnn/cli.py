@@ -131,6 +131,9 @@ def _add_region(p: argparse.ArgumentParser) -> None:
                    "must see the scenes, weights and --out at the same paths")
     g.add_argument("--scheduler-timeout", type=positive_float, default=10.0, metavar="S",
                    help="seconds to wait for --scheduler (10)")
+    g.add_argument("--block-windows", type=positive_int, default=64, metavar="N",
+                   help="on Dask, a scene of more windows than this is mapped in blocks of "
+                   "window rows by several workers (64)")
     g.add_argument("--retries", type=non_negative_int, default=2,
                    help="runs again a scene whose task failed (a worker killed) (2)")
 
@@ -522,7 +525,8 @@ def _cmd_map_region(args: argparse.Namespace, tiling, cleaning) -> None:
         bands=None if args.bands is None else tuple(args.bands))
     job = map_region(args.scenes, options, args.out, crs=args.crs, workers=args.workers,
                      scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
-                     retries=args.retries, overwrite=args.overwrite,
+                     retries=args.retries, block_windows=args.block_windows,
+                     overwrite=args.overwrite,
                      progress=_job_progress(f"mapping {len(args.scenes)} scenes"),
                      warn=lambda message: print(f"scdnn map: warning: {message}",
                                                 file=sys.stderr))

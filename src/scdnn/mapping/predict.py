@@ -66,7 +66,8 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
               cleaning: OutlineCleaning | None = None, fmt: str = "gpkg",
               overwrite: bool = False,
               progress: Callable[[Iterable], Iterable] = iter,
-              warn: Callable[[str], None] = _silent, cog_blocksize: int = 512) -> dict[str, Any]:
+              warn: Callable[[str], None] = _silent, cog_blocksize: int = 512,
+              predict: Callable[..., Iterable] = predict_scene) -> dict[str, Any]:
     """Map landslides in ``scene`` with ``model``; write the outputs into ``out``.
 
     Writes ``probability.tif`` and ``mask.tif`` (COGs on the scene's grid; mask 0/1, 255 =
@@ -110,6 +111,10 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         Receives one-line warnings (a scene without a CRS).
     cog_blocksize : int
         Block size of the output COGs.
+    predict : callable
+        ``predict(predictor, scene, plan, progress=progress)`` gives the blended rows, as
+        :func:`.core.predict_scene` (the default) does; :mod:`scdnn.region.blocks` passes
+        rows predicted by several workers.
 
     Raises
     ------
@@ -139,7 +144,7 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         with output_dir(out, overwrite=overwrite) as out, Staging(out) as staging:
             prob_tmp, mask_tmp = staging.scratch("probability.tif"), staging.scratch("mask.tif")
             raw_tmp = mask_tmp if cleaning is None else staging.scratch("mask-raw.tif")
-            rows = predict_scene(predictor, sc, plan, progress=progress)
+            rows = predict(predictor, sc, plan, progress=progress)
             counts = write_rasters(rows, sc, threshold, prob_tmp, raw_tmp)
             pixel_size = pixel_size_of(sc.transform, sc.units)
             min_area = simplify = 0.0

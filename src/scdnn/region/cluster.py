@@ -7,9 +7,12 @@
   folder at the same paths (a shared file system);
 - ``client=``: a client made by the caller.
 
-One task per scene (:func:`.job.map_scene_task`); each worker process loads the model once
-(a per-process cache keyed by the weights file) and keeps one. A task writes only its own
-scene folder (renamed into place when complete); this process writes job.json and the layer.
+One task per scene (:func:`.job.map_scene_task`), or for a scene whose grid has more than
+``block_windows`` windows, one task per block of window rows and one that writes the scene
+(:mod:`.blocks`), so that a huge scene spreads over the workers too. Each worker process
+loads the model once (a per-process cache keyed by the weights file) and keeps one. A task
+writes only its own scene folder (renamed into place when complete) or block file; this
+process writes job.json and the layer.
 
 Failures: a task that raises (an I/O error) is run again by Dask up to ``retries`` times; a
 worker that dies mid-task (killed, out of memory) makes the scheduler run the task elsewhere
@@ -25,7 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, ScdnnError
+from .blocks import block_folder, finish_scene, predict_block
 from .job import RegionOptions, map_scene_task
 
 __all__ = ["run_on_dask", "connect"]
@@ -44,11 +48,33 @@ def connect(scheduler: str, timeout: float):
                                 f"{timeout:g} s ({reason})", option="scheduler") from None
 
 
+def scene_blocks(scene: Path, options: RegionOptions, block_windows: int | None) -> int:
+    """In how many blocks of window rows a scene is mapped (:mod:`.blocks`): 1 when its
+    grid has at most ``block_windows`` windows (or ``block_windows`` is None)."""
+    import math
+
+    import rasterio
+
+    from ..mapping.tiling import window_offsets
+
+    if not block_windows:
+        return 1
+    with rasterio.open(scene) as src:
+        height, width = src.height, src.width
+    rows = len(window_offsets(height, options.tile, options.overlap))
+    total = rows * len(window_offsets(width, options.tile, options.overlap))
+    if total <= block_windows:
+        return 1
+    return max(1, min(rows, math.ceil(total / block_windows)))
+
+
 def run_on_dask(tasks: Sequence[tuple[str, Path]], scenes_dir: Path, options: RegionOptions, *,
                 workers: int | None, scheduler: str | None, client: Any, timeout: float,
-                retries: int, on_result: Callable[[str, dict[str, Any]], None]) -> None:
-    """Run :func:`.job.map_scene_task` for every ``(name, scene)``; ``on_result(name,
-    result)`` is called here, in this process, as each one finishes."""
+                retries: int, on_result: Callable[[str, dict[str, Any]], None],
+                block_windows: int | None = None) -> None:
+    """Run :func:`.job.map_scene_task` for every ``(name, scene)`` (a scene of more than
+    ``block_windows`` windows as blocks, :mod:`.blocks`); ``on_result(name, result)`` is
+    called here, in this process, as each one finishes."""
     from distributed import Client, LocalCluster, as_completed
     from distributed.scheduler import KilledWorker
 
@@ -64,8 +90,19 @@ def run_on_dask(tasks: Sequence[tuple[str, Path]], scenes_dir: Path, options: Re
     try:
         job = uuid.uuid4().hex[:8]
 
+        blocks = {name: scene_blocks(scene, options, block_windows) for name, scene in tasks}
+
         def submit(name: str, scene: Path, attempt: int):
-            return client.submit(map_scene_task, scene, name, scenes_dir, options,
+            n = blocks[name]
+            if n == 1:
+                return client.submit(map_scene_task, scene, name, scenes_dir, options,
+                                     key=f"scdnn-map-{name}-{job}-{attempt}", pure=False,
+                                     retries=retries)
+            folder = block_folder(scenes_dir, name)
+            parts = [client.submit(predict_block, scene, folder, options, n, k,
+                                   key=f"scdnn-block-{name}-{k}-{job}-{attempt}", pure=False,
+                                   retries=retries) for k in range(n)]
+            return client.submit(finish_scene, scene, name, scenes_dir, options, n, *parts,
                                  key=f"scdnn-map-{name}-{job}-{attempt}", pure=False,
                                  retries=retries)
 
@@ -77,6 +114,8 @@ def run_on_dask(tasks: Sequence[tuple[str, Path]], scenes_dir: Path, options: Re
             name, scene, attempt = futures.pop(future)
             try:
                 result = future.result()
+            except ScdnnError as exc:  # raised in a block task: the scene's input
+                result = {"error": exc}
             except KilledWorker:
                 if attempt > retries:
                     raise

@@ -78,7 +78,8 @@ def _no_progress(total: int) -> ContextManager[Callable[[int], None]]:
 def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
                out: str | os.PathLike, *, crs: str | None = None, workers: int | None = None,
                scheduler: str | None = None, client: Any = None,
-               scheduler_timeout: float = 10.0, retries: int = 2, overwrite: bool = False,
+               scheduler_timeout: float = 10.0, retries: int = 2,
+               block_windows: int | None = 64, overwrite: bool = False,
                progress: Callable[[int], ContextManager[Callable[[int], None]]] = _no_progress,
                warn: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Map every scene into ``out/scenes/<name>/`` and write the job's landslide layer.
@@ -106,6 +107,9 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
     retries : int
         A scene whose task fails for another reason than its input (a worker killed, an I/O
         error) is run again up to this many times.
+    block_windows : int, optional
+        On Dask, a scene whose window grid has more windows than this is mapped in blocks
+        of window rows by several workers (:mod:`.blocks`); None: one task per scene.
     overwrite : bool
         Use a non-empty ``out`` that is not a job folder.
     progress : callable
@@ -147,6 +151,7 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
     job: dict[str, Any] = {
         "status": "running", "scenes": entries, "options": options.record(),
         "crs": target_crs.to_string(), "workers": workers, "scheduler": scheduler,
+        "block_windows": block_windows,
         "outputs": [f"{SCENES}/<name>/", *_layer_files()],
     }
     write_json(out / JOB_FILE, job)
@@ -163,6 +168,8 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
                          seconds=round(result["seconds"], 3))
         entry["attempts"] = result.get("attempts", 1)
         entry["worker"] = result.get("worker")
+        if result.get("blocks"):
+            entry["blocks"] = result["blocks"]
         write_json(out / JOB_FILE, job)
 
     errors: list[ScdnnError] = []
@@ -175,6 +182,7 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
 
             run_on_dask(tasks, scenes_dir, options, workers=workers, scheduler=scheduler,
                         client=client, timeout=scheduler_timeout, retries=retries,
+                        block_windows=block_windows,
                         on_result=lambda name, result: (finished(name, result), advance(1)))
         else:
             for name, scene in tasks:
@@ -260,9 +268,11 @@ def _job_folder(out: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def _remove_partial_scenes(scenes_dir: Path) -> None:
-    """Delete the hidden folders of scene tasks that were killed (none is running)."""
+    """Delete the hidden folders of scene tasks that were killed, and the rows of blocks of
+    scenes not written (none is running)."""
     for entry in scenes_dir.iterdir():
-        if entry.name.startswith(".") and entry.name.endswith(".part") and entry.is_dir():
+        if (entry.name.startswith(".") and entry.name.endswith((".part", ".blocks"))
+                and entry.is_dir()):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -314,14 +324,15 @@ def _predictor(weights: str, engine: str, device: str, tta: str):
     return Predictor.from_file(weights, engine=engine, device=device, tta=tta)
 
 
-def map_scene_task(scene: Path, name: str, scenes_dir: Path, options: RegionOptions
-                   ) -> dict[str, Any]:
+def map_scene_task(scene: Path, name: str, scenes_dir: Path, options: RegionOptions,
+                   predict: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Map one scene into ``scenes_dir/name`` (a task: in this process or on a worker).
 
     Writes into ``scenes_dir/.<name>.<pid>.part`` and renames it to ``name`` when complete
     (replacing an earlier, incomplete folder). Returns ``{"summary": map.json, "seconds",
     "worker"}``, or ``{"error": ScdnnError}`` for a scene the model cannot take (returned, not
-    raised, so that it is not retried); any other failure is raised.
+    raised, so that it is not retried); any other failure is raised. ``predict``: rows
+    predicted elsewhere (:mod:`.blocks`), instead of running the network here.
     """
     from ..mapping import Tiling, map_scene
 
@@ -336,7 +347,8 @@ def map_scene_task(scene: Path, name: str, scenes_dir: Path, options: RegionOpti
                             tiling=Tiling(options.tile, options.overlap, options.batch_size),
                             threshold=options.threshold, dsm=options.dsm,
                             bands=options.bands, cleaning=options.cleaning, fmt=options.fmt,
-                            cog_blocksize=options.cog_blocksize)
+                            cog_blocksize=options.cog_blocksize,
+                            **({} if predict is None else {"predict": predict}))
         if final.exists():
             shutil.rmtree(final)
         os.rename(part, final)
