@@ -168,6 +168,7 @@ def map_region(scenes: Sequence[str | os.PathLike], options: RegionOptions,
                          seconds=round(result["seconds"], 3))
         entry["attempts"] = result.get("attempts", 1)
         entry["worker"] = result.get("worker")
+        entry["peak_rss_mb"] = result.get("peak_rss_mb")  # of the worker process, so far
         if result.get("blocks"):
             entry["blocks"] = result["blocks"]
         write_json(out / JOB_FILE, job)
@@ -356,9 +357,19 @@ def map_scene_task(scene: Path, name: str, scenes_dir: Path, options: RegionOpti
         return {"error": exc, "worker": _worker()}
     finally:
         shutil.rmtree(part, ignore_errors=True)
-    return {"summary": summary, "seconds": time.perf_counter() - started, "worker": _worker()}
+    return {"summary": summary, "seconds": time.perf_counter() - started, "worker": _worker(),
+            "peak_rss_mb": _peak_rss_mb()}
 
 
 def _worker() -> str:
     """``host:pid`` of the process running a task (job.json records it per scene)."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _peak_rss_mb() -> float | None:
+    """The peak resident memory of this process so far, in MiB (None where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
