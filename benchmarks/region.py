@@ -139,6 +139,7 @@ def main() -> None:
         args.scenes, args.size, args.tile, args.overlap = 4, 256, 256, 64
     if not DATA.is_dir():
         sys.exit(f"needs {DATA.resolve()}")
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="scdnn-region-"))
     try:
         folder = work / "scenes"
@@ -173,6 +174,8 @@ def main() -> None:
         "region_km2": REGION_KM2, "region_pixels": REGION_PX,
         "hours_for_region": {k: round(v, 1) for k, v in extrapolated.items()},
         "same_outputs": check, "quick": args.quick,
+        "pixels_per_second_one_process": round(pixels / one, 1),
+        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
     }
     peak_text = ", ".join(f"{v:.0f}" for v in peaks.values())
     markdown = f"""# Mapping a region: {args.scenes} scenes, 1 process vs {args.workers} workers
@@ -196,7 +199,10 @@ Per-worker throughput: {per_worker / 1e6:.3f} Mpx/s over the job's wall time
 0.5 m imagery is {REGION_PX:.1e} px: at the wall-time rate, about
 **{extrapolated['8']:.0f} h on 8 workers** and **{extrapolated['64']:.1f} h on 64 workers**
 like these (linear scaling assumed: each worker as fast as one here, storage keeping up; the
-job layer's merge not counted)."""
+job layer's merge not counted). One process mapped {pixels / one / 1e6:.3f} Mpx/s; a worker,
+inside its tasks, {per_worker_busy / 1e6:.3f} Mpx/s: below that, the workers competed for
+the cores (load average {load_before:.1f} before the runs, {os.getloadavg()[0]:.1f} after,
+on {os.cpu_count()} cores)."""
     save("region", results, markdown, out=args.out)
     print(markdown)
 
