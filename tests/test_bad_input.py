@@ -317,3 +317,29 @@ def test_demo_refuses_a_bad_sample_before_writing_anything(mistake, inputs, tmp_
     code = main(["demo", "--weights", inputs["weights"], "--sample", str(sample), "--out",
                  str(out)])
     assert_refused(code, capsys, str(sample), out)
+
+
+def test_a_tile_or_batch_beyond_memory_is_refused_before_reading(inputs, tmp_path, capsys,
+                                                                 monkeypatch) -> None:
+    """A 100,000 px tile or a batch of 10,000 windows: refused in one line, never killed by
+    the kernel. The scene here is small, so the memory is made small instead."""
+    import scdnn.mapping.tiling as tiling
+
+    scene = _scene(tmp_path / "rgb.tif", 3)  # 48 x 40: two 32 px windows across
+    out = tmp_path / "o"
+    base = ["map", str(scene), "--weights", inputs["weights"], "--out", str(out), "--overlap",
+            "0"]
+    one_window = 32 * 32 * tiling.BYTES_PER_WINDOW_PIXEL
+    monkeypatch.setattr(tiling, "available_memory", lambda: one_window)
+    assert main(base + ["--tile", "32"]) == 0  # one window at a time fits exactly
+    capsys.readouterr()
+    err = assert_refused(main(base + ["--tile", "32", "--batch-size", "2", "--overwrite"]),
+                         capsys, "--batch-size", tmp_path / "nothing")
+    assert "GiB" in err
+    monkeypatch.setattr(tiling, "available_memory", lambda: one_window - 1)
+    out2 = tmp_path / "o2"
+    base[5] = str(out2)
+    assert_refused(main(base + ["--tile", "32"]), capsys, "--tile", out2)
+    # a batch larger than the grid is only as large as the grid
+    monkeypatch.setattr(tiling, "available_memory", lambda: 4 * one_window)
+    assert main(base + ["--tile", "32", "--batch-size", "10000"]) == 0

@@ -45,7 +45,7 @@ from ..datasets import Normalization
 from ..errors import InvalidValueError
 from ..predictor import Predictor
 from .scene import Scene
-from .tiling import _whole, blend_weights, check_tiling, window_grid
+from .tiling import _whole, blend_weights, check_memory, check_tiling, window_grid
 
 __all__ = ["Tiling", "DEFAULT_TILING", "WindowPlan", "plan_windows", "predict_scene",
            "predict_windows", "model_input", "BlendBuffer", "blend"]
@@ -145,10 +145,12 @@ def plan_windows(predictor: Predictor, scene: Scene, tiling: Tiling = DEFAULT_TI
         raise InvalidValueError(f"must be a Tiling, got {type(tiling).__name__}",
                                 option="tiling")
     align = predictor.output_stride if align is None else int(align)
+    shape = (min(tiling.tile, scene.height), min(tiling.tile, scene.width))
     grid = tuple(window_grid(scene.height, scene.width, tiling.tile, tiling.overlap,
                              align=align))
+    # before any window is read: a batch never holds more windows than the grid has
+    check_memory(shape, min(tiling.batch_size, len(grid)))
     to_run = tuple(w for w in grid if scene.valid_mask(w).any())
-    shape = (min(tiling.tile, scene.height), min(tiling.tile, scene.width))
     return WindowPlan(tiling=tiling, align=align, grid=grid, to_run=to_run, window_shape=shape)
 
 

@@ -31,12 +31,19 @@ neighbour) still gets that window's probability after normalisation.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from rasterio.windows import Window
 
 from ..errors import InvalidValueError, param
 
-__all__ = ["check_tiling", "window_offsets", "window_grid", "blend_weights"]
+__all__ = ["check_tiling", "check_memory", "window_offsets", "window_grid", "blend_weights"]
+
+#: Memory one window pixel takes in a forward pass (activations of the network in fp32 and
+#: the blending buffers), in bytes: a whole-scene pass of SCDnn over 9.1 Mpx peaked 3 GiB
+#: above the loaded model (benchmarks/results/mapping.md), about 350 bytes a pixel.
+BYTES_PER_WINDOW_PIXEL = 400
 
 
 def check_tiling(tile: int, overlap: int, align: int = 1) -> None:
@@ -61,6 +68,42 @@ def check_tiling(tile: int, overlap: int, align: int = 1) -> None:
         raise InvalidValueError(f"{tile} is smaller than the network's output stride ({align} "
                                 f"px): windows step by multiples of it (use {param('tile')} ≥ "
                                 f"{align})", option="tile")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take (Linux ``MemAvailable``; else the
+    physical memory), or None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(window_shape: tuple[int, int], batch_size: int,
+                 available: int | None = None) -> None:
+    """Refuse a tile and batch whose forward pass would need more memory than there is
+    (InvalidValueError naming ``batch_size`` when one window at a time would fit, else
+    ``tile``), before anything is allocated: a 100,000 px tile or a batch of 10,000 windows
+    is a one-line error, not a process killed by the kernel."""
+    height, width = window_shape
+    need = int(batch_size) * int(height) * int(width) * BYTES_PER_WINDOW_PIXEL
+    available = available_memory() if available is None else available
+    if not available or need <= available:
+        return
+    one = need // int(batch_size)
+    option = "batch_size" if batch_size > 1 and one <= available else "tile"
+    windows = "1 window" if batch_size == 1 else f"a batch of {batch_size} windows"
+    raise InvalidValueError(
+        f"too large: {windows} of {width} x {height} px needs about {need / 2**30:.1f} GiB "
+        f"for the network, more than the {available / 2**30:.1f} GiB available; use a "
+        f"smaller {param(option)}", option=option)
 
 
 def _whole(value) -> bool:
