@@ -311,7 +311,7 @@ def test_weights_that_do_not_match_the_model(trained: Path, tmp_path: Path, caps
     with safe_open(str(source), framework="pt") as handle:
         card = json.loads(handle.metadata()["scdnn"])
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    card["model"] = "sssn"  # the tensors are SCDnn's
+    card["model"], card["model_kwargs"] = "sssn", {}  # the tensors are SCDnn's
     forged = tmp_path / "forged.safetensors"
     save_file(tensors, str(forged), metadata={"scdnn": json.dumps(card)})
     code = main(["predict", str(trained / "data"), "--weights", str(forged), "--out",
