@@ -160,7 +160,8 @@ def test_outputs_on_the_scene_grid_with_nodata_outside_valid(mapped, variant: st
     np.testing.assert_array_equal(mask[VALID], (prob[VALID] >= 0.5).astype(np.uint8))
     assert 0 < mask[VALID].sum() < VALID_PIXELS  # the rescaled network says both
     summary = json.loads((out / "map.json").read_text())
-    assert summary["windows"] == {"total": 15, "run": 12, "skipped_no_valid_pixel": 3}
+    assert summary["windows"] == {"total": 15, "run": 12, "skipped_no_valid_pixel": 3,
+                                  "masks_read": 15}
     assert summary["valid_pixels"] == VALID_PIXELS
     assert summary["landslide_pixels"] == int(mask[VALID].sum())
     assert summary["landslide_area"] == pytest.approx(mask[VALID].sum() * 0.35)
@@ -213,7 +214,8 @@ def test_polygons_of_the_mapped_scene(mapped) -> None:
 def test_scene_smaller_than_one_tile_equals_one_pass(tmp_path: Path, weights: Path) -> None:
     scene = write_scene(tmp_path / "plain.tif", "plain")
     summary = map_scene(scene, weights, tmp_path / "out")  # tile 512 > 230 x 150
-    assert summary["windows"] == {"total": 1, "run": 1, "skipped_no_valid_pixel": 0}
+    assert summary["windows"] == {"total": 1, "run": 1, "skipped_no_valid_pixel": 0,
+                                  "masks_read": 1}
     np.testing.assert_allclose(read(tmp_path / "out" / "probability.tif"),
                                one_pass(weights, rgb()), atol=1e-6)
     with rasterio.open(tmp_path / "out" / "mask.tif") as src:

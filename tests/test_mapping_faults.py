@@ -98,7 +98,8 @@ def test_sigkill_leaves_no_final_file_and_the_same_command_then_completes(
     assert "error" not in rerun.stderr
     assert sorted(p.name for p in out.iterdir()) == FINAL_NAMES  # leftovers cleaned up
     summary = json.loads((out / "map.json").read_text())
-    assert summary["windows"] == {"total": 169, "run": 156, "skipped_no_valid_pixel": 13}
+    assert summary["windows"] == {"total": 169, "run": 156, "skipped_no_valid_pixel": 13,
+                                  "masks_read": 169}
     with rasterio.open(out / "mask.tif") as src:
         mask = src.read(1)
     assert mask.shape == (640, 640) and np.all(mask[:, :80] == 255)

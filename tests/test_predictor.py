@@ -140,7 +140,8 @@ def test_predict_scene_yields_every_row_once_top_to_bottom(tmp_path: Path,
         assert plan.align == 16 and plan.window_shape == (48, 48)
         assert all(int(w.row_off) % 16 == 0 and int(w.col_off) % 16 == 0 for w in plan.grid)
         assert (plan.total, plan.run, plan.skipped) == (12, 9, 3)
-        assert plan.counts() == {"total": 12, "run": 9, "skipped_no_valid_pixel": 3}
+        assert plan.counts() == {"total": 12, "run": 9, "skipped_no_valid_pixel": 3,
+                                  "masks_read": 12}
         rows = list(predict_scene(predictor, sc, plan))
     firsts = [row0 for row0, _, _ in rows]
     assert firsts[0] == 0 and firsts == sorted(firsts)
@@ -218,7 +219,8 @@ def test_map_scene_with_a_predictor_equals_map_scene_with_the_path(tmp_path: Pat
     assert by_path == loaded
     assert (loaded["weights"], loaded["engine"]) == (str(weights), "torch")
     assert (loaded["tile"], loaded["overlap"], loaded["batch_size"]) == (48, 16, 3)
-    assert loaded["windows"] == {"total": 12, "run": 9, "skipped_no_valid_pixel": 3}
+    assert loaded["windows"] == {"total": 12, "run": 9, "skipped_no_valid_pixel": 3,
+                                  "masks_read": 12}
     on_disk = json.loads((tmp_path / "loaded" / "map.json").read_text())
     assert on_disk["windows"] == loaded["windows"]
 
@@ -320,7 +322,8 @@ def test_map_scene_with_tta_same_windows_recorded_in_map_json(tmp_path: Path,
                           tiling=tiling)
     assert counting.batches == [n for n in shapes for _ in range(8)]  # 8 passes per batch
     assert plain["windows"] == augmented["windows"] == {"total": 12, "run": 9,
-                                                        "skipped_no_valid_pixel": 3}
+                                                        "skipped_no_valid_pixel": 3,
+                                  "masks_read": 12}
     assert (plain["tta"], augmented["tta"]) == ("none", "d4")
     on_disk = json.loads((tmp_path / "d4" / "map.json").read_text())
     assert on_disk["tta"] == "d4" and list(on_disk).index("tta") == list(on_disk).index(

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
@@ -40,7 +40,7 @@ from rasterio.windows import Window
 from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, ScdnnError, param
 from .terrain import TERRAIN_CHANNELS, halo_pixels, terrain_channels
 
-__all__ = ["Scene", "open_scene", "same_grid", "uses_elevation"]
+__all__ = ["Scene", "open_scene", "same_grid", "uses_elevation", "stored_blocks", "BlockIndex"]
 
 
 def _plural(n: int, word: str) -> str:
@@ -68,6 +68,24 @@ class Scene:
     dsm_path: Path | None = None
     dsm: Any = field(default=None, repr=False)  # DatasetReader or WarpedVRT on the image grid
     _dsm_source: Any = field(default=None, repr=False)  # the opened DSM file under a VRT
+    _blocks: Any = field(default=False, repr=False)  # BlockIndex | None, False: not looked up
+
+    def block_index(self) -> BlockIndex | None:
+        """Where the file stores no pixel block *and* the missing pixels mean no data, or None
+        when that cannot be told without reading pixels (see :class:`BlockIndex`). Looked up
+        once (about 1 µs a block, without reading a pixel)."""
+        if self._blocks is False:
+            self._blocks = BlockIndex.of_scene(self.dataset)
+        return self._blocks
+
+    def known_empty(self, window: Window) -> bool:
+        """Whether ``window`` is known to hold no valid pixel without reading it: every pixel
+        block it touches is absent from a sparse GeoTIFF whose absent pixels are no data."""
+        index = self.block_index()
+        if index is None:
+            return False
+        inner, _ = self._inside(window)
+        return not index.any_stored(inner)
 
     @property
     def inputs(self) -> list[str]:
@@ -198,6 +216,94 @@ class Scene:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class BlockIndex:
+    """Which pixel blocks of a GeoTIFF are stored: ``stored[i, j]`` for the block at block
+    row ``i``, block column ``j`` (blocks of ``block`` = (rows, columns) pixels).
+
+    A sparse GeoTIFF (GDAL's ``SPARSE_OK=TRUE``) leaves out blocks that were never written;
+    GDAL reads them as the band's nodata value (0 without one). GDAL tells which are absent
+    without reading pixels (``BLOCK_OFFSET_x_y`` in the ``TIFF`` metadata domain is empty).
+    """
+
+    stored: np.ndarray
+    block: tuple[int, int]
+
+    def any_stored(self, window: Window) -> bool:
+        """Whether a block that ``window`` (inside the raster) touches is stored."""
+        return bool(self.stored[self._rows(window), self._cols(window)].any())
+
+    def _rows(self, window: Window) -> slice:
+        r0, h = int(window.row_off), int(window.height)
+        return slice(r0 // self.block[0], -(-(r0 + h) // self.block[0]))
+
+    def _cols(self, window: Window) -> slice:
+        c0, w = int(window.col_off), int(window.width)
+        return slice(c0 // self.block[1], -(-(c0 + w) // self.block[1]))
+
+    def stored_columns(self, row0: int, row1: int, width: int) -> tuple[int, int] | None:
+        """The pixel columns ``(first, end)`` spanned by stored blocks in rows
+        ``row0`` to ``row1 - 1`` (block-aligned, clipped to ``width``); None when no block
+        there is stored."""
+        rows = self.stored[row0 // self.block[0]: -(-row1 // self.block[0])]
+        columns = np.flatnonzero(rows.any(axis=0))
+        if not len(columns):
+            return None
+        return (int(columns[0]) * self.block[1],
+                min(width, (int(columns[-1]) + 1) * self.block[1]))
+
+    @classmethod
+    def of_bands(cls, dataset, bands: Sequence[int]) -> BlockIndex | None:
+        """Blocks stored in *any* of ``bands`` (1-based) of a GeoTIFF; None for another
+        driver or bands of different block shapes."""
+        if dataset.driver != "GTiff" or len({dataset.block_shapes[b - 1] for b in bands}) != 1:
+            return None
+        bh, bw = dataset.block_shapes[bands[0] - 1]
+        ny, nx = -(-dataset.height // bh), -(-dataset.width // bw)
+        # pixel-interleaved bands share their blocks: band 1 tells for all
+        if len(bands) > 1 and str(getattr(dataset, "interleaving", "")).endswith("pixel"):
+            bands = bands[:1]
+        stored = np.zeros((ny, nx), dtype=bool)
+        tag = dataset.get_tag_item
+        for b in bands:
+            stored |= np.array([[bool(tag(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b))
+                                 for x in range(nx)] for y in range(ny)], dtype=bool)
+        return cls(stored, (bh, bw))
+
+    @classmethod
+    def of_scene(cls, dataset) -> BlockIndex | None:
+        """The blocks holding pixels that may be valid, when absent blocks mean no data:
+
+        - nodata values on every band (GDAL's dataset mask: no data where every band holds
+          its nodata value, which is what an absent block reads as): blocks stored in any band;
+        - an alpha band without a nodata value (an absent block reads as 0: transparent):
+          blocks stored in the alpha band.
+
+        None otherwise (an internal or external mask band, whose blocks rasterio cannot
+        list; no no-data at all, where absent blocks read as valid zeros).
+        """
+        if dataset.driver != "GTiff":
+            return None
+        flags = dataset.mask_flag_enums
+        if all(f == [MaskFlags.nodata] for f in flags):
+            return cls.of_bands(dataset, list(dataset.indexes))
+        alpha = [i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
+                 if ci == ColorInterp.alpha]
+        if (len(alpha) == 1 and all(MaskFlags.alpha in f and MaskFlags.per_dataset in f
+                                    for f in flags)
+                and dataset.nodatavals[alpha[0] - 1] is None):
+            return cls.of_bands(dataset, alpha)
+        return None
+
+
+def stored_blocks(path: str | os.PathLike) -> BlockIndex | None:
+    """The stored blocks of band 1 of the GeoTIFF ``path`` (None for another format)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as dataset:
+            return BlockIndex.of_bands(dataset, [1])
 
 
 def _pad(array: np.ndarray, pad: tuple[int, int, int, int], value) -> np.ndarray:

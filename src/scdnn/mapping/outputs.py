@@ -37,7 +37,8 @@ from ..errors import InvalidValueError
 from ..runs import temporary_path
 
 __all__ = [
-    "PROBABILITY_NODATA", "IGNORE_INDEX", "POLYGON_FORMATS", "Staging", "RowWriter", "write_cog",
+    "PROBABILITY_NODATA", "IGNORE_INDEX", "POLYGON_FORMATS", "Staging", "BlockWriter",
+    "RowWriter", "write_cog",
     "Landslide", "polygonize", "landslide_table", "write_polygons",
 ]
 
@@ -92,55 +93,107 @@ class Staging:
                     path.unlink()
 
 
-class RowWriter:
-    """Write a one-band raster from top to bottom, any number of rows at a time.
+class BlockWriter:
+    """Write a one-band raster from top to bottom in pieces, leaving empty blocks out.
 
-    The file is a tiled, deflate-compressed GeoTIFF (the source of a COG later). Rows are
-    held until a whole row of blocks is complete, so that every compressed block is written
-    exactly once (rewriting a compressed block would leave dead bytes in the file); memory
-    holds at most one block row plus the rows of one call.
+    The file is a tiled, deflate-compressed, *sparse* GeoTIFF (``SPARSE_OK=TRUE``; the source
+    of a COG later) with ``nodata`` set: a block that no piece reaches, or that holds only
+    ``nodata``, is not written at all and reads back as ``nodata``, so empty regions cost
+    nothing. :meth:`write` takes a piece (``rows x columns``) at any row and column, pieces in
+    order of their first row (pieces starting on the same row in any column order); each
+    block is held until no later piece can reach it, then compressed and written exactly once
+    (rewriting a compressed block would leave dead bytes in the file). Memory holds the
+    blocks of the rows the pieces of one call span, plus one block row. ``written`` counts
+    the blocks written.
     """
 
     def __init__(self, path: Path, *, width: int, height: int, dtype: str, nodata: float,
                  crs: Any, transform: Affine, block: int = STRIP_ROWS):
         self.width, self.height, self.block = width, height, block
-        self._pending: list[np.ndarray] = []
-        self._pending_rows = 0
-        self._row = 0
+        self.dtype, self.nodata = np.dtype(dtype), nodata
+        self.written = 0
+        self._blocks: dict[tuple[int, int], np.ndarray] = {}  # (block row, block col) -> data
+        self._row = 0  # first row of the latest piece
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             self._ds = rasterio.open(
                 path, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype,
                 nodata=nodata, crs=crs, transform=transform, tiled=True, blockxsize=block,
-                blockysize=block, compress="deflate", zlevel=1, bigtiff="if_safer")
+                blockysize=block, compress="deflate", zlevel=1, bigtiff="if_safer",
+                sparse_ok=True)
+
+    def write(self, row0: int, col0: int, data: np.ndarray) -> None:
+        """Put ``data`` at rows ``row0`` onwards, columns ``col0`` onwards."""
+        if row0 < self._row:
+            raise ValueError(f"piece at row {row0} above an earlier one at row {self._row}")
+        self._flush(row0 // self.block)  # block rows wholly above row0 are complete
+        self._row = row0
+        b = self.block
+        h, w = data.shape
+        for i in range(row0 // b, -(-(row0 + h) // b)):
+            r0, r1 = max(row0, i * b), min(row0 + h, (i + 1) * b, self.height)
+            for j in range(col0 // b, -(-(col0 + w) // b)):
+                c0, c1 = max(col0, j * b), min(col0 + w, (j + 1) * b, self.width)
+                if r1 <= r0 or c1 <= c0:
+                    continue
+                part = data[r0 - row0:r1 - row0, c0 - col0:c1 - col0]
+                target = self._blocks.get((i, j))
+                if target is None:
+                    if (part == self.nodata).all():
+                        continue  # nothing to write (yet)
+                    target = self._blocks[(i, j)] = np.full(
+                        (min(b, self.height - i * b), min(b, self.width - j * b)),
+                        self.nodata, dtype=self.dtype)
+                target[r0 - i * b:r1 - i * b, c0 - j * b:c1 - j * b] = part
+
+    def _flush(self, before: int) -> None:
+        """Write the held blocks of block rows above ``before``."""
+        for (i, j) in sorted(k for k in self._blocks if k[0] < before):
+            data = self._blocks.pop((i, j))
+            if (data == self.nodata).all():
+                continue
+            self._ds.write(data, 1, window=Window(j * self.block, i * self.block,
+                                                  data.shape[1], data.shape[0]))
+            self.written += 1
+
+    def close(self) -> None:
+        if not self._ds.closed:
+            self._flush(-(-self.height // self.block))
+        self._ds.close()
+
+    def __enter__(self) -> BlockWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:
+            self._blocks = {}
+        self.close()
+
+
+class RowWriter:
+    """Write a one-band raster from top to bottom, any number of full-width rows at a time
+    (a :class:`BlockWriter`: a sparse file, blocks holding only ``nodata`` left out)."""
+
+    def __init__(self, path: Path, *, width: int, height: int, dtype: str, nodata: float,
+                 crs: Any, transform: Affine, block: int = STRIP_ROWS):
+        self.height = height
+        self._row = 0
+        self._writer = BlockWriter(path, width=width, height=height, dtype=dtype,
+                                   nodata=nodata, crs=crs, transform=transform, block=block)
 
     def write(self, rows: np.ndarray) -> None:
         """Append ``rows`` (``n x width``) below the rows written so far."""
-        self._pending.append(rows)
-        self._pending_rows += rows.shape[0]
-        while self._pending_rows >= self.block:
-            self._write_pending(self.block)
-
-    def _write_pending(self, n: int) -> None:
-        data = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._ds.write(data[:n], 1, window=Window(0, self._row, self.width, n))
-        self._row += n
-        rest = data[n:]
-        self._pending = [rest] if len(rest) else []
-        self._pending_rows = len(rest)
+        self._writer.write(self._row, 0, rows)
+        self._row += rows.shape[0]
 
     def close(self) -> None:
-        if self._pending_rows and not self._ds.closed:
-            self._write_pending(self._pending_rows)
-        self._ds.close()
+        self._writer.close()
 
     def __enter__(self) -> RowWriter:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is not None:
-            self._pending, self._pending_rows = [], 0
-        self.close()
+        self._writer.__exit__(exc_type, *exc)
         if exc_type is None and self._row != self.height:
             raise RuntimeError(f"wrote {self._row} of {self.height} rows")
 

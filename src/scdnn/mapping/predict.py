@@ -39,12 +39,12 @@ from ..predictor import Predictor
 from ..records import MapRecord
 from ..runs import output_dir, provenance, write_json
 from .clean import clean_raster
-from .core import DEFAULT_TILING, Tiling, plan_windows, predict_scene
+from .core import DEFAULT_TILING, Tiling, plan_windows, predict_blocks
 from .outputs import (
     IGNORE_INDEX,
     POLYGON_FORMATS,
     PROBABILITY_NODATA,
-    RowWriter,
+    BlockWriter,
     Staging,
     landslide_table,
     polygonize,
@@ -67,7 +67,7 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
               overwrite: bool = False,
               progress: Callable[[Iterable], Iterable] = iter,
               warn: Callable[[str], None] = _silent, cog_blocksize: int = 512,
-              predict: Callable[..., Iterable] = predict_scene) -> dict[str, Any]:
+              predict: Callable[..., Iterable] | None = None) -> dict[str, Any]:
     """Map landslides in ``scene`` with ``model``; write the outputs into ``out``.
 
     Writes ``probability.tif`` and ``mask.tif`` (COGs on the scene's grid; mask 0/1, 255 =
@@ -111,10 +111,12 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         Receives one-line warnings (a scene without a CRS).
     cog_blocksize : int
         Block size of the output COGs.
-    predict : callable
-        ``predict(predictor, scene, plan, progress=progress)`` gives the blended rows, as
-        :func:`.core.predict_scene` (the default) does; :mod:`scdnn.region.blocks` passes
-        rows predicted by several workers.
+    predict : callable, optional
+        ``predict(predictor, scene, plan, progress=progress)`` gives the blended full-width
+        rows, as :func:`.core.predict_scene` does; :mod:`scdnn.region.blocks` passes rows
+        predicted by several workers. By default :func:`.core.predict_blocks` predicts the
+        scene, giving only the column blocks where windows ran (a sparse scene's empty
+        regions cost nothing).
 
     Raises
     ------
@@ -144,8 +146,11 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
         with output_dir(out, overwrite=overwrite) as out, Staging(out) as staging:
             prob_tmp, mask_tmp = staging.scratch("probability.tif"), staging.scratch("mask.tif")
             raw_tmp = mask_tmp if cleaning is None else staging.scratch("mask-raw.tif")
-            rows = predict(predictor, sc, plan, progress=progress)
-            counts = write_rasters(rows, sc, threshold, prob_tmp, raw_tmp)
+            if predict is None:
+                bands = predict_blocks(predictor, sc, plan, progress=progress)
+            else:  # full-width rows, as predict_scene gives them
+                bands = _rows_as_bands(predict(predictor, sc, plan, progress=progress))
+            counts = write_rasters(bands, sc, threshold, prob_tmp, raw_tmp)
             pixel_size = pixel_size_of(sc.transform, sc.units)
             min_area = simplify = 0.0
             if cleaning is not None:
@@ -186,25 +191,40 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
     return summary
 
 
-def write_rasters(rows: Iterable[tuple[int, np.ndarray, np.ndarray]], scene: Scene,
+def write_rasters(bands: Iterable[tuple[int, int, list]], scene: Scene,
                   threshold: float, probability_path: Path, mask_path: Path) -> dict[str, int]:
-    """Write blended probability rows (:func:`.core.predict_scene`), top to bottom, as the
-    probability and mask rasters; nodata in both wherever a row is not valid.
+    """Write blended probability (:func:`.core.predict_blocks`), top to bottom, as the
+    probability and mask rasters; nodata in both wherever a pixel is not valid. Both are
+    sparse GeoTIFFs (:class:`.outputs.BlockWriter`): blocks without a valid pixel are not
+    written.
 
     Returns the counts of valid and landslide pixels.
     """
     grid = dict(width=scene.width, height=scene.height, crs=scene.crs, transform=scene.transform)
     counts = {"valid_pixels": 0, "landslide_pixels": 0}
-    with RowWriter(probability_path, dtype="float32", nodata=PROBABILITY_NODATA,
-                   **grid) as prob_out, \
-            RowWriter(mask_path, dtype="uint8", nodata=IGNORE_INDEX, **grid) as mask_out:
-        for _, probability, valid in rows:
-            landslide = valid & (probability >= threshold)
-            prob_out.write(np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32))
-            mask_out.write(np.where(valid, landslide, IGNORE_INDEX).astype(np.uint8))
-            counts["valid_pixels"] += int(valid.sum())
-            counts["landslide_pixels"] += int(landslide.sum())
+    with BlockWriter(probability_path, dtype="float32", nodata=PROBABILITY_NODATA,
+                     **grid) as prob_out, \
+            BlockWriter(mask_path, dtype="uint8", nodata=IGNORE_INDEX, **grid) as mask_out:
+        for _, _, pieces in bands:
+            for row0, col0, probability, valid in pieces:
+                if not valid.any():
+                    continue
+                landslide = valid & (probability >= threshold)
+                prob_out.write(row0, col0, np.where(valid, probability, PROBABILITY_NODATA)
+                               .astype(np.float32))
+                mask_out.write(row0, col0, np.where(valid, landslide, IGNORE_INDEX)
+                               .astype(np.uint8))
+                counts["valid_pixels"] += int(valid.sum())
+                counts["landslide_pixels"] += int(landslide.sum())
     return counts
+
+
+def _rows_as_bands(rows: Iterable[tuple[int, np.ndarray, np.ndarray]]
+                   ) -> Iterable[tuple[int, int, list]]:
+    """Full-width rows ``(first_row, probability, valid)`` as :func:`write_rasters` takes
+    bands: one piece each, from column 0."""
+    for row0, probability, valid in rows:
+        yield row0, len(probability), [(row0, 0, probability, valid)]
 
 
 def check_options(tile: int, overlap: int, batch_size: int, threshold: float,
