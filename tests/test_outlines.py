@@ -237,3 +237,46 @@ def test_cli_cleaning_options_are_refused_with_predictions(folder_dataset, tmp_p
     assert main(["evaluate", str(folder_dataset), "--predictions",
                  str(folder_dataset / "masks"), "--out", str(tmp_path / "r"), "--raw",
                  "--all"]) == 0
+
+
+@pytest.mark.parametrize("smooth", [0, 2.5])
+def test_sparse_raster_cleans_and_polygonizes_as_whole_array(tmp_path, smooth):
+    """A sparse GeoTIFF (blocks holding only no data left out, as ``scdnn map`` writes it):
+    strips skip what it does not store, and give the whole-array result all the same."""
+    from scdnn.datasets.scene import stored_blocks
+    from scdnn.mapping.outputs import BlockWriter, polygonize
+
+    rng = np.random.default_rng(7)
+    h, w, block = 96, 112, 16
+    landslide = ndimage.gaussian_filter(rng.random((h, w)), 1.5) > 0.5
+    landslide |= rng.random((h, w)) < 0.04
+    stored = rng.random((h // block, w // block)) < 0.45
+    stored[0, 0] = stored[-1, -1] = True  # data on the scene's edges too
+    stored[2] = False  # a whole strip of blocks without data
+    valid = np.kron(stored, np.ones((block, block), bool))
+    valid[block * 3 + 5:block * 3 + 9, :] = False  # no data inside stored blocks too
+    mask = np.where(valid, landslide, 255).astype(np.uint8)
+    grid = dict(width=w, height=h, crs=None, transform=rasterio.Affine.identity())
+    with BlockWriter(tmp_path / "m.tif", dtype="uint8", nodata=255, block=block, **grid) as out:
+        out.write(0, 0, mask)
+    prob = np.where(mask == 1, 0.8, 0.2).astype(np.float32)
+    with BlockWriter(tmp_path / "p.tif", dtype="float32", nodata=-1, block=block, **grid) as out:
+        out.write(0, 0, np.where(valid, prob, -1).astype(np.float32))
+    index = stored_blocks(tmp_path / "m.tif")
+    assert index is not None and np.array_equal(index.stored, stored)
+    assert np.array_equal(read_mask(tmp_path / "m.tif"), mask)
+    cleaning = PixelCleaning(min_area=15, max_hole=12, smooth=smooth, simplify=0)
+    whole = clean_mask(mask, cleaning)
+    for rows in (block, 8):
+        counts = clean_raster(tmp_path / "m.tif", tmp_path / f"c{rows}.tif", cleaning,
+                              strip_rows=rows)
+        assert np.array_equal(read_mask(tmp_path / f"c{rows}.tif"), whole), rows
+        assert counts["valid_pixels"] == int(valid.sum())
+    write_mask(tmp_path / "dense.tif", whole)  # not sparse: read whole
+    cleaned = polygonize(tmp_path / f"c{block}.tif", tmp_path / "p.tif", strip_rows=8)
+    dense = polygonize(tmp_path / "dense.tif", tmp_path / "p.tif", strip_rows=8)
+    assert len(cleaned) == len(dense) > 3
+    for a, b in zip(cleaned, dense, strict=True):
+        assert a.geometry.equals(b.geometry)
+        assert (a.pixels, a.probability_sum, a.probability_max) == (
+            b.pixels, b.probability_sum, b.probability_max)

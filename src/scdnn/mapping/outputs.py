@@ -254,19 +254,28 @@ class _SeamMerger:
     def __init__(self) -> None:
         self.closed: list[Landslide] = []
         self._open: dict[int, Landslide] = {}
-        self._bottom: np.ndarray | None = None  # open-polygon id per column of the last row
+        # open-polygon id per column of the last row, from column _bottom_col0 on
+        self._bottom: np.ndarray | None = None
+        self._bottom_col0 = 0
         self._next_id = 1
 
-    def add_strip(self, landslide: np.ndarray, probability: np.ndarray, row0: int) -> None:
+    def add_strip(self, landslide: np.ndarray, probability: np.ndarray, row0: int,
+                  col0: int = 0) -> None:
+        """Add the strip at rows ``row0`` onwards, columns ``col0`` onwards (the columns
+        outside it hold no landslide)."""
         labels, count = ndimage.label(landslide, structure=_FOUR_CONNECTED)
         if count == 0:
             self._close_all()
             return
-        pieces = self._pieces(labels, count, probability, row0)
+        pieces = self._pieces(labels, count, probability, row0, col0)
         pairs: set[tuple[int, int]] = set()
         if self._bottom is not None:
-            both = (self._bottom > 0) & (labels[0] > 0)
-            pairs = set(zip(self._bottom[both].tolist(), labels[0][both].tolist(), strict=False))
+            lo = max(col0, self._bottom_col0)
+            hi = min(col0 + labels.shape[1], self._bottom_col0 + len(self._bottom))
+            a = self._bottom[lo - self._bottom_col0:hi - self._bottom_col0]
+            b = labels[0][lo - col0:hi - col0]
+            both = (a > 0) & (b > 0)
+            pairs = set(zip(a[both].tolist(), b[both].tolist(), strict=False))
         groups = _connected_groups(pairs)
         continued: set[int] = set()
         new_open: dict[int, Landslide] = {}
@@ -285,7 +294,7 @@ class _SeamMerger:
                 self._place(pieces[label], {label}, bottom_labels, new_open, relabel)
         self.closed.extend(p for o, p in self._open.items() if o not in continued)
         self._open = new_open
-        self._bottom = relabel[labels[-1]]
+        self._bottom, self._bottom_col0 = relabel[labels[-1]], col0
 
     def _place(self, piece: Landslide, labels: set[int], bottom_labels: set[int],
                new_open: dict[int, Landslide], relabel: np.ndarray) -> None:
@@ -297,8 +306,8 @@ class _SeamMerger:
             self.closed.append(piece)
 
     @staticmethod
-    def _pieces(labels: np.ndarray, count: int, probability: np.ndarray, row0: int
-                ) -> dict[int, Landslide]:
+    def _pieces(labels: np.ndarray, count: int, probability: np.ndarray, row0: int,
+                col0: int = 0) -> dict[int, Landslide]:
         import shapely.geometry
 
         flat = labels.ravel()
@@ -308,9 +317,13 @@ class _SeamMerger:
         maxima = ndimage.maximum(probability, labels, index=np.arange(1, count + 1))
         geometries = {int(value): shapely.geometry.shape(geom) for geom, value in shapes(
             labels.astype(np.int32), mask=labels > 0, connectivity=4,
-            transform=Affine.translation(0, row0))}
+            transform=Affine.translation(col0, row0))}
         return {k: Landslide(geometries[k], int(pixels[k]), float(sums[k]), float(maxima[k - 1]))
                 for k in range(1, count + 1)}
+
+    def skip(self) -> None:
+        """A strip without landslide (or not read): every open polygon is closed."""
+        self._close_all()
 
     def _close_all(self) -> None:
         self.closed.extend(self._open.values())
@@ -346,15 +359,30 @@ def polygonize(mask_path: str | os.PathLike, probability_path: str | os.PathLike
                strip_rows: int = STRIP_ROWS) -> list[Landslide]:
     """Landslide polygons (pixels == 1 of ``mask_path``) with probability statistics.
 
-    Reads both one-band rasters in strips of ``strip_rows`` full-width rows, so memory grows
-    with the scene's width only; polygons crossing strip seams come out whole. Polygons are
-    in pixel coordinates, sorted top to bottom, then left to right.
+    Reads both one-band rasters in strips of ``strip_rows`` rows, so memory grows with the
+    scene's width only; polygons crossing strip seams come out whole. A strip is read only
+    over the columns where the mask (a sparse GeoTIFF, :class:`BlockWriter`) stores blocks,
+    and not at all where it stores none: absent blocks are no data, never landslide.
+    Polygons are in pixel coordinates, sorted top to bottom, then left to right.
     """
+    from ..datasets.scene import stored_blocks
+
     merger = _SeamMerger()
-    with rasterio.open(mask_path) as mask, rasterio.open(probability_path) as prob:
+    index = stored_blocks(mask_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        mask, prob = rasterio.open(mask_path), rasterio.open(probability_path)
+    with mask, prob:
         for row0 in range(0, mask.height, strip_rows):
-            window = Window(0, row0, mask.width, min(strip_rows, mask.height - row0))
-            merger.add_strip(mask.read(1, window=window) == 1, prob.read(1, window=window), row0)
+            rows = min(strip_rows, mask.height - row0)
+            span = ((0, mask.width) if index is None
+                    else index.stored_columns(row0, row0 + rows, mask.width))
+            if span is None:
+                merger.skip()
+                continue
+            window = Window(span[0], row0, span[1] - span[0], rows)
+            merger.add_strip(mask.read(1, window=window) == 1, prob.read(1, window=window),
+                             row0, span[0])
     return merger.finish()
 
 
