@@ -299,6 +299,73 @@ def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path,
     assert batches == [5, 5, 2]  # 12 of 15 windows
 
 
+def test_sparse_scene_of_large_declared_size_maps_only_its_data(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """A 20,000 x 20,000 px sparse GeoTIFF (nodata 0) storing one 640 x 640 px region: only the
+    windows touching the region are read, the outputs store only the blocks near it, and the
+    map of the region's interior equals the map of a scene holding just the region."""
+    from scdnn.datasets.scene import Scene, stored_blocks
+
+    size, tile, overlap, region = 20_000, 256, 64, 640  # region = tile + 2 steps of 192
+    off = 13 * 768  # a multiple of the window step (192) and of the block size (256)
+    rng = np.random.default_rng(3)
+    base = 128 + 90 * np.sin(np.arange(region) / 9.0)[:, None] * np.cos(
+        np.arange(region) / 13.0)[None]
+    image = np.clip(base[None] + rng.normal(0, 25, (3, region, region)), 1, 255).astype(np.uint8)
+    weights = spread_weights(tmp_path / "w.safetensors", np.moveaxis(image[:, :64, :64], 0, -1),
+                             TINY)
+    big = tmp_path / "big.tif"
+    with rasterio.open(big, "w", driver="GTiff", width=size, height=size, count=3,
+                       dtype="uint8", nodata=0, tiled=True, blockxsize=256, blockysize=256,
+                       compress="deflate", sparse_ok=True, crs=CRS, transform=TRANSFORM) as dst:
+        dst.write(image, window=rasterio.windows.Window(off, off, region, region))
+    assert big.stat().st_size < 2_000_000
+    small = tmp_path / "small.tif"
+    with rasterio.open(small, "w", driver="GTiff", width=region, height=region, count=3,
+                       dtype="uint8", crs=CRS, transform=TRANSFORM @ Affine.translation(off, off)
+                       ) as dst:
+        dst.write(image)
+    reads: list[tuple[int, int]] = []
+    read_window = Scene.read
+
+    def counting_read(self, window):
+        reads.append((int(window.row_off), int(window.col_off)))
+        return read_window(self, window)
+
+    monkeypatch.setattr(Scene, "read", counting_read)
+    tiling = Tiling(tile, overlap)
+    summary = map_scene(big, weights, tmp_path / "big", tiling=tiling)
+    image_reads = [r for r in reads if r != (size - 1, size - 1)]  # open_scene's probe
+    # 5 x 5 windows touch the region (one step before it to one step past it); they are the
+    # only ones whose mask is read, and they all hold data
+    offsets = [off + k * 192 for k in range(-1, 4)]
+    assert sorted(set(image_reads)) == sorted((r, c) for r in offsets for c in offsets)
+    assert summary["windows"]["run"] == summary["windows"]["masks_read"] == 25
+    assert summary["windows"]["total"] == 104 * 104
+    assert summary["valid_pixels"] == region * region
+    for name in ("probability.tif", "mask.tif"):
+        stored = stored_blocks(tmp_path / "big" / name)
+        rows, cols = np.nonzero(stored.stored)
+        assert 0 < len(rows) <= 4 and rows.min() * 512 >= off - 512, name
+
+    map_scene(small, weights, tmp_path / "small", tiling=tiling)
+    # the interior, [overlap, region - overlap), is covered by the same windows in both maps
+    # (the big scene's windows one step before and after the region reach overlap px into it)
+    inner = slice(overlap, region - overlap)
+    with rasterio.open(tmp_path / "big" / "mask.tif") as src:
+        window = rasterio.windows.Window(off, off, region, region)
+        big_mask = src.read(1, window=window)
+        assert src.read(1, window=rasterio.windows.Window(0, 0, 1024, 1024)).max() == 255
+    with rasterio.open(tmp_path / "big" / "probability.tif") as src:
+        big_prob = src.read(1, window=window)
+    small_mask = read(tmp_path / "small" / "mask.tif")
+    small_prob = read(tmp_path / "small" / "probability.tif")
+    np.testing.assert_array_equal(big_prob[inner, inner], small_prob[inner, inner])
+    np.testing.assert_array_equal(big_mask[inner, inner], small_mask[inner, inner])
+    assert 0 < small_mask[inner, inner].sum() < (region - 2 * overlap) ** 2
+    assert (big_mask != 255).sum() == region * region
+
+
 # --- polygons --------------------------------------------------------------------------------
 
 def write_mask(path: Path, mask: np.ndarray, prob: np.ndarray | None = None) -> tuple[Path, Path]:

@@ -198,19 +198,137 @@ class RowWriter:
             raise RuntimeError(f"wrote {self._row} of {self.height} rows")
 
 
+#: A source raster storing at most this share of its blocks gets its COG overviews computed
+#: by scdnn over the stored blocks only (:func:`sparse_overviews`); GDAL reads every block.
+SPARSE_SHARE = 0.25
+
+
 def write_cog(src: Path, dst: Path, *, resampling: str, predictor: bool = False,
               blocksize: int = 512) -> None:
     """Copy the GeoTIFF ``src`` to a Cloud Optimized GeoTIFF ``dst`` (GDAL's COG driver).
 
-    Deflate-compressed ``blocksize`` tiles; overviews (halving until smaller than one block,
-    GDAL's ``OVERVIEWS=AUTO``) built with ``resampling`` (``average`` for probabilities,
-    ``mode`` for class masks; both leave nodata out).
+    Deflate-compressed ``blocksize`` tiles, sparse (``SPARSE_OK``: tiles holding only nodata
+    are not stored); overviews (halving until smaller than one block, GDAL's
+    ``OVERVIEWS=AUTO``) built with ``resampling`` (``average`` for probabilities, ``mode``
+    for class masks; both leave nodata out). GDAL computes overviews by reading every pixel
+    of ``src``, stored or not; when ``src`` is a sparse GeoTIFF storing at most
+    :data:`SPARSE_SHARE` of its blocks, they are computed here over the stored blocks only
+    (:func:`sparse_overviews`) and handed to the COG driver.
     """
+    options = dict(driver="COG", compress="DEFLATE", predictor="YES" if predictor else "NO",
+                   blocksize=blocksize, bigtiff="IF_SAFER", sparse_ok="TRUE")
+    from ..datasets.scene import stored_blocks
+
+    index = stored_blocks(src)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        rasterio.shutil.copy(src, dst, driver="COG", compress="DEFLATE",
-                             predictor="YES" if predictor else "NO", blocksize=blocksize,
-                             overview_resampling=resampling, bigtiff="IF_SAFER")
+        if index is None or index.stored.mean() > SPARSE_SHARE:
+            rasterio.shutil.copy(src, dst, overview_resampling=resampling, **options)
+            return
+        levels: list[Path] = []
+        try:
+            for level in sparse_overviews(src, resampling, blocksize):
+                levels.append(level)
+            vrt = Path(f"{dst}-src.vrt")
+            levels.append(vrt)
+            vrt.write_text(_vrt_with_overviews(src, levels[:-1]))
+            rasterio.shutil.copy(vrt, dst, overviews="FORCE_USE_EXISTING", **options)
+        finally:
+            for path in levels:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
+def overview_factors(width: int, height: int, blocksize: int) -> list[int]:
+    """The overview factors of GDAL's COG driver (``OVERVIEWS=AUTO``): 2, 4, ... until the
+    overview fits in one block."""
+    factors, f = [], 1
+    while max(-(-width // f), -(-height // f)) > blocksize:
+        f *= 2
+        factors.append(f)
+    return factors
+
+
+def sparse_overviews(src: Path, resampling: str, blocksize: int = 512):
+    """Write the overviews of the sparse one-band GeoTIFF ``src`` (factors of
+    :func:`overview_factors`), each as a sparse GeoTIFF beside ``src``'s COG, and yield their
+    paths. Each level halves the previous one (2 x 2 pixels -> 1) over the blocks the
+    previous one stores only: ``average`` = mean of the pixels that are not nodata,
+    ``mode`` = their most frequent value (the first of equals in reading order); nodata
+    where all four are."""
+    from ..datasets.scene import stored_blocks
+
+    previous = Path(src)
+    with rasterio.open(src) as ds:
+        width, height, nodata = ds.width, ds.height, ds.nodata
+        dtype, crs, transform = ds.dtypes[0], ds.crs, ds.transform
+    for factor in overview_factors(width, height, blocksize):
+        path = Path(f"{src}-ovr{factor}.tif")
+        w, h = -(-width // factor), -(-height // factor)
+        index = stored_blocks(previous)
+        with rasterio.open(previous) as prev, \
+                BlockWriter(path, width=w, height=h, dtype=dtype, nodata=nodata, crs=crs,
+                            transform=transform @ Affine.scale(factor), block=blocksize) as out:
+            bh, bw = index.block
+            for row0 in range(0, h, blocksize):  # rows of this level
+                rows = min(blocksize, h - row0)
+                r0, r1 = 2 * row0, min(prev.height, 2 * (row0 + rows))
+                stored = index.stored[r0 // bh: -(-r1 // bh)].any(axis=0)
+                for c0, c1 in _runs(stored):
+                    c0, c1 = c0 * bw, min(prev.width, c1 * bw)  # even: blocks are
+                    data = prev.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+                    out.write(row0, c0 // 2, _halve(data, nodata, resampling))
+        yield path
+        previous = path
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, end)`` of each run of True in ``flags``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _halve(data: np.ndarray, nodata: float, resampling: str) -> np.ndarray:
+    """2 x 2 pixels -> 1 (an odd last row or column: with nodata beyond)."""
+    h, w = data.shape
+    if h % 2 or w % 2:
+        data = np.pad(data, ((0, h % 2), (0, w % 2)), constant_values=nodata)
+    four = np.stack([data[0::2, 0::2], data[0::2, 1::2], data[1::2, 0::2], data[1::2, 1::2]])
+    ok = four != nodata
+    if resampling == "average":
+        count = ok.sum(axis=0)
+        total = np.where(ok, four, 0).astype(np.float64).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, nodata).astype(data.dtype)
+    if resampling == "mode":
+        votes = np.stack([((four == v[None]) & ok).sum(axis=0) for v in four])
+        votes[~ok] = -1
+        best = np.take_along_axis(four, votes.argmax(axis=0)[None], axis=0)[0]
+        return np.where(ok.any(axis=0), best, nodata).astype(data.dtype)
+    raise ValueError(f"resampling must be average or mode, got {resampling}")
+
+
+def _vrt_with_overviews(src: Path, levels: list[Path]) -> str:
+    """A VRT of band 1 of ``src`` whose overviews are the files ``levels``."""
+    from xml.sax.saxutils import escape
+
+    with rasterio.open(src) as ds:
+        width, height, nodata, dtype = ds.width, ds.height, ds.nodata, ds.dtypes[0]
+        gt = ds.transform.to_gdal()
+        srs = f"<SRS>{escape(ds.crs.to_wkt())}</SRS>" if ds.crs else ""
+    gdal_type = {"float32": "Float32", "uint8": "Byte"}[dtype]
+    overviews = "".join(
+        f"<Overview><SourceFilename relativeToVRT=\"0\">{escape(str(Path(p).resolve()))}"
+        f"</SourceFilename><SourceBand>1</SourceBand></Overview>" for p in levels)
+    return (f"<VRTDataset rasterXSize=\"{width}\" rasterYSize=\"{height}\">{srs}"
+            f"<GeoTransform>{', '.join(repr(float(v)) for v in gt)}</GeoTransform>"
+            f"<VRTRasterBand dataType=\"{gdal_type}\" band=\"1\">"
+            f"<NoDataValue>{nodata!r}</NoDataValue>"
+            f"<SimpleSource><SourceFilename relativeToVRT=\"0\">"
+            f"{escape(str(Path(src).resolve()))}</SourceFilename><SourceBand>1</SourceBand>"
+            f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{width}\" ySize=\"{height}\"/>"
+            f"<DstRect xOff=\"0\" yOff=\"0\" xSize=\"{width}\" ySize=\"{height}\"/>"
+            f"</SimpleSource>{overviews}</VRTRasterBand></VRTDataset>")
 
 
 @dataclass
