@@ -655,3 +655,41 @@ def test_old_map_json_without_cleaning_loads() -> None:
     assert record.cleaning is None and "cleaning" not in record.to_dict()
     with pytest.raises(UserError, match="cleaning"):
         MapRecord.from_dict({**old, "cleaning": 3})
+
+
+@pytest.mark.parametrize("resampling", ["average", "mode"])
+def test_sparse_cog_overviews_equal_gdals(tmp_path: Path, monkeypatch, resampling) -> None:
+    """Overviews of a sparse raster computed over its stored blocks only equal the ones GDAL
+    computes reading every pixel, level by level."""
+    from scdnn.mapping import outputs
+
+    rng = np.random.default_rng(0)
+    prob = ndimage_smooth(rng.random((300, 260)))
+    valid = rng.random((300, 260)) > 0.1
+    valid[:40, :50] = False
+    if resampling == "average":
+        dtype, nodata, data = "float32", -1.0, np.where(valid, prob, -1).astype(np.float32)
+    else:
+        dtype, nodata, data = "uint8", 255, np.where(valid, prob > 0.5, 255).astype(np.uint8)
+    src = tmp_path / "src.tif"
+    with outputs.BlockWriter(src, width=1024, height=1024, dtype=dtype, nodata=nodata, crs=CRS,
+                             transform=TRANSFORM, block=128) as out:
+        out.write(130, 390, data)  # 9 of 64 blocks stored
+    outputs.write_cog(src, tmp_path / "sparse.tif", resampling=resampling, blocksize=128)
+    monkeypatch.setattr(outputs, "SPARSE_SHARE", 1.0)  # GDAL's overviews
+    outputs.write_cog(src, tmp_path / "gdal.tif", resampling=resampling, blocksize=128)
+    for level in (None, 0, 1, 2):
+        kw = {} if level is None else {"overview_level": level}
+        with rasterio.open(tmp_path / "sparse.tif", **kw) as a, \
+                rasterio.open(tmp_path / "gdal.tif", **kw) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+            if level is None:
+                assert a.overviews(1) == b.overviews(1) == [2, 4, 8]
+                assert a.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+                assert (a.transform, a.crs, a.nodata) == (b.transform, b.crs, nodata)
+
+
+def ndimage_smooth(x: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(x, 3).astype(np.float32)
