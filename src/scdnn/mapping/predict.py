@@ -4,24 +4,30 @@
 
 1. open the scene and check the model can take it (:mod:`.scene`);
 2. lay the window grid and find the windows with a valid pixel
-   (:func:`.core.plan_windows`); a scene without one is refused;
-3. predict the windows and blend the overlapping predictions (:func:`.core.predict_scene`),
-   which hands back finished rows of the scene;
-4. write those rows as probability and mask rasters (:class:`.outputs.RowWriter`);
+   (:func:`.core.plan_windows`; windows in blocks a sparse GeoTIFF leaves out are known
+   empty without reading them); a scene without one is refused;
+3. predict the windows and blend the overlapping predictions (:func:`.core.predict_blocks`),
+   which hands back finished rows of the scene in column blocks, only where windows ran;
+4. write them as probability and mask rasters (:class:`.outputs.BlockWriter`: sparse
+   GeoTIFFs, blocks without a valid pixel not stored);
 5. clean the mask strip by strip (:func:`.clean.clean_raster`, unless ``cleaning`` is None):
    smoothing, objects below the minimum mapping unit removed, small holes filled
    (:mod:`scdnn.outlines`);
 6. polygonize the (cleaned) mask strip by strip (:func:`.outputs.polygonize`), so that
    mask.tif and the polygons hold the same landslides; add areas and probability
    statistics, simplify the outlines, write the polygons;
-7. convert the rasters to Cloud Optimized GeoTIFFs, rename everything into place and write
-   ``map.json``.
+7. convert the rasters to Cloud Optimized GeoTIFFs (sparse; overviews of a sparse raster
+   computed over its stored blocks), rename everything into place and write ``map.json``.
 
-Memory model: the scene is never read whole. Prediction holds one band of ``tile``
-full-width rows (:mod:`.core`); rows are written to the output files as soon as they are
-finished. Cleaning and polygonizing read strips of full-width rows. Peak memory is therefore
-O(tile x width): it grows with the scene's width, not its area (plus the landslide polygons
-themselves). Outside valid data both rasters hold nodata.
+Memory model: the scene is never read whole. Prediction holds one band of ``tile`` rows,
+and in it only the column blocks windows cover (:mod:`.core`); finished blocks are written
+to the output files as soon as no later window can reach them. Cleaning and polygonizing
+read strips of rows, over the columns of the blocks the rasters store. Peak memory is
+therefore O(tile x width) at most: it grows with the scene's width, not its area, and with
+the width of its valid data in a sparse scene (plus the landslide polygons themselves).
+Time: empty regions of a sparse GeoTIFF are skipped at every step but the last copy into
+the COG layout, where GDAL visits every block (about 2 ns a declared pixel). Outside valid
+data both rasters hold nodata.
 """
 
 from __future__ import annotations
