@@ -27,5 +27,5 @@ from .scene import Scene, open_scene
 from .tiling import blend_weights, window_grid
 
 __all__ = ["map_scene", "predict_scene", "predict_blocks", "plan_windows", "Tiling",
-           "WindowPlan", "open_scene", "Scene", "window_grid", "blend_weights", "polygonize", "landslide_table",
-           "write_cog", "PROBABILITY_NODATA", "IGNORE_INDEX"]
+           "WindowPlan", "open_scene", "Scene", "window_grid", "blend_weights", "polygonize",
+           "landslide_table",           "write_cog", "PROBABILITY_NODATA", "IGNORE_INDEX"]
