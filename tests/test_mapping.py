@@ -693,3 +693,36 @@ def ndimage_smooth(x: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     return ndimage.gaussian_filter(x, 3).astype(np.float32)
+
+
+@pytest.mark.parametrize(("variant", "interleave"), [
+    ("nodata", "pixel"), ("nodata", "band"), ("alpha", "pixel"), ("alpha", "band"),
+    ("mask", "pixel"), ("plain", "pixel")])
+def test_windows_of_absent_blocks_are_known_empty_when_absent_means_no_data(
+        tmp_path: Path, variant: str, interleave: str) -> None:
+    """Absent blocks of a sparse GeoTIFF read as nodata (0 without one): no data with a
+    nodata value or an alpha band; not told without reading for a mask band (rasterio does
+    not list its blocks), valid zeros without any no-data."""
+    image = np.full((3 + (variant == "alpha"), 300, 300), 200, np.uint8)
+    kw = dict(driver="GTiff", width=2048, height=2048, count=len(image), dtype="uint8",
+              tiled=True, blockxsize=256, blockysize=256, sparse_ok=True, interleave=interleave,
+              crs=CRS, transform=TRANSFORM)
+    if variant == "nodata":
+        kw["nodata"] = 0
+    path = tmp_path / "s.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **kw) as dst:
+        if variant == "alpha":
+            dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
+                               ColorInterp.alpha]
+        dst.write(image, window=rasterio.windows.Window(1000, 1000, 300, 300))
+        if variant == "mask":
+            dst.write_mask(np.full((300, 300), 255, np.uint8),
+                           window=rasterio.windows.Window(1000, 1000, 300, 300))
+    far, near = rasterio.windows.Window(0, 0, 512, 512), rasterio.windows.Window(768, 768, 512, 512)
+    with open_scene(path, 3) as scene:
+        told = variant in ("nodata", "alpha")
+        assert (scene.block_index() is not None) == told
+        assert scene.known_empty(far) == told
+        assert not scene.known_empty(near)
+        assert scene.valid_mask(far).any() == (variant == "plain")
+        assert scene.valid_mask(near).sum() == (512 * 512 if variant == "plain" else 280 * 280)

@@ -292,7 +292,8 @@ class BlockIndex:
         alpha = [i for i, ci in zip(dataset.indexes, dataset.colorinterp, strict=False)
                  if ci == ColorInterp.alpha]
         if (len(alpha) == 1 and all(MaskFlags.alpha in f and MaskFlags.per_dataset in f
-                                    for f in flags)
+                                    for i, f in zip(dataset.indexes, flags, strict=True)
+                                    if i != alpha[0])
                 and dataset.nodatavals[alpha[0] - 1] is None):
             return cls.of_bands(dataset, alpha)
         return None
