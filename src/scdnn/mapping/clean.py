@@ -262,6 +262,7 @@ def clean_raster(src: str | os.PathLike, dst: str | os.PathLike, cleaning: Pixel
             x |= fill[_Labelled.global_ids(labels, background.offsets[index])]
             out.write(strip.row0, strip.col0,
                       np.where(strip.valid, x, IGNORE_INDEX).astype(np.uint8))
+            out.done(strip.row0 + len(x))
             counts["valid_pixels"] += int(strip.valid.sum())
             counts["landslide_pixels"] += int(x.sum())
     return counts

@@ -103,8 +103,8 @@ class BlockWriter:
     order of their first row (pieces starting on the same row in any column order); each
     block is held until no later piece can reach it, then compressed and written exactly once
     (rewriting a compressed block would leave dead bytes in the file). Memory holds the
-    blocks of the rows the pieces of one call span, plus one block row. ``written`` counts
-    the blocks written.
+    blocks of the rows the pieces of one call span, plus one block row (:meth:`done` writes
+    the finished ones at once). ``written`` counts the blocks written.
     """
 
     def __init__(self, path: Path, *, width: int, height: int, dtype: str, nodata: float,
@@ -146,6 +146,12 @@ class BlockWriter:
                         self.nodata, dtype=self.dtype)
                 target[r0 - i * b:r1 - i * b, c0 - j * b:c1 - j * b] = part
 
+    def done(self, until: int) -> None:
+        """Say that no later piece reaches above row ``until``: the blocks wholly above it are
+        written now rather than when the next piece comes."""
+        self._row = max(self._row, until)
+        self._flush(until // self.block)
+
     def _flush(self, before: int) -> None:
         """Write the held blocks of block rows above ``before``."""
         for (i, j) in sorted(k for k in self._blocks if k[0] < before):
@@ -185,6 +191,7 @@ class RowWriter:
         """Append ``rows`` (``n x width``) below the rows written so far."""
         self._writer.write(self._row, 0, rows)
         self._row += rows.shape[0]
+        self._writer.done(self._row)
 
     def close(self) -> None:
         self._writer.close()

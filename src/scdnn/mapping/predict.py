@@ -211,7 +211,7 @@ def write_rasters(bands: Iterable[tuple[int, int, list]], scene: Scene,
     with BlockWriter(probability_path, dtype="float32", nodata=PROBABILITY_NODATA,
                      **grid) as prob_out, \
             BlockWriter(mask_path, dtype="uint8", nodata=IGNORE_INDEX, **grid) as mask_out:
-        for _, _, pieces in bands:
+        for first, rows, pieces in bands:
             for row0, col0, probability, valid in pieces:
                 if not valid.any():
                     continue
@@ -222,6 +222,8 @@ def write_rasters(bands: Iterable[tuple[int, int, list]], scene: Scene,
                                .astype(np.uint8))
                 counts["valid_pixels"] += int(valid.sum())
                 counts["landslide_pixels"] += int(landslide.sum())
+            prob_out.done(first + rows)
+            mask_out.done(first + rows)
     return counts
 
 
