@@ -268,16 +268,16 @@ def predict_blocks(predictor: Predictor, scene: Scene, plan: WindowPlan | Tiling
     if plan is None or isinstance(plan, Tiling):
         plan = plan_windows(predictor, scene, DEFAULT_TILING if plan is None else plan)
     predictions = predict_windows(predictor, scene, progress(plan.to_run),
-                                  plan.tiling.batch_size, plan=plan)
+                                  plan.tiling.batch_size, plan=plan, with_valid=True)
     weight = blend_weights(*plan.window_shape, plan.tiling.overlap)
     yield from blend_blocks(predictions, weight, scene.height, scene.width)
 
 
 def predict_windows(predictor: Predictor, scene: Scene, windows: Iterable[Window],
-                    batch_size: int = 1, plan: WindowPlan | None = None
-                    ) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """Landslide probability (``H x W`` float32) and valid mask of each window, in the order
-    given, as ``(window, probability, valid)``.
+                    batch_size: int = 1, plan: WindowPlan | None = None,
+                    with_valid: bool = False) -> Iterator[tuple]:
+    """Landslide probability (``H x W`` float32) of each window, in the order given, as
+    ``(window, probability)``; ``(window, probability, valid)`` with ``with_valid``.
 
     Windows are read, normalised (:func:`model_input`), stacked ``batch_size`` at a time
     (they all have the same size, see :mod:`.tiling`) and run through the predictor. Valid
@@ -287,19 +287,21 @@ def predict_windows(predictor: Predictor, scene: Scene, windows: Iterable[Window
     for window in windows:
         batch.append(window)
         if len(batch) == batch_size:
-            yield from _run_batch(predictor, scene, batch, plan)
+            yield from _run_batch(predictor, scene, batch, plan, with_valid)
             batch = []
     if batch:
-        yield from _run_batch(predictor, scene, batch, plan)
+        yield from _run_batch(predictor, scene, batch, plan, with_valid)
 
 
 def _run_batch(predictor: Predictor, scene: Scene, windows: list[Window],
-               plan: WindowPlan | None) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+               plan: WindowPlan | None, with_valid: bool) -> Iterator[tuple]:
     valid = [scene.valid_mask(w) if plan is None else plan.valid_mask(scene, w)
              for w in windows]
     x = torch.from_numpy(np.stack([model_input(scene, w, predictor.normalization, v)
                                    for w, v in zip(windows, valid, strict=True)]))
-    return zip(windows, predictor.probabilities(x), valid, strict=True)
+    if with_valid:
+        return zip(windows, predictor.probabilities(x), valid, strict=True)
+    return zip(windows, predictor.probabilities(x), strict=True)
 
 
 def model_input(scene: Scene, window: Window, normalization: Normalization,
