@@ -343,3 +343,44 @@ def test_benchmark_folder_of_the_old_minute_budget_is_refused(
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "old cpu budget" in err and "benchmark.json" in err
+
+
+#: TrainConfig's fields when benchmark.json was first written (format 1). A field added to
+#: TrainConfig since must be in ADDED_FIELDS with the value older benchmarks ran with, or an
+#: upgraded scdnn refuses to continue a benchmark it started.
+FORMAT_1_TRAIN_FIELDS = {
+    "data", "out", "model", "epochs", "max_minutes", "batch_size", "image_size",
+    "crops_per_image", "seed", "lr", "beta1", "beta2", "eps", "class_weights",
+    "test_fraction", "val_fraction", "split", "use_dem", "include_non_landslide",
+    "accelerator", "devices", "precision", "workers", "windows_per_epoch", "test_scenes",
+    "use_dsm", "val_block", "model_kwargs"}
+
+
+def test_every_train_field_added_since_format_1_has_an_upgrade_value() -> None:
+    from dataclasses import fields
+
+    from scdnn.benchmark.plan import ADDED_FIELDS
+
+    added = {f.name for f in fields(TrainConfig)} - FORMAT_1_TRAIN_FIELDS
+    assert added <= set(ADDED_FIELDS), sorted(added - set(ADDED_FIELDS))
+
+
+def test_benchmark_started_before_num_nodes_existed_continues(tmp_path: Path) -> None:
+    """A benchmark folder written before --num-nodes (its train identity has no num_nodes)
+    is continued by the same command, not refused as another configuration."""
+    from dataclasses import asdict
+
+    from scdnn.benchmark.plan import benchmark_identity
+
+    train_now = asdict(TrainConfig(data="d", out="o", recipe="default",
+                                   **budget_overrides("cpu")))
+    new = benchmark_identity({}, "cpu", train_now, 0, 2)
+    old = json.loads(json.dumps(new))
+    del old["train"]["num_nodes"]
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "benchmark.json").write_text(json.dumps({"benchmark": old}))
+    assert check_out(out, new, overwrite=False) is True
+    two_nodes = benchmark_identity({}, "cpu", {**train_now, "num_nodes": 2}, 0, 2)
+    with pytest.raises(InvalidValueError, match="num_nodes: 1 -> 2"):
+        check_out(out, two_nodes, overwrite=False)

@@ -177,7 +177,8 @@ def check_seeds(seeds: int | Sequence[int]) -> list[int]:
 
 #: TrainConfig fields added after benchmarks were first written, with the value a config
 #: without them had: such a config is read as having these.
-ADDED_FIELDS: dict[str, Any] = {"recipe": "paper", "max_steps": None, "encoder_weights": None}
+ADDED_FIELDS: dict[str, Any] = {"recipe": "paper", "max_steps": None, "encoder_weights": None,
+                                "num_nodes": 1}
 
 
 def upgrade_train(config: dict[str, Any]) -> dict[str, Any]:
