@@ -215,3 +215,14 @@ def write_ellipse_scene(root: Path, valid: np.ndarray, centre: tuple[int, int],
                            **grid) as dst:
             dst.write((1000.0 + dsm[0] * cols - dsm[1] * landslide).astype(np.float32), 1)
     return root
+
+
+def one_line_error(code: int, capsys, *needles: str) -> str:
+    """Assert a command ended with exit status 2 and one line on stderr holding every one of
+    ``needles``; return that line."""
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err

@@ -15,7 +15,7 @@ import rasterio
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from conftest import write_ellipse_scene
+from conftest import one_line_error, write_ellipse_scene
 from scdnn.cli import main
 from scdnn.datasets.labels import PolygonLabels, label_files
 from scdnn.datasets.scenes import LabelledScene, find_scenes
@@ -190,14 +190,6 @@ def test_a_folder_with_a_mask_and_polygons_is_ambiguous(tmp_path: Path, capsys) 
                  "--out", str(tmp_path / "e")])
     one_line_error(code, capsys, str(root), "ambiguous")
 
-
-def one_line_error(code: int, capsys, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def test_a_scene_with_polygons_trains_and_scores_like_its_mask_raster(tmp_path: Path) -> None:

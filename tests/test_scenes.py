@@ -16,6 +16,7 @@ import torch
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from conftest import one_line_error
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.datasets.scene import open_scene
@@ -84,14 +85,6 @@ def tiny_weights(path: Path, inputs: list[str]) -> Path:
     save_weights(model, path, ModelCard.from_dict(card))
     return path
 
-
-def one_line_error(code: int, capsys, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 # --- terrain channels (hand-computed cases) ---------------------------------------------
