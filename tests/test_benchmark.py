@@ -421,6 +421,15 @@ def test_ablations_are_extra_scdnn_rows(data, tmp_path):
 
 # ----------------------------------------------------------------------------- reruns
 
+def _rerun_sssn_and_scdnn(data, out) -> tuple[list[tuple[str, str]], dict]:
+    """Run the smoke benchmark of SSSN and SCDnn into ``out``: the (model, action) progress
+    events and the results."""
+    events: list[ProgressEvent] = []
+    results = run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke",
+                            progress=events.append)
+    return [(e.model, e.action) for e in events], results
+
+
 @pytest.mark.slow
 def test_a_benchmark_killed_mid_run_resumes_at_the_network_it_was_on(data, tmp_path):
     """kill -9 while the second network trains; the same command then skips the first
@@ -439,10 +448,7 @@ def test_a_benchmark_killed_mid_run_resumes_at_the_network_it_was_on(data, tmp_p
     assert first.is_file() and not (second / "eval" / "metrics.json").exists()
     stamp = first.stat().st_mtime_ns
 
-    events: list[ProgressEvent] = []
-    results = run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke",
-                            progress=events.append)
-    actions = [(e.model, e.action) for e in events]
+    actions, results = _rerun_sssn_and_scdnn(data, out)
     assert ("sssn", "skip") in actions and ("sssn", "train") not in actions
     assert ("scdnn", "train") in actions or ("scdnn", "resume") in actions
     assert first.stat().st_mtime_ns == stamp
@@ -457,10 +463,7 @@ def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
     sssn_metrics = out / "runs" / "sssn-seed0" / "eval" / "metrics.json"
     stamp = sssn_metrics.stat().st_mtime_ns
 
-    events: list[ProgressEvent] = []
-    results = run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke",
-                            progress=events.append)
-    actions = [(e.model, e.action) for e in events]
+    actions, results = _rerun_sssn_and_scdnn(data, out)
     assert ("sssn", "skip") in actions and ("sssn", "train") not in actions
     assert ("scdnn", "train") in actions
     assert sssn_metrics.stat().st_mtime_ns == stamp
@@ -470,9 +473,7 @@ def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
     scdnn = out / "runs" / "scdnn-seed0"
     (scdnn / "weights.safetensors").unlink()
     shutil.rmtree(scdnn / "eval")  # metrics.json, per_image.csv, masks/
-    events.clear()
-    run_benchmark(data, out, models=["sssn", "scdnn"], budget="smoke", progress=events.append)
-    actions = [(e.model, e.action) for e in events]
+    actions, _ = _rerun_sssn_and_scdnn(data, out)
     assert ("scdnn", "resume") in actions and ("scdnn", "train") not in actions
     assert (scdnn / "weights.safetensors").is_file()
     assert (scdnn / "eval" / "metrics.json").is_file()
@@ -482,7 +483,7 @@ def test_rerun_skips_finished_runs_and_resumes_interrupted_ones(data, tmp_path):
     # killed during its first epoch (no checkpoint yet): trained afresh
     for name in ("weights.safetensors", "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
         (scdnn / name).unlink()
-    events.clear()
+    events: list[ProgressEvent] = []
     run_benchmark(data, out, models=["scdnn"], budget="smoke", progress=events.append)
     assert [e.action for e in events] == ["train", "evaluate", "report"]
     assert (scdnn / "weights.safetensors").is_file()
