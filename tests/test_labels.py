@@ -151,15 +151,20 @@ def inventory_scene(root: Path, crs: str = "EPSG:4326") -> Path:
     return root
 
 
-def test_scene_labels_from_polygons_equal_the_mask_raster(tmp_path: Path) -> None:
-    root = inventory_scene(tmp_path / "s")
+def whole_label_and_mask(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The label a scene folder's polygons give, and the mask raster they were made from."""
     scene = LabelledScene(find_scenes(root)[0])
     try:
         label = scene.whole_label()
     finally:
         scene.close()
     with rasterio.open(root.with_suffix(".tif")) as src:
-        expected = src.read(1)
+        return label, src.read(1)
+
+
+def test_scene_labels_from_polygons_equal_the_mask_raster(tmp_path: Path) -> None:
+    root = inventory_scene(tmp_path / "s")
+    label, expected = whole_label_and_mask(root)
     assert label[VALID].sum() > 100
     np.testing.assert_array_equal(label, expected)
 
@@ -170,13 +175,7 @@ def test_a_scene_folder_with_an_area_of_interest_ignores_what_is_outside(tmp_pat
     write_polygons(root / "aoi.shp", [shapely.box(*(TRANSFORM_SCENE @ (0, H)),
                                                   *(TRANSFORM_SCENE @ (50, 0)))])
     assert label_files(root).aoi == root / "aoi.shp"
-    scene = LabelledScene(find_scenes(root)[0])
-    try:
-        label = scene.whole_label()
-    finally:
-        scene.close()
-    with rasterio.open(root.with_suffix(".tif")) as src:
-        expected = src.read(1)
+    label, expected = whole_label_and_mask(root)
     expected[:, 50:] = 255
     np.testing.assert_array_equal(label, expected)
 
