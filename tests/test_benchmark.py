@@ -294,6 +294,8 @@ def test_outline_scores_of_older_metrics_are_none():
 def test_results_md_mentions_every_run_and_model(bench):
     out, results, _ = bench
     md = (out / "results.md").read_text()
+    assert ("- recipe: `paper` (adam, constant learning rate, loss ce, basic augmentation, "
+            "best validation epoch)") in md
     for model in MODELS:
         assert f"`{model}-seed0`" in md
         assert results["models"][model]["label"] in md

@@ -384,3 +384,86 @@ def test_benchmark_started_before_num_nodes_existed_continues(tmp_path: Path) ->
     two_nodes = benchmark_identity({}, "cpu", {**train_now, "num_nodes": 2}, 0, 2)
     with pytest.raises(InvalidValueError, match="num_nodes: 1 -> 2"):
         check_out(out, two_nodes, overwrite=False)
+
+
+# --- recipes part by part (ablations) ----------------------------------------------------
+
+def test_a_recipe_is_its_named_parts_with_the_changes_given() -> None:
+    from scdnn.trainers.recipes import NAMED, Recipe
+
+    paper, default = Recipe.parse("paper"), Recipe.parse("default")
+    assert (paper.optimizer, paper.schedule, paper.loss, paper.augmentation, paper.ema,
+            paper.weights) == ("adam", "constant", "ce", "basic", False, "best")
+    assert (default.optimizer, default.schedule, default.loss, default.augmentation,
+            default.ema, default.weights) == ("adamw", "warmup-cosine", "ce+dice", "strong",
+                                              True, "final")
+    r = Recipe.parse("default: augmentation=basic , loss=ce")
+    assert (r.name, r.loss, r.augmentation, r.optimizer, r.ema) == (
+        "default", "ce", "basic", "adamw", True)
+    # the shortest text: changed parts in the order of PARTS; unchanged ones dropped
+    assert r.text == "default:loss=ce,augmentation=basic"
+    assert Recipe.parse("default:loss=ce+dice").text == "default"
+    assert Recipe.parse("default:ema=no,weights=best").text == "default:ema=no,weights=best"
+    assert Recipe.parse(r.text) == r
+    assert NAMED["paper"] == paper and paper.text == "paper"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fancy", "unknown recipe 'fancy'"),
+    ("default:loss=dice", "recipe part loss takes ce, ce\\+dice, got 'dice'"),
+    ("default:lr=1", "'lr=1' in recipe 'default:lr=1' is not part=value"),
+    ("default:loss", "'loss' in recipe"),
+    ("default:loss=ce,loss=ce+dice", "part loss is given twice"),
+    ("default:", "nothing after ':'"),
+    ("paper:ema=yes", "ema=yes keeps the final averaged weights"),
+])
+def test_a_bad_recipe_is_refused_naming_the_part(text: str, message: str, dataset: Path,
+                                                 tmp_path: Path, capsys) -> None:
+    from scdnn.trainers.recipes import Recipe
+
+    with pytest.raises(InvalidValueError, match=message):
+        Recipe.parse(text)
+    with pytest.raises(InvalidValueError, match=message):
+        tiny_config(dataset, tmp_path / "api", recipe=text).check()
+    out = tmp_path / "cli"
+    assert main(["train", str(dataset), "--out", str(out), "--recipe", text]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--recipe" in err, err
+    assert not out.exists()
+
+
+def test_task_takes_loss_optimiser_and_schedule_from_the_recipe_parts() -> None:
+    task = tiny_task(recipe="default:loss=ce,schedule=constant", lr=2e-3)
+    assert type(task.criterion) is nn.CrossEntropyLoss
+    trace = fit_steps(task, 3)
+    assert type(task.trainer.optimizers[0]) is torch.optim.AdamW
+    assert task.trainer.lr_scheduler_configs == [] and trace.lrs == [2e-3] * 3
+    task = tiny_task(recipe="paper:loss=ce+dice,schedule=warmup-cosine", lr=2e-3)
+    assert type(task.criterion) is DiceCELoss
+    trace = fit_steps(task, 4)
+    assert type(task.trainer.optimizers[0]) is torch.optim.Adam
+    assert trace.lrs[-1] < trace.lrs[1]
+
+
+def test_default_recipe_without_ema_can_keep_the_best_epoch(dataset: Path,
+                                                            tmp_path: Path) -> None:
+    """The ablation of 'final averaged weights instead of a validation pick': no EMA state
+    in the checkpoint, best.ckpt written, the card's recipe the shortest text."""
+    run = tmp_path / "run"
+    train(tiny_config(dataset, run, recipe="default:ema=no,weights=best", max_steps=4))
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert "current_model_state" not in ckpt
+    card = json.loads((run / "model.json").read_text())
+    assert card["config"]["recipe"] == "default:ema=no,weights=best"
+    assert card["best_epoch"] >= 1
+
+
+def test_cli_train_records_the_recipe_in_its_shortest_form(dataset: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", str(dataset), "--out", str(out), "--steps", "2", "--image-size",
+                 "32", "--batch-size", "2", "--accelerator", "cpu",
+                 "--recipe", "default:loss=ce+dice,augmentation=basic"]) == 0
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["recipe"] == "default:augmentation=basic"

@@ -34,9 +34,12 @@ from .errors import (
 )
 
 MODEL_CHOICES_HELP = "scdnn, sssn, segnet, deeplabv3plus-resnet50, deeplabv3plus-mobilenetv2"
-#: scdnn.trainers.recipes.RECIPES, written out here so that building the parser does not
-#: import torch.
-RECIPE_CHOICES = ("paper", "default")
+#: How --recipe is explained (scdnn.trainers.recipes.Recipe; written out here so that
+#: building the parser does not import torch).
+RECIPE_HELP = ("NAME or NAME:part=value,... with NAME default or paper and parts "
+               "optimizer=adam|adamw, schedule=constant|warmup-cosine, loss=ce|ce+dice, "
+               "augmentation=basic|strong, ema=yes|no, weights=best|final (for ablations: "
+               "default:loss=ce is the default recipe with cross-entropy alone)")
 
 
 #: scdnn.engines.ENGINES, written out here so that building the parser does not import torch.
@@ -165,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (must be new or empty)")
     p.add_argument("--model", default="scdnn", help=f"network: {MODEL_CHOICES_HELP} (scdnn)")
-    p.add_argument("--recipe", choices=RECIPE_CHOICES, default="default",
-                   help="training recipe: default or paper (default; see above)")
+    p.add_argument("--recipe", default="default",
+                   help=f"training recipe (default; see above): {RECIPE_HELP}")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=positive_int, default=None,
                         help="epochs (50 unless --steps)")
@@ -401,11 +404,13 @@ def _cmd_models(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from .runs import launched_rank_zero
     from .trainers.fit import TrainConfig, env_workers, train
+    from .trainers.recipes import Recipe
 
     config = TrainConfig(
         data=args.data, out=args.out, model=args.model,
         epochs=None if args.steps is not None else (args.epochs or 50), max_steps=args.steps,
-        recipe=args.recipe, encoder_weights=args.encoder_weights, max_minutes=args.max_minutes,
+        recipe=Recipe.parse(args.recipe).text, encoder_weights=args.encoder_weights,
+        max_minutes=args.max_minutes,
         batch_size=args.batch_size, image_size=args.image_size,
         crops_per_image=args.crops_per_image, seed=args.seed, lr=args.lr,
         class_weights=list(args.class_weights) if args.class_weights else None,

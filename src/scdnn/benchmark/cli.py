@@ -42,11 +42,12 @@ def add_parser(sub) -> None:
     scene_budgets = "; ".join(f"{k}: {v}" for k, v in SCENE_DESCRIPTIONS.items())
     p.add_argument("--budget", choices=BUDGET_NAMES, default="cpu",
                    help=f"training budget (cpu). {budgets}. On scenes: {scene_budgets}")
-    p.add_argument("--recipe", choices=("paper", "default"), default="paper",
+    p.add_argument("--recipe", default="paper",
                    help="training recipe of every network: paper (Adam at a constant rate, "
                    "cross-entropy, the best validation epoch: the paper's comparison) or "
                    "default (AdamW, warm-up + cosine decay, cross-entropy + Dice, stronger "
-                   "augmentation, final averaged weights; see scdnn train --help) (paper)")
+                   "augmentation, final averaged weights; see scdnn train --help), or "
+                   "either with parts changed, NAME:part=value,... (paper)")
     p.add_argument("--seeds", nargs="+", type=seed, default=[0], metavar="SEED",
                    help="one run per network and seed; seeds vary weight initialisation and "
                    "sampling, never the split. Finished runs of other seeds already in DIR "

@@ -98,7 +98,8 @@ class BenchmarkConfig:
     device : where to score and predict (None: cuda when available, else cpu); training uses
         Lightning's ``auto`` accelerator
     recipe : the training recipe of every run, ``paper`` (the paper's comparison) or
-        ``default`` (:mod:`scdnn.trainers.recipes`)
+        ``default``, or either with parts changed (``default:loss=ce``;
+        :class:`scdnn.trainers.recipes.Recipe`), kept in its shortest form
     workers : data-loading workers for training (None: as ``scdnn train``)
 
     Raises
@@ -129,9 +130,9 @@ class BenchmarkConfig:
              else tuple(self.models))
         resolve_models(self._model_names(), self.ablations)  # an unknown model fails here
         budget_overrides(self.budget)  # an unknown budget fails before the data is read
-        if self.recipe not in ("paper", "default"):
-            raise InvalidValueError(f"unknown recipe '{self.recipe}'; choose from: paper, "
-                                    "default")
+        from ..trainers.recipes import Recipe
+
+        set_(self, "recipe", Recipe.parse(self.recipe).text)  # refused here if unknown
         set_(self, "seeds", tuple(check_seeds(self.seeds)))
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
             raise InvalidValueError(f"split seed must be an integer, got {self.split_seed!r}")

@@ -318,6 +318,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                 "and sampling; one split for all)",
                 f"- scored on the test images at native size; boundary F1 tolerance "
                 f"{cfg['tolerance']} px"]
+    recipe = (cfg.get("train") or {}).get("recipe") or "paper"  # before recipes: the paper's
+    out += [f"- recipe: `{recipe}` ({_recipe_description(recipe)})"]
     out += [
             f"- scdnn {prov['scdnn_version']}, commit {prov['git_commit']}, {prov['created']}, "
             f"{prov['machine']}, torch {prov['torch']}",
@@ -491,3 +493,16 @@ def render_markdown(results: dict[str, Any]) -> str:
                        for m in models.values() if len(m["seeds"]) > 1])
         out += [""]
     return "\n".join(out)
+
+
+def _recipe_description(text: str) -> str:
+    """The parts of a recipe in words, for the results' header."""
+    from ..trainers.recipes import Recipe
+
+    try:
+        r = Recipe.parse(text)
+    except ValueError:
+        return "unknown"
+    return (f"{r.optimizer}, {r.schedule} learning rate, loss {r.loss}, {r.augmentation} "
+            f"augmentation, {'EMA, ' if r.ema else ''}"
+            f"{'best validation epoch' if r.weights == 'best' else 'final weights'}")

@@ -48,7 +48,7 @@ from ..records import ModelCard, with_legacy_kwargs
 from ..runs import launched_rank_zero, prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
-from .recipes import RECIPES, ema_callback
+from .recipes import Recipe, ema_callback
 from .task import SegmentationTask
 
 
@@ -56,9 +56,10 @@ from .task import SegmentationTask
 class TrainConfig:
     """Everything that defines a training run (stored in config.json and the model card).
 
-    ``recipe`` is ``paper`` or ``default`` (:mod:`scdnn.trainers.recipes`); it is ``paper``
-    here, so that a config.json written before recipes existed reads back as what it was,
-    while ``scdnn train`` asks for ``default`` unless told. ``max_steps`` (optimiser steps)
+    ``recipe`` is ``paper`` or ``default``, or either with parts changed
+    (``default:loss=ce``; :class:`scdnn.trainers.recipes.Recipe`); it is ``paper`` here,
+    so that a config.json written before recipes existed reads back as what it was, while
+    ``scdnn train`` asks for ``default`` unless told. ``max_steps`` (optimiser steps)
     replaces ``epochs`` when set (then ``epochs`` is ``None``). ``encoder_weights``: a local
     file of pretrained encoder weights for the DeepLab v3+ baselines
     (:mod:`scdnn.models.pretrained`), loaded before the first step.
@@ -116,9 +117,7 @@ class TrainConfig:
                     or not math.isfinite(value) or not ok(value)):
                 raise InvalidValueError(f"{requirement}, got {value!r}", option=name)
 
-        if self.recipe not in RECIPES:
-            raise InvalidValueError(f"unknown recipe '{self.recipe}'; choose from: "
-                                    f"{', '.join(RECIPES)}", option="recipe")
+        Recipe.parse(self.recipe)
         if (self.epochs is None) == (self.max_steps is None):
             raise InvalidValueError(f"give exactly one of {param('epochs')} and "
                                     f"{param('max_steps', 'steps')}")
@@ -184,8 +183,8 @@ def _quiet_lightning() -> Iterator[None]:
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
     """Train ``config.model`` and return the path of the weights file (the weights the
-    recipe keeps: the best validation epoch's for ``paper``, the final averaged ones for
-    ``default``)."""
+    recipe keeps: the best validation epoch's for ``paper`` (``weights=best``), the final
+    averaged ones for ``default``)."""
     with _quiet_lightning():
         return _train(config, resume, overwrite)
 
@@ -223,10 +222,11 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
         load_encoder_weights(create_model(config.model, in_channels=data.in_channels,
                                           **config.model_kwargs),
                              config.encoder_weights, config.model)
-    paper = config.recipe == "paper"
+    recipe = Recipe.parse(config.recipe)
+    keep_best = recipe.weights == "best"
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
                                  monitor="val_miou", mode="max", save_top_k=1,
-                                 enable_version_counter=False) if paper else None
+                                 enable_version_counter=False) if keep_best else None
     # checkpoints/last.ckpt, what --resume starts from, must be the latest epoch. Since
     # Lightning 2.6 `save_last=True` writes it only when a top-k checkpoint is written, i.e.
     # a copy of best.ckpt: a resumed run would restart at its best epoch. A checkpoint
@@ -234,9 +234,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None,
                              save_top_k=1, enable_version_counter=False)
     callbacks = [latest, EpochCSVLog(out / "log.csv"), TQDMProgressBar(), ValidateAtLastStep()]
-    if paper:
+    if keep_best:
         callbacks.insert(0, checkpoint)
-    else:
+    if recipe.ema:
         callbacks.append(ema_callback())
     trainer = _make_trainer(config, out, callbacks)
     split = data.split
@@ -268,12 +268,12 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
                 weights_only=True)
 
     if trainer.is_global_zero:
-        if paper:
+        if keep_best:
             best_path = checkpoint.best_model_path or str(last_ckpt)
             state, best_epoch = checkpoint_model_state(best_path)
             task.model.load_state_dict(state)
             best_score = checkpoint.best_model_score
-        else:  # the final (averaged) weights, already in the network; their validation
+        else:  # the final (with ema, averaged) weights, already in the network; their validation
             best_epoch = trainer.current_epoch  # epochs begun, i.e. the last one, from 1
             best_score = trainer.callback_metrics.get("val_miou")
         card = ModelCard(
@@ -335,7 +335,8 @@ def _prepare_data(config: TrainConfig, out: Path, resume: bool) -> TrainingData:
                                 crops_per_image=config.crops_per_image,
                                 windows_per_epoch=config.windows_per_epoch,
                                 workers=config.workers, seed=config.seed,
-                                strong_augmentation=config.recipe == "default")
+                                strong_augmentation=Recipe.parse(config.recipe).augmentation
+                                == "strong")
 
 
 def _make_trainer(config: TrainConfig, out: Path, callbacks: list) -> L.Trainer:

@@ -15,23 +15,132 @@
     and colour jitter on the RGB bands), and an exponential moving average of the weights
     (:func:`ema_callback`). The **final** averaged weights are saved, not a validation pick;
     validation still runs every epoch and after the last step, and is logged.
+
+A recipe is a :class:`Recipe`: six parts (optimiser, schedule, loss, augmentation, EMA,
+which weights are kept). ``NAME:part=value,...`` is the named recipe with some parts
+changed, for ablations: ``default:loss=ce`` is the default recipe with cross-entropy
+alone, ``default:ema=no,weights=best`` keeps the best validation epoch's weights instead
+of the final average (:meth:`Recipe.parse`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from ..datasets.io import IGNORE_INDEX
+from ..errors import InvalidValueError
 
-__all__ = ["RECIPES", "DEFAULT_WEIGHT_DECAY", "WARMUP_FRACTION", "DiceCELoss", "ema_callback",
-           "ema_decay", "parameter_groups", "warmup_cosine", "warmup_steps"]
+__all__ = ["RECIPES", "NAMED", "PARTS", "Recipe", "DEFAULT_WEIGHT_DECAY", "WARMUP_FRACTION",
+           "DiceCELoss", "ema_callback", "ema_decay", "parameter_groups", "warmup_cosine",
+           "warmup_steps"]
 
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a training recipe decides, part by part (each part's values: :data:`PARTS`).
+
+    Attributes
+    ----------
+    name : str
+        The named recipe it starts from (``paper`` or ``default``).
+    optimizer : str
+        ``adam`` (every parameter, no weight decay) or ``adamw`` (weight decay
+        :data:`DEFAULT_WEIGHT_DECAY`, none on normalisation layers and biases).
+    schedule : str
+        ``constant`` learning rate, or ``warmup-cosine`` (:func:`warmup_cosine`, per step).
+    loss : str
+        ``ce`` (cross-entropy) or ``ce+dice`` (:class:`DiceCELoss`).
+    augmentation : str
+        ``basic`` (flips, 90° rotations, mild brightness and contrast) or ``strong`` (also
+        scale 0.75-1.5 and colour jitter; :func:`scdnn.datasets.transforms.train_transform`).
+    ema : bool
+        Average the weights (:func:`ema_callback`); validation sees the average.
+    weights : str
+        Which weights are saved: ``best`` (the epoch with the best validation MIoU) or
+        ``final`` (those after the last step; the average with ``ema``).
+    """
+
+    name: str
+    optimizer: str
+    schedule: str
+    loss: str
+    augmentation: str
+    ema: bool
+    weights: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Recipe":
+        """``NAME`` or ``NAME:part=value[,part=value...]`` -> the recipe; anything else
+        raises :class:`~scdnn.errors.InvalidValueError` naming the ``recipe`` option.
+        ``ema`` takes yes/no; ``ema=yes`` with ``weights=best`` is refused (the validation
+        pick would be of averaged weights the checkpoint does not hold)."""
+        name, colon, rest = str(text).partition(":")
+        if name not in NAMED:
+            raise InvalidValueError(f"unknown recipe '{name}'; choose from: "
+                                    f"{', '.join(RECIPES)} (optionally NAME:part=value,...)",
+                                    option="recipe")
+        changes: dict[str, Any] = {}
+        for item in filter(None, (piece.strip() for piece in rest.split(","))):
+            part, eq, value = item.partition("=")
+            if part not in PARTS or not eq:
+                raise InvalidValueError(f"'{item}' in recipe '{text}' is not part=value with "
+                                        f"part one of {', '.join(PARTS)}", option="recipe")
+            if value not in PARTS[part]:
+                raise InvalidValueError(f"recipe part {part} takes {', '.join(PARTS[part])}, "
+                                        f"got '{value}'", option="recipe")
+            if part in changes:
+                raise InvalidValueError(f"recipe part {part} is given twice in '{text}'",
+                                        option="recipe")
+            changes[part] = value == "yes" if part == "ema" else value
+        if colon and not changes:
+            raise InvalidValueError(f"recipe '{text}': nothing after ':'", option="recipe")
+        recipe = dataclasses.replace(NAMED[name], **changes)
+        if recipe.ema and recipe.weights == "best":
+            raise InvalidValueError(f"recipe '{text}': ema=yes keeps the final averaged "
+                                    "weights; use weights=final, or ema=no with weights=best",
+                                    option="recipe")
+        return recipe
+
+    @property
+    def text(self) -> str:
+        """The shortest text :meth:`parse` reads back as this recipe: the name, then the
+        parts that differ from the named recipe's, in the order of :data:`PARTS`."""
+        base = NAMED[self.name]
+        changed = [f"{part}={_value_text(getattr(self, part))}" for part in PARTS
+                   if getattr(self, part) != getattr(base, part)]
+        return self.name + (":" + ",".join(changed) if changed else "")
+
+
+def _value_text(value: Any) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+#: Each part of a :class:`Recipe` and the values it takes.
+PARTS: dict[str, tuple[str, ...]] = {
+    "optimizer": ("adam", "adamw"),
+    "schedule": ("constant", "warmup-cosine"),
+    "loss": ("ce", "ce+dice"),
+    "augmentation": ("basic", "strong"),
+    "ema": ("yes", "no"),
+    "weights": ("best", "final"),
+}
+
+#: The named recipes.
+NAMED: dict[str, Recipe] = {
+    "paper": Recipe("paper", optimizer="adam", schedule="constant", loss="ce",
+                    augmentation="basic", ema=False, weights="best"),
+    "default": Recipe("default", optimizer="adamw", schedule="warmup-cosine", loss="ce+dice",
+                      augmentation="strong", ema=True, weights="final"),
+}
 #: The recipe names, ``paper`` first.
-RECIPES: tuple[str, ...] = ("paper", "default")
+RECIPES: tuple[str, ...] = tuple(NAMED)
 #: AdamW weight decay of the ``default`` recipe.
 DEFAULT_WEIGHT_DECAY = 0.01
 #: Share of the optimiser steps spent warming the learning rate up (``default`` recipe).

@@ -8,22 +8,22 @@ from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ..datasets import IGNORE_INDEX
-from ..errors import InvalidValueError
 from ..metrics import scores_from_confusion
 from ..models import create_model
-from .recipes import DEFAULT_WEIGHT_DECAY, RECIPES, DiceCELoss, parameter_groups, warmup_cosine
+from .recipes import DEFAULT_WEIGHT_DECAY, DiceCELoss, Recipe, parameter_groups, warmup_cosine
 
 
 class SegmentationTask(L.LightningModule):
     """Pixel classification for landslide segmentation, scored with the paper's metrics.
 
-    ``recipe`` (:mod:`scdnn.trainers.recipes`) picks loss and optimiser: ``paper`` (the
-    default here) is cross-entropy and Adam at a constant rate with the paper's settings
-    (Section 4: Adam, α = 0.001, β1 = 0.9, β2 = 0.999, ε = 1e-8); ``default`` is
-    cross-entropy + soft Dice and AdamW (``weight_decay``, none on normalisation layers and
-    biases) with a linear warm-up and a cosine decay to 0 over the run's optimiser steps,
-    stepped every step. Pixels labelled 255 (padding, no data) are ignored by the loss and
-    the metrics. Validation accumulates one confusion matrix over all validation pixels and logs
+    ``recipe`` (:class:`scdnn.trainers.recipes.Recipe` text) picks loss, optimiser and
+    schedule: ``paper`` (the default here) is cross-entropy and Adam at a constant rate with
+    the paper's settings (Section 4: Adam, α = 0.001, β1 = 0.9, β2 = 0.999, ε = 1e-8);
+    ``default`` is cross-entropy + soft Dice and AdamW (``weight_decay``, none on
+    normalisation layers and biases) with a linear warm-up and a cosine decay to 0 over the
+    run's optimiser steps, stepped every step; ``NAME:part=value,...`` changes parts.
+    Pixels labelled 255 (padding, no data) are ignored by the loss and the metrics.
+    Validation accumulates one confusion matrix over all validation pixels and logs
     ``val_miou`` (the checkpoint criterion), ``val_pa``, ``val_mpa``, ``val_fwiou`` and
     ``val_landslide_iou``.
     """
@@ -47,10 +47,8 @@ class SegmentationTask(L.LightningModule):
         self.model = create_model(model, in_channels=in_channels, num_classes=num_classes,
                                   **(model_kwargs or {}))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        if recipe not in RECIPES:
-            raise InvalidValueError(f"unknown recipe '{recipe}'; choose from: "
-                                    f"{', '.join(RECIPES)}")
-        if recipe == "paper":
+        self.recipe = Recipe.parse(recipe)
+        if self.recipe.loss == "ce":
             self.criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
         else:
             self.criterion = DiceCELoss(weight=weight, ignore_index=IGNORE_INDEX)
@@ -84,11 +82,14 @@ class SegmentationTask(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.recipe == "paper":
-            return torch.optim.Adam(self.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2),
-                                    eps=hp.eps)
-        optimizer = torch.optim.AdamW(parameter_groups(self.model, hp.weight_decay), lr=hp.lr,
-                                      betas=(hp.beta1, hp.beta2), eps=hp.eps)
+        if self.recipe.optimizer == "adam":
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr,
+                                         betas=(hp.beta1, hp.beta2), eps=hp.eps)
+        else:
+            optimizer = torch.optim.AdamW(parameter_groups(self.model, hp.weight_decay),
+                                          lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps)
+        if self.recipe.schedule == "constant":
+            return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total))
         return {"optimizer": optimizer,
