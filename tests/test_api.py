@@ -88,5 +88,21 @@ def test_import_scdnn_is_cheap_and_names_resolve_on_use() -> None:
         scdnn.nope  # noqa: B018
 
 
+def test_evaluate_masks_in_metres() -> None:
+    """Masks with a pixel size in metres are also scored at 0.5-4 m on the ground: an edge
+    2 px off at 0.5 m pixels is 1 m off."""
+    cols = np.arange(30)
+    truth = np.broadcast_to(cols < 15, (10, 30)).astype(np.uint8)
+    pred = np.broadcast_to(cols < 17, (10, 30)).astype(np.uint8)
+    m = evaluate_masks([pred], [truth], pixel_size_m=0.5)
+    assert {k: v["f1"] for k, v in m["boundary_f1_at_m"].items()} == {
+        "0.5": 0.0, "1": 1.0, "2": 1.0, "4": 1.0}
+    assert evaluate_masks([pred, pred], [truth, truth], pixel_size_m=[0.5, None]
+                          )["boundary_images_m"] == 1
+    assert evaluate_masks([pred], [truth])["boundary_f1_at_m"] is None
+    with pytest.raises(InvalidValueError, match="pixel size"):
+        evaluate_masks([pred], [truth], pixel_size_m=-1.0)
+
+
 def test_the_package_is_typed() -> None:
     assert (Path(scdnn.__file__).parent / "py.typed").is_file()

@@ -162,3 +162,73 @@ def test_scenes_scored_in_strips_give_the_same_objects_and_outlines():
     a, b = whole.compute(), strips.compute()
     assert a["objects"] == b["objects"] and a["boundary_f1_at"] == b["boundary_f1_at"]
     assert sorted(a["boundary_f1_at"]) == ["1", "2", "3", "4", "8"]  # its own tolerance too
+
+
+# ------------------------------------------------------------------ boundary F1 in metres
+
+def stripe(h: int, w: int, edge: int) -> np.ndarray:
+    """Landslide left of column ``edge``: one boundary pixel per row, in column edge - 1
+    (the image border is no boundary), so stripes with edges k apart lie k pixels apart."""
+    return np.broadcast_to(np.arange(w) < edge, (h, w)).astype(np.uint8)
+
+
+def test_metre_tolerances_are_converted_with_each_images_pixel_size():
+    """An edge 2 px off at 0.5 m (1 m on the ground) and one 1 px off at 2 m (2 m): each is
+    matched from the metre tolerance equal to its offset on the ground, not below it."""
+    from scdnn.metrics import Evaluator, format_table
+
+    evaluator = Evaluator(tolerance=2)
+    evaluator.update(stripe(30, 40, 22), stripe(30, 40, 20), "fine", pixel_size_m=0.5)
+    evaluator.update_scene(stripe(10, 40, 21), stripe(10, 40, 20), "coarse", strip_rows=4,
+                           pixel_size_m=2.0)
+    m = evaluator.compute()
+    assert m["boundary_images_m"] == 2
+    counts = m["boundary_counts_at_m"]
+    # 0.5 m = 1 px (fine) and 0.25 px (coarse): neither matched
+    assert counts["0.5"] == {"pred_boundary": 40, "pred_matched": 0,
+                             "true_boundary": 40, "true_matched": 0}
+    # 1 m = 2 px (fine, matched) and 0.5 px (coarse, not): 30 of 40
+    assert counts["1"] == {"pred_boundary": 40, "pred_matched": 30,
+                           "true_boundary": 40, "true_matched": 30}
+    assert m["boundary_f1_at_m"]["0.5"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert m["boundary_f1_at_m"]["1"] == {"precision": 0.75, "recall": 0.75, "f1": 0.75}
+    for metres in ("2", "4"):  # 4 px and 1 px, 8 px and 2 px: all matched
+        assert m["boundary_f1_at_m"][metres] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # the pixel tolerances are unchanged: at 1 px only the coarse edge is matched
+    assert m["boundary_f1_at"]["1"]["f1"] == pytest.approx(10 / 40)
+    lines = format_table(m).splitlines()
+    header = next(i for i, line in enumerate(lines) if "0.5 m" in line)
+    assert lines[header].split()[3:] == ["0.5", "m", "1", "m", "2", "m", "4", "m"]
+    assert lines[header + 1].split() == ["0.00", "75.00", "100.00", "100.00"]
+
+
+def test_images_without_a_metre_pixel_size_have_no_metre_scores():
+    from scdnn.metrics import Evaluator, format_table
+
+    evaluator = Evaluator()
+    evaluator.update(stripe(10, 20, 12), stripe(10, 20, 10), "png")
+    m = evaluator.compute()
+    assert "boundary_f1_at_m" in m and m["boundary_f1_at_m"] is None
+    assert m["boundary_counts_at_m"] is None and m["boundary_images_m"] == 0
+    assert " m " not in format_table(m) + " "
+    # one image with a pixel size: the metre scores are its alone, and say so
+    evaluator.update(stripe(10, 20, 12), stripe(10, 20, 10), "tif", pixel_size_m=1.0)
+    m = evaluator.compute()
+    assert m["boundary_counts_at_m"]["2"]["pred_boundary"] == 10
+    assert m["boundary_f1_at_m"]["2"]["f1"] == 1.0 and m["boundary_f1_at_m"]["1"]["f1"] == 0.0
+    assert "1 of 2 images have a pixel size in metres" in format_table(m)
+
+
+def test_a_metre_tolerance_of_a_whole_number_of_pixels_survives_floating_point():
+    """0.3 / 0.1 is 2.9999999999999996 in floating point; 3 px off at 0.1 m is 0.3 m off."""
+    from scdnn.metrics import Evaluator
+    from scdnn.metrics.evaluator import metres_to_pixels
+
+    assert metres_to_pixels(0.3, 0.1) == 3.0
+    assert metres_to_pixels(1, 0.5) == 2.0 and metres_to_pixels(0.5, 2.0) == 0.25
+    evaluator = Evaluator()
+    # at 0.125 m, 0.5 m is exactly 4 px: an edge 4 px off is matched there
+    evaluator.update(stripe(8, 30, 14), stripe(8, 30, 10), "a", pixel_size_m=0.125)
+    assert evaluator.compute()["boundary_f1_at_m"]["0.5"]["f1"] == 1.0
+    with pytest.raises(ValueError, match="pixel_size_m"):
+        evaluator.update(stripe(8, 30, 14), stripe(8, 30, 10), "b", pixel_size_m=0.0)

@@ -490,7 +490,10 @@ class EvaluationRecord:
     ``class_pa``, ``class_iou``, fractions; ``confusion``, counts, rows = truth), landslide
     and boundary precision, recall and F1, the Fig. 8 bins, boundary F1 at several
     tolerances (``boundary_f1_at``, keys in pixels; ``boundary_tolerances_m`` gives them in
-    metres on georeferenced scenes), object scores (``objects``, ``object_counts``), and what
+    metres on georeferenced scenes), boundary F1 at ground tolerances (``boundary_f1_at_m``,
+    keys in metres, with its summed ``boundary_counts_at_m``, over the ``boundary_images_m``
+    images that had a pixel size in metres; None when none had, absent from records written
+    before it existed: no metre scores), object scores (``objects``, ``object_counts``), and what
     was scored (``images``, ``pixels``, ``scored``, ``source``), the outline cleaning
     applied to a model's masks before scoring (``cleaning``, see
     :func:`scdnn.outlines.cleaning_record`; None for raw masks and for masks scored as
@@ -524,6 +527,9 @@ class EvaluationRecord:
     object_counts: dict[str, float] | None = None
     boundary_tolerance_m: float | None = None
     boundary_tolerances_m: dict[str, float] | None = None
+    boundary_f1_at_m: dict[str, Any] | None = None
+    boundary_counts_at_m: dict[str, Any] | None = None
+    boundary_images_m: int | None = None
     scored: str | None = None
     cleaning: dict[str, Any] | None = None
     tta: str = "none"
@@ -541,7 +547,8 @@ class EvaluationRecord:
               "boundary_counts": dict, "miou_bins": dict, "images": int,
               "boundary_f1_at": dict, "objects": dict, "object_counts": dict,
               "boundary_tolerance_m": _NUMBER, "boundary_tolerances_m": dict,
-              "scored": str, "cleaning": dict, "tta": str, "source": dict,
+              "boundary_f1_at_m": dict, "boundary_counts_at_m": dict,
+              "boundary_images_m": int, "scored": str, "cleaning": dict, "tta": str, "source": dict,
               "provenance": dict}
 
     @classmethod

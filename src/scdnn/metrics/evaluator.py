@@ -20,6 +20,10 @@ from .per_image import IGNORE_INDEX, MIOU_BINS, image_confusion, miou_bins, per_
 #: The tolerances (pixels) boundary F1 is reported at besides the evaluation's own.
 BOUNDARY_TOLERANCES: tuple[int, ...] = (1, 2, 4, 8)
 
+#: The ground tolerances (metres) boundary F1 is also reported at on images whose pixel size
+#: is known in metres (scenes in a projected CRS in metres), converted to pixels per image.
+BOUNDARY_TOLERANCES_M: tuple[float, ...] = (0.5, 1, 2, 4)
+
 CSV_COLUMNS = ("name", "miou", "landslide_pa", "background_pa", "landslide_iou", "boundary_f1",
                "pixels")
 
@@ -41,6 +45,13 @@ class Evaluator:
     (landslides as connected components matched one to one, :mod:`scdnn.metrics.objects`)
     from object counts summed the same way.
 
+    Images given with their pixel size in metres (``pixel_size_m``: scenes in a projected CRS
+    in metres) are also scored at the ground tolerances :data:`BOUNDARY_TOLERANCES_M`, each
+    converted to pixels with that image's own pixel size (:func:`metres_to_pixels`), so
+    images of different resolutions are matched at one distance on the ground; their counts
+    are summed over those images only (``boundary_f1_at_m``). Images without a pixel size in
+    metres (PNGs, no CRS, a geographic CRS) add nothing to the metre scores.
+
     Parameters
     ----------
     tolerance : float
@@ -59,6 +70,10 @@ class Evaluator:
                                                    ignore_index=IGNORE_INDEX)
         self._tolerances = tuple(sorted({float(tolerance), *map(float, BOUNDARY_TOLERANCES)}))
         self.boundary_at = {tol: {key: 0 for key in COUNT_KEYS} for tol in self._tolerances}
+        self.boundary_at_m = {float(m): {key: 0 for key in COUNT_KEYS}
+                              for m in BOUNDARY_TOLERANCES_M}
+        #: how many scored images had a pixel size in metres (the metre scores cover these)
+        self.images_m = 0
         self.objects = {key: 0 for key in OBJECT_COUNT_KEYS}
         self._rows: list[dict[str, Any]] = []
 
@@ -67,7 +82,8 @@ class Evaluator:
         """Per-image rows, in update order (keys = ``CSV_COLUMNS``)."""
         return [dict(row) for row in self._rows]
 
-    def update(self, pred: Any, target: Any, name: str, valid: Any = None) -> dict[str, Any]:
+    def update(self, pred: Any, target: Any, name: str, valid: Any = None,
+               pixel_size_m: float | None = None) -> dict[str, Any]:
         """Score one image and add it to the totals.
 
         Parameters
@@ -78,6 +94,11 @@ class Evaluator:
             The image's name, first column of per_image.csv.
         valid : 2-D bool array, optional
             ``False`` marks pixels to ignore, exactly as 255 in ``target`` does.
+        pixel_size_m : float, optional
+            The side of a pixel in metres (the mean of its width and height where they
+            differ): the image is also scored at the ground tolerances
+            :data:`BOUNDARY_TOLERANCES_M`. None (images without georeferencing, or not in
+            metres): pixel tolerances only.
 
         Returns
         -------
@@ -89,9 +110,11 @@ class Evaluator:
         Raises
         ------
         ValueError
-            Shapes differ or are not 2-D, or values are outside the label sets (a programming
-            error: masks read from files are checked when they are read).
+            Shapes differ or are not 2-D, or values are outside the label sets, or
+            ``pixel_size_m`` is not a positive number (a programming error: masks read from
+            files are checked when they are read).
         """
+        _check_pixel_size(name, pixel_size_m)
         pred, target = _to_numpy(pred), _to_numpy(target)
         if pred.ndim != 2 or pred.shape != target.shape:
             raise ValueError(f"{name}: pred {pred.shape} and target {target.shape} must be 2-D "
@@ -109,7 +132,7 @@ class Evaluator:
             target = np.where(valid, target, IGNORE_INDEX)
         self.confusion.update(torch.from_numpy(pred).reshape(-1),
                               torch.from_numpy(target).reshape(-1))
-        counts = self._add_outlines(pred, target, None)
+        counts = self._add_outlines(pred, target, None, pixel_size_m=pixel_size_m)
         scores = per_image_scores(pred, target)
         row = {"name": str(name), "miou": scores["miou"], "landslide_pa": scores["landslide_pa"],
                "background_pa": scores["background_pa"],
@@ -120,13 +143,15 @@ class Evaluator:
         return dict(row)
 
     def update_scene(self, pred: Any, target: Any, name: str, valid: Any = None,
-                     strip_rows: int = 1024) -> dict[str, Any]:
+                     strip_rows: int = 1024, pixel_size_m: float | None = None
+                     ) -> dict[str, Any]:
         """Score one large image (a scene) strip by strip; same result as :meth:`update`.
 
         ``pred`` and ``target`` are 2-D numpy arrays (uint8 is enough); only strips of
         ``strip_rows`` rows are ever widened to int64 or passed to a distance transform, so
-        memory beyond the inputs stays bounded.
+        memory beyond the inputs stays bounded. ``pixel_size_m``: as for :meth:`update`.
         """
+        _check_pixel_size(name, pixel_size_m)
         pred, target = np.asarray(pred), np.asarray(target)
         if pred.ndim != 2 or pred.shape != target.shape:
             raise ValueError(f"{name}: pred {pred.shape} and target {target.shape} must be 2-D "
@@ -144,7 +169,7 @@ class Evaluator:
             cm += image_confusion(p, t)
             self.confusion.update(torch.from_numpy(p.astype(np.int64)).reshape(-1),
                                   torch.from_numpy(t.astype(np.int64)).reshape(-1))
-        counts = self._add_outlines(pred, target, valid, strip_rows)
+        counts = self._add_outlines(pred, target, valid, strip_rows, pixel_size_m)
         scores = scores_from_confusion(cm)
         row = {"name": str(name), "miou": scores["miou"],
                "landslide_pa": scores["class_pa"]["landslide"],
@@ -164,14 +189,29 @@ class Evaluator:
         """The keys of ``boundary_f1_at`` in :meth:`compute`: the tolerances in pixels."""
         return [_key(tol) for tol in self._tolerances]
 
+    def tolerance_keys_m(self) -> list[str]:
+        """The keys of ``boundary_f1_at_m`` in :meth:`compute`: the tolerances in metres."""
+        return [_key(m) for m in self.boundary_at_m]
+
     def _add_outlines(self, pred: np.ndarray, target: np.ndarray, valid: Any,
-                      strip_rows: int | None = None) -> dict[str, int]:
-        """Add one image's boundary counts (every tolerance) and object counts to the sums;
-        return its boundary counts at the evaluation's tolerance."""
-        at = boundary_counts_at(pred, target, self._tolerances, valid, strip_rows)
-        for tol, counts in at.items():
+                      strip_rows: int | None = None, pixel_size_m: float | None = None
+                      ) -> dict[str, int]:
+        """Add one image's boundary counts (every tolerance, in pixels and, with
+        ``pixel_size_m``, in metres) and object counts to the sums; return its boundary
+        counts at the evaluation's tolerance."""
+        in_px = {} if pixel_size_m is None else {
+            m: metres_to_pixels(m, pixel_size_m) for m in self.boundary_at_m}
+        at = boundary_counts_at(pred, target, tuple(sorted({*self._tolerances,
+                                                            *in_px.values()})),
+                                valid, strip_rows)
+        for tol in self._tolerances:
             for key in COUNT_KEYS:
-                self.boundary_at[tol][key] += counts[key]
+                self.boundary_at[tol][key] += at[tol][key]
+        for m, px in in_px.items():
+            for key in COUNT_KEYS:
+                self.boundary_at_m[m][key] += at[px][key]
+        if pixel_size_m is not None:
+            self.images_m += 1
         objects = object_counts(pred, target, valid)
         for key in OBJECT_COUNT_KEYS:
             self.objects[key] += objects[key]
@@ -190,7 +230,10 @@ class Evaluator:
             and ``images`` (number of images); ``boundary_f1_at`` (``{"1": {precision,
             recall, f1}, "2": ..., "4": ..., "8": ...}``, keys the tolerance in pixels) and
             ``objects`` (:func:`scdnn.metrics.objects.object_scores`) with their summed
-            ``object_counts``. JSON-serialisable.
+            ``object_counts``; ``boundary_f1_at_m`` (``{"0.5": {precision, recall, f1},
+            "1": ..., "2": ..., "4": ...}``, keys the ground tolerance in metres) with its
+            summed ``boundary_counts_at_m``, over the ``boundary_images_m`` images that had a
+            pixel size in metres (both None when none had). JSON-serialisable.
         """
         if self._rows:
             cm = self.confusion.compute().cpu().numpy()
@@ -213,6 +256,13 @@ class Evaluator:
                                for tol, counts in self.boundary_at.items()},
             "objects": object_scores(self.objects) if self._rows else None,
             "object_counts": dict(self.objects),
+            "boundary_f1_at_m": ({_key(m): boundary_f1_from_counts(counts)
+                                  for m, counts in self.boundary_at_m.items()}
+                                 if self.images_m else None),
+            "boundary_counts_at_m": ({_key(m): dict(counts)
+                                      for m, counts in self.boundary_at_m.items()}
+                                     if self.images_m else None),
+            "boundary_images_m": self.images_m,
         })
         return metrics
 
@@ -229,6 +279,18 @@ class Evaluator:
 def _key(tolerance: float) -> str:
     """A tolerance as a JSON key: ``"2"``, ``"2.5"``."""
     return f"{tolerance:g}"
+
+
+def metres_to_pixels(metres: float, pixel_size_m: float) -> float:
+    """A ground tolerance in pixels of ``pixel_size_m`` metres: ``metres / pixel_size_m``,
+    rounded to 9 decimals so that a tolerance of exactly k pixels (0.3 m at 0.1 m) is not
+    lost to floating point (0.3 / 0.1 = 2.9999999999999996)."""
+    return round(metres / pixel_size_m, 9)
+
+
+def _check_pixel_size(name: str, pixel_size_m: float | None) -> None:
+    if pixel_size_m is not None and not (np.isfinite(pixel_size_m) and pixel_size_m > 0):
+        raise ValueError(f"{name}: pixel_size_m must be a positive number, got {pixel_size_m}")
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -287,6 +349,14 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}"
 
 
+def _metre_coverage(metrics: dict[str, Any]) -> str:
+    """A note after the metre scores when they cover only some of the scored images."""
+    n_m, n = metrics.get("boundary_images_m"), metrics.get("images")
+    if isinstance(n_m, int) and isinstance(n, int) and n_m < n:
+        return f"   ({n_m} of {n} images have a pixel size in metres; the others are left out)"
+    return ""
+
+
 def format_table(metrics: dict[str, Any]) -> str:
     """The paper's Tables 1–3 for one model as plain text, in percent with 2 decimals.
 
@@ -294,7 +364,8 @@ def format_table(metrics: dict[str, Any]) -> str:
     ----------
     metrics : dict
         Output of :meth:`Evaluator.compute` or :func:`scores_from_confusion` (boundary and
-        bin lines appear only when their keys are present).
+        bin lines appear only when their keys are present; boundary F1 in metres only when
+        some image had a pixel size in metres).
     """
     def line(label: str, cells: list[str]) -> str:
         return f"{label:<16}" + "".join(f"{c:>14}" for c in cells)
@@ -324,6 +395,12 @@ def format_table(metrics: dict[str, Any]) -> str:
         if at:
             lines += ["", line("boundary F1 (%)", [f"{k} px" for k in at]),
                       line("", [_pct(v["f1"]) for v in at.values()])]
+    if metrics.get("boundary_f1_at_m"):
+        at_m = {k: v for k, v in metrics["boundary_f1_at_m"].items() if v is not None}
+        if at_m:
+            lines += ["", line("boundary F1 (%)", [f"{k} m" for k in at_m]),
+                      line("", [_pct(v["f1"]) for v in at_m.values()])
+                      + _metre_coverage(metrics)]
     if "miou_bins" in metrics:
         bins = metrics["miou_bins"]
         lines += ["", line("per-image MIoU", ["images", "%"])]

@@ -14,7 +14,9 @@ __all__ = ["evaluate_masks"]
 
 
 def evaluate_masks(predictions: Sequence[Any], truths: Sequence[Any], tolerance: float = 2,
-                   names: Sequence[str] | None = None) -> dict[str, Any]:
+                   names: Sequence[str] | None = None,
+                   pixel_size_m: float | Sequence[float | None] | None = None
+                   ) -> dict[str, Any]:
     """The dataset metrics of predicted masks against their truth, as ``scdnn evaluate``
     computes them.
 
@@ -30,6 +32,10 @@ def evaluate_masks(predictions: Sequence[Any], truths: Sequence[Any], tolerance:
         Boundary F1 matching distance in pixels.
     names : sequence of str, optional
         The masks' names (per-image rows; default ``"0"``, ``"1"``...).
+    pixel_size_m : float or sequence of (float or None), optional
+        The side of a pixel in metres, of every mask or of each: those masks are also scored
+        at the ground tolerances 0.5, 1, 2 and 4 m (``boundary_f1_at_m``, converted to pixels
+        with each mask's pixel size). None: pixel tolerances only.
 
     Returns
     -------
@@ -53,11 +59,20 @@ def evaluate_masks(predictions: Sequence[Any], truths: Sequence[Any], tolerance:
     if len(names) != len(predictions):
         raise InvalidValueError(f"has {len(names)} names but there are {len(predictions)} "
                                 f"masks", option="names")
+    sizes = (list(pixel_size_m) if isinstance(pixel_size_m, (list, tuple, np.ndarray))
+             else [pixel_size_m] * len(predictions))
+    if len(sizes) != len(predictions) or not all(
+            p is None or isinstance(p, (int, float, np.floating)) and 0 < p < np.inf
+            for p in sizes):
+        raise InvalidValueError(f"must be one pixel size in metres > 0 (or None), or one per "
+                                f"mask ({len(predictions)}), got {pixel_size_m!r}",
+                                option="pixel_size_m")
     if not tolerance >= 0:
         raise InvalidValueError(f"must be a number of pixels ≥ 0, got {tolerance}",
                                 option="tolerance")
     evaluator = Evaluator(tolerance=tolerance)
-    for i, (pred, truth, name) in enumerate(zip(predictions, truths, names, strict=True)):
+    for i, (pred, truth, name, size) in enumerate(zip(predictions, truths, names, sizes,
+                                                      strict=True)):
         if pred.ndim != 2 or pred.shape != truth.shape:
             raise InvalidValueError(f"predictions[{i}] is {pred.shape} but truths[{i}] is "
                                     f"{truth.shape}; both must be the same H x W")
@@ -68,7 +83,8 @@ def evaluate_masks(predictions: Sequence[Any], truths: Sequence[Any], tolerance:
             raise InvalidValueError(f"truths[{i}] holds values other than 0, 1 and {IGNORE_INDEX} "
                                     "(e.g. "
                                     f"{truth[~np.isin(truth, (0, 1, IGNORE_INDEX))].flat[0]})")
-        evaluator.update(pred.astype(np.uint8), truth.astype(np.uint8), name)
+        evaluator.update(pred.astype(np.uint8), truth.astype(np.uint8), name,
+                         pixel_size_m=None if size is None else float(size))
     return evaluator.compute()
 
 
