@@ -226,3 +226,40 @@ def one_line_error(code: int, capsys, *needles: str) -> str:
     for needle in needles:
         assert needle in err, err
     return err
+
+
+def write_stripe_scene(root: Path, height: int, width: int, edge: int, px: float = 0.5,
+                       crs: str | None = "EPSG:32647") -> Path:
+    """A scene folder whose landslide is the columns left of ``edge``: ``rgb.tif`` (3 bands)
+    and ``mask.tif`` (0/1, nodata 255) on one grid of ``px`` map units per pixel in ``crs``
+    (degrees for EPSG:4326). Its only boundary is column ``edge - 1``, one pixel per row (the
+    image border is no boundary), so a prediction whose edge is k columns off lies exactly
+    k pixels from it."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    root.mkdir(parents=True, exist_ok=True)
+    origin = (100.0, 30.0) if crs == "EPSG:4326" else (500000.0, 3400000.0)
+    grid = dict(driver="GTiff", width=width, height=height, crs=crs,
+                transform=Affine(px, 0.0, origin[0], 0.0, -px, origin[1]))
+    landslide = np.broadcast_to(np.arange(width) < edge, (height, width))
+    image = np.where(landslide, 180, 90)[None].repeat(3, 0).astype(np.uint8)
+    with rasterio.open(root / "rgb.tif", "w", count=3, dtype="uint8", **grid) as dst:
+        dst.write(image)
+    stripe_mask(root / "mask.tif", root, edge)
+    return root
+
+
+def stripe_mask(path: Path, scene: Path, edge: int) -> Path:
+    """A 0/1 mask raster (nodata 255) on the grid of ``scene``'s rgb.tif, landslide left of
+    column ``edge``: a prediction for :func:`write_stripe_scene`."""
+    import rasterio
+
+    with rasterio.open(scene / "rgb.tif") as src:
+        profile = dict(driver="GTiff", width=src.width, height=src.height, crs=src.crs,
+                       transform=src.transform)
+    mask = np.broadcast_to(np.arange(profile["width"]) < edge,
+                           (profile["height"], profile["width"])).astype(np.uint8)
+    with rasterio.open(path, "w", count=1, dtype="uint8", nodata=255, **profile) as dst:
+        dst.write(mask, 1)
+    return path

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_and_kill
+from conftest import run_and_kill, stripe_mask, write_stripe_scene
 from scdnn.cli import main
 from scdnn.datasets.synthetic import write_synthetic_dataset
 from scdnn.runs import cpu_name, machine_description
@@ -143,6 +143,35 @@ def test_evaluate_predictions_of_another_tool(data: Path, tmp_path: Path) -> Non
                  str(tmp_path / "e")]) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(1.0) and metrics["boundary_f1"] == pytest.approx(1.0)
+
+
+def test_evaluate_prints_boundary_f1_in_metres_on_a_scene(tmp_path: Path, capsys) -> None:
+    """A 0.5 m scene whose predicted edge is 2 px (1 m) off: not matched at 0.5 m, matched
+    from 1 m; the table ``scdnn evaluate`` prints has the metre line under the pixel one."""
+    scene = write_stripe_scene(tmp_path / "scene", 20, 40, edge=20, px=0.5)
+    pred = stripe_mask(tmp_path / "pred.tif", scene, 22)
+    assert main(["evaluate", str(scene), "--predictions", str(pred), "--out",
+                 str(tmp_path / "e")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if "0.5 m" in line)
+    assert lines[header].split() == ["boundary", "F1", "(%)", "0.5", "m", "1", "m", "2", "m",
+                                     "4", "m"]
+    assert lines[header + 1].split() == ["0.00", "100.00", "100.00", "100.00"]
+    assert "8 px" in lines[header - 3]  # below the pixel tolerances
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["boundary_f1_at_m"]["0.5"]["f1"] == 0.0
+    assert metrics["boundary_f1_at_m"]["1"]["f1"] == 1.0 and metrics["boundary_images_m"] == 1
+
+
+def test_evaluate_gives_no_metre_scores_on_png_images(data: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    assert main(["evaluate", str(data), "--predictions", str(data / "masks"), "--out",
+                 str(tmp_path / "e"), "--all"]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert "boundary_f1_at_m" in metrics and metrics["boundary_f1_at_m"] is None
+    assert metrics["boundary_images_m"] == 0 and metrics["boundary_f1_at"]["1"]["f1"] == 1.0
+    out = capsys.readouterr().out
+    assert "8 px" in out and "0.5 m" not in out
 
 
 @pytest.mark.slow

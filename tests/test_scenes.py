@@ -16,7 +16,7 @@ import torch
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from conftest import one_line_error
+from conftest import one_line_error, stripe_mask, write_stripe_scene
 from scdnn.cli import main
 from scdnn.datasets import Normalization
 from scdnn.datasets.scene import open_scene
@@ -322,6 +322,61 @@ def test_scene_evaluation_refuses_a_prediction_on_another_grid(tmp_path: Path, c
     code = main(["evaluate", str(root), "--predictions", str(other), "--out",
                  str(tmp_path / "e")])
     one_line_error(code, capsys, "other.tif", "another grid")
+
+
+# --- boundary F1 at ground tolerances (metres) ------------------------------------------
+
+def test_boundary_f1_in_metres_uses_each_scenes_own_pixel_size(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """Three scenes in one evaluation: at 0.5 m pixels the predicted edge is 2 px (1 m) off,
+    at 2 m pixels 1 px (2 m) off, and a scene in EPSG:4326 (degrees) is predicted exactly.
+    Each metre tolerance is converted with its scene's pixel size, so an edge is matched
+    from the tolerance equal to its offset on the ground, not below it; the scene in degrees
+    adds nothing to the metre scores."""
+    from scdnn.evaluation import evaluate
+
+    data = tmp_path / "data"
+    write_stripe_scene(data / "fine", 30, 40, edge=20, px=0.5)
+    write_stripe_scene(data / "coarse", 10, 40, edge=20, px=2.0)
+    write_stripe_scene(data / "geographic", 6, 40, edge=20, px=1e-5, crs="EPSG:4326")
+    predicted_edge = {"fine": 22, "coarse": 21, "geographic": 20}
+
+    def predict(model, card, scene, *args, **kwargs) -> np.ndarray:
+        path = stripe_mask(tmp_path / f"pred-{scene.name}.tif", data / scene.name,
+                           predicted_edge[scene.name])
+        with rasterio.open(path) as src:
+            return src.read(1)
+
+    monkeypatch.setattr("scdnn.mapping.score.predict_scene_mask", predict)
+    weights = tiny_weights(tmp_path / "w.safetensors", ["red", "green", "blue"])
+    metrics = evaluate(data, tmp_path / "eval", weights=str(weights))
+    assert metrics["images"] == 3 and metrics["boundary_images_m"] == 2
+    at_m = metrics["boundary_f1_at_m"]
+    assert sorted(at_m, key=float) == ["0.5", "1", "2", "4"]
+    # 0.5 m = 1 px (fine) and 0.25 px (coarse): neither edge is matched
+    assert at_m["0.5"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    # 1 m = 2 px (fine: matched, 30 rows) and 0.5 px (coarse: not, 10 rows)
+    assert at_m["1"] == {"precision": 0.75, "recall": 0.75, "f1": 0.75}
+    assert at_m["2"] == at_m["4"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert metrics["boundary_counts_at_m"]["1"] == {"pred_boundary": 40, "pred_matched": 30,
+                                                    "true_boundary": 40, "true_matched": 30}
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert written["boundary_f1_at_m"] == at_m
+    # the pixel scores take every scene: at 1 px the coarse and geographic edges match
+    assert metrics["boundary_f1_at"]["1"]["f1"] == pytest.approx(16 / 46)
+
+
+def test_a_scene_in_degrees_gets_no_metre_scores(tmp_path: Path, capsys) -> None:
+    root = write_stripe_scene(tmp_path / "s", 12, 30, edge=15, px=1e-5, crs="EPSG:4326")
+    pred = stripe_mask(tmp_path / "pred.tif", root, 17)
+    assert main(["evaluate", str(root), "--predictions", str(pred),
+                 "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert "boundary_f1_at_m" in metrics and metrics["boundary_f1_at_m"] is None
+    assert metrics["boundary_counts_at_m"] is None and metrics["boundary_images_m"] == 0
+    assert metrics["boundary_f1_at"]["2"]["f1"] == 1.0  # pixel scores as ever
+    out = capsys.readouterr().out
+    assert "8 px" in out and "0.5 m" not in out and "4 m" not in out
 
 
 # --- strip-wise scoring equals whole-image scoring ---------------------------------------

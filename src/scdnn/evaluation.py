@@ -8,7 +8,9 @@ One entry point, :func:`evaluate`, for every kind of data (:mod:`scdnn.datasets.
   windows, batches and blending) and scored against its label raster on every pixel that is
   valid in the scene (and its DSM, for a model that uses one) and labelled 0 or 1: no-data is
   never scored. One row per scene in per_image.csv; the boundary F1 tolerance is also given in
-  metres; predicted masks kept as ``OUT/masks/<scene>.tif``.
+  metres, and on scenes in a projected CRS in metres boundary F1 is also scored at ground
+  tolerances of 0.5, 1, 2 and 4 m (each converted to pixels with the scene's own pixel size;
+  ``boundary_f1_at_m``); predicted masks kept as ``OUT/masks/<scene>.tif``.
 
 Memory on scenes: the predicted mask, the label and the valid mask are held for the whole
 scene as uint8/bool (3 bytes per pixel); scoring works strip by strip
@@ -78,7 +80,9 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     -------
     dict
         The content of ``OUT/metrics.json`` (also ``OUT/per_image.csv``): the
-        :meth:`~scdnn.metrics.Evaluator.compute` metrics, ``boundary_tolerance_m`` on scenes,
+        :meth:`~scdnn.metrics.Evaluator.compute` metrics (``boundary_f1_at_m``: boundary
+        F1 at 0.5, 1, 2 and 4 m on scenes in metres, None on images and on scenes without a
+        pixel size in metres), ``boundary_tolerance_m`` on scenes,
         ``scored`` (which samples and why), ``source`` (what was scored against what) and
         ``provenance``.
 
@@ -197,7 +201,8 @@ def evaluate_polygons(inventory: str | os.PathLike, polygons: str | os.PathLike,
 
     A pixel is a landslide when its centre is inside a polygon (``all_touched=False``), for
     the inventory and the prediction alike; the scores are those of ``scdnn evaluate`` on a
-    scene (pixel, object and boundary scores; ``OUT/metrics.json``, ``OUT/per_image.csv``).
+    scene (pixel, object and boundary scores, boundary F1 in metres when the grid's CRS is
+    projected in metres; ``OUT/metrics.json``, ``OUT/per_image.csv``).
 
     Raises
     ------
@@ -214,6 +219,7 @@ def evaluate_polygons(inventory: str | os.PathLike, polygons: str | os.PathLike,
 
     from .datasets.io import IGNORE_INDEX
     from .datasets.labels import PolygonLabels
+    from .datasets.scene import metre_pixel_size
     from .errors import InputFileError
 
     polygons, grid = map_polygons_and_grid(polygons, grid)
@@ -240,17 +246,14 @@ def evaluate_polygons(inventory: str | os.PathLike, polygons: str | os.PathLike,
             except RasterioError as exc:
                 raise InputFileError(f"cannot read the grid raster: {exc}", grid) from None
             target[rows][~valid] = IGNORE_INDEX
-        res = dataset.res
-        metres = dataset.crs.is_projected and (dataset.crs.linear_units or "").lower() in (
-            "metre", "meter", "m")
+        pixel = metre_pixel_size(dataset)
     name = polygons.parent.name if polygons.name in MAP_POLYGONS else polygons.stem
     with output_dir(out, overwrite=overwrite) as out:
         evaluator = Evaluator(tolerance=tolerance)
         evaluator.update_scene(pred, target, name, valid=target != IGNORE_INDEX,
-                               strip_rows=strip_rows)
+                               strip_rows=strip_rows, pixel_size_m=pixel)
         del pred, target
         metrics = evaluator.compute()
-        pixel = float(np.mean(np.abs(res))) if metres else None
         metrics["boundary_tolerance_m"] = None if pixel is None else tolerance * pixel
         metrics["boundary_tolerances_m"] = None if pixel is None else {
             key: float(key) * pixel for key in evaluator.tolerance_keys()}

@@ -129,6 +129,11 @@ class Scene:
         return crs.linear_units or "unknown"
 
     @property
+    def pixel_size_m(self) -> float | None:
+        """The side of a pixel in metres (:func:`metre_pixel_size`), or None."""
+        return metre_pixel_size(self.dataset)
+
+    @property
     def pixel_area(self) -> float:
         """Area of one pixel in squared ``units`` (|determinant| of the transform)."""
         return abs(self.dataset.transform.determinant)
@@ -375,6 +380,22 @@ def _open_raster(path: Path, what: str):
             return rasterio.open(path)
     except RasterioError:
         raise InputFileError("not a raster file GDAL can read", path) from None
+
+
+#: Linear units names (``CRS.linear_units``, lower case) that mean metres.
+METRE_UNITS = ("metre", "meter", "metres", "meters", "m")
+
+
+def metre_pixel_size(dataset) -> float | None:
+    """The side of a pixel of an open raster in metres, when its CRS is projected in metres:
+    the pixel width when pixels are square, else the mean of width and height (``|res|``).
+    None without a CRS, in a geographic CRS (degrees) or in other units (feet): ground
+    tolerances cannot be converted to pixels there."""
+    crs = dataset.crs
+    if crs is None or not crs.is_projected \
+            or (crs.linear_units or "").lower() not in METRE_UNITS:
+        return None
+    return float(np.mean(np.abs(dataset.res)))
 
 
 def same_grid(a, b) -> bool:

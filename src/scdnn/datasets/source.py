@@ -621,7 +621,9 @@ class SceneSource:
               options: ScoringOptions = ScoringOptions(), device: str = "cpu",
               progress: Progress = iter) -> dict[str, Any]:
         """Each scene predicted as ``scdnn map`` predicts it (or read from the ``predictions``
-        raster on its grid) and scored on every valid labelled pixel; with a model, the mask is
+        raster on its grid) and scored on every valid labelled pixel, also at the ground
+        tolerances in metres when its CRS is projected in metres (converted with its own
+        pixel size, :meth:`scdnn.metrics.Evaluator.update_scene`); with a model, the mask is
         written as ``masks/<scene>.tif`` (0, 1, 255 = no data; the scene's grid). Adds
         ``boundary_tolerance_m``, the tolerance in metres when every scene is in metres, and
         ``cleaning``: what cleaned the model's masks (``options.cleaning``, converted with
@@ -635,8 +637,7 @@ class SceneSource:
         pixel_sizes = []
         for name in names:
             scene = self.collection.open(name)
-            pixel_sizes.append(scene.scene.dataset.res if scene.scene.units == "metre"
-                               else None)
+            pixel_sizes.append(scene.scene.pixel_size_m)
             if model is not None:
                 pred = predict_scene_mask(model, card, scene, options.tile, options.overlap,
                                           options.batch_size, options.threshold, device,
@@ -652,7 +653,8 @@ class SceneSource:
                 pred = _read_mask_raster(Path(predictions), scene)
             label = scene.whole_label()
             evaluator.update_scene(np.where(pred == 1, 1, 0).astype(np.uint8), label, name,
-                                   valid=label != IGNORE_INDEX)
+                                   valid=label != IGNORE_INDEX,
+                                   pixel_size_m=scene.scene.pixel_size_m)
         self.collection.close()
         at_m = {key: _tolerance_m(float(key), pixel_sizes)
                 for key in evaluator.tolerance_keys()}
@@ -770,4 +772,4 @@ def _tolerance_m(tolerance: float, pixel_sizes: list) -> float | None:
     """The pixel tolerance in metres (mean pixel size), when every scene is in metres."""
     if not pixel_sizes or any(p is None for p in pixel_sizes):
         return None
-    return float(tolerance * np.mean([abs(v) for p in pixel_sizes for v in p]))
+    return float(tolerance * np.mean(pixel_sizes))
