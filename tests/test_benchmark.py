@@ -280,7 +280,8 @@ def test_outline_scores_of_older_metrics_are_none():
     old = outline_scores({"miou": 0.5})  # a metrics.json written before object scores
     assert set(old) == {"object_precision", "object_recall", "object_f1", "object_count_ratio",
                         "boundary_f1_1px", "boundary_f1_2px", "boundary_f1_4px",
-                        "boundary_f1_8px"}
+                        "boundary_f1_8px", "boundary_f1_0.5m", "boundary_f1_1m",
+                        "boundary_f1_2m", "boundary_f1_4m"}
     assert all(value is None for value in old.values())
     new = outline_scores({"objects": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3,
                                       "count_ratio": 0.5},
@@ -288,6 +289,49 @@ def test_outline_scores_of_older_metrics_are_none():
                                              "4": None, "8": {"f1": 0.4}}})
     assert new["object_f1"] == 1 / 3 and new["object_count_ratio"] == 0.5
     assert new["boundary_f1_2px"] == 0.2 and new["boundary_f1_4px"] is None
+
+
+def test_outline_table_has_metre_columns_only_when_a_run_has_metre_scores():
+    """Boundary F1 at 0.5-4 m (scenes in metres) comes from each run's
+    ``boundary_f1_at_m``; runs on images (``None``) or written before it (absent) leave the
+    table as it was."""
+    from scdnn.benchmark.tables import SCORE_KEYS, _outline_table, outline_scores, summarize
+
+    base = {"objects": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "count_ratio": 1.0},
+            "boundary_f1_at": {t: {"f1": 0.5} for t in ("1", "2", "4", "8")}}
+    scenes = {**base, "boundary_f1_at_m": {"0.5": {"f1": 0.125}, "1": {"f1": 0.25},
+                                           "2": {"f1": 0.5}, "4": {"f1": 0.75}}}
+
+    def models(*metrics: dict) -> dict:
+        out = {}
+        for i, m in enumerate(metrics):
+            flat = outline_scores(m)
+            out[f"m{i}"] = {"label": f"M{i}", "seeds": [0], "scores": {
+                key: summarize([flat.get(key)]) for key in SCORE_KEYS}}
+        return out
+
+    assert outline_scores(scenes)["boundary_f1_0.5m"] == 0.125
+    table = _outline_table(models(scenes, {**base, "boundary_f1_at_m": None}))
+    header = next(line for line in table if line.startswith("| model |"))
+    assert header.endswith("| boundary F1 (%, 8 px) | boundary F1 (%, 0.5 m) | "
+                           "boundary F1 (%, 1 m) | boundary F1 (%, 2 m) | boundary F1 (%, 4 m) |")
+    assert next(line for line in table if line.startswith("| M0 |")).endswith(
+        "| 12.50 | 25.00 | 50.00 | 75.00 |")
+    assert next(line for line in table if line.startswith("| M1 |")).endswith(
+        "| n/a | n/a | n/a | n/a |")
+    assert any("converted to pixels with each scene's pixel size" in line for line in table)
+    # images only, or results of older runs: no metre columns
+    for other in ({**base, "boundary_f1_at_m": None}, base):
+        table = _outline_table(models(other))
+        assert not any(" m)" in line for line in table)
+        assert next(line for line in table if line.startswith("| model |")).endswith(
+            "| boundary F1 (%, 8 px) |")
+    # a results.json written before the metre keys existed renders as before
+    old = models(base)
+    for model in old.values():
+        for tol in ("0.5", "1", "2", "4"):
+            del model["scores"][f"boundary_f1_{tol}m"]
+    assert _outline_table(old) == _outline_table(models(base))
 
 
 @pytest.mark.slow

@@ -99,10 +99,14 @@ SCORE_KEYS: tuple[str, ...] = (
     "cm_landslide_background", "cm_background_landslide", "cm_background_background",
     "epochs", "train_seconds",
 ) + tuple(f"object_{key}" for key in ("precision", "recall", "f1", "count_ratio")) + tuple(
-    f"boundary_f1_{tol}px" for tol in ("1", "2", "4", "8"))
+    f"boundary_f1_{tol}px" for tol in ("1", "2", "4", "8")) + tuple(
+    f"boundary_f1_{tol}m" for tol in ("0.5", "1", "2", "4"))
 
 #: The boundary tolerances (pixels) of the "Objects and outlines" table.
 OUTLINE_TOLERANCES: tuple[str, ...] = ("1", "2", "4", "8")
+
+#: The ground tolerances (metres) of the "Objects and outlines" table, on scenes in metres.
+OUTLINE_TOLERANCES_M: tuple[str, ...] = ("0.5", "1", "2", "4")
 
 CLASSES_PAPER_ORDER = ("landslide", "background")  # the paper's tables list landslide first
 
@@ -144,16 +148,21 @@ def run_scores(metrics: dict[str, Any], epochs: int, train_seconds: float) -> di
 
 
 def outline_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
-    """Object precision, recall, F1 and predicted ÷ true count, and boundary F1 at 1, 2, 4
-    and 8 px, flat, from a metrics.json; ``None`` where it has none (written before these
-    scores existed, or no object to count)."""
+    """Object precision, recall, F1 and predicted ÷ true count, boundary F1 at 1, 2, 4 and
+    8 px and at 0.5, 1, 2 and 4 m, flat, from a metrics.json; ``None`` where it has none
+    (written before these scores existed, no object to count, or no pixel size in metres:
+    images, scenes without a projected CRS in metres)."""
     objects = metrics.get("objects") or {}
     at = metrics.get("boundary_f1_at") or {}
+    at_m = metrics.get("boundary_f1_at_m") or {}
     flat: dict[str, float | None] = {f"object_{key}": objects.get(key)
                                      for key in ("precision", "recall", "f1", "count_ratio")}
     for tol in OUTLINE_TOLERANCES:
         scores = at.get(tol)
         flat[f"boundary_f1_{tol}px"] = None if scores is None else scores["f1"]
+    for tol in OUTLINE_TOLERANCES_M:
+        scores = at_m.get(tol)
+        flat[f"boundary_f1_{tol}m"] = None if scores is None else scores["f1"]
     return flat
 
 
@@ -264,20 +273,29 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 def _outline_table(models: dict[str, Any]) -> list[str]:
     """The "Objects and outlines" section (mean ± SD over seeds), or nothing when no run
-    has these scores (results written before they existed)."""
+    has these scores (results written before they existed). Boundary F1 in metres has
+    columns only when some run has it (scenes in a projected CRS in metres)."""
     if not any(m["scores"]["object_f1"]["n"] or m["scores"]["boundary_f1_2px"]["n"]
                for m in models.values()):
         return []
+    none = summarize(())
+    metres = [tol for tol in OUTLINE_TOLERANCES_M
+              if any(m["scores"].get(f"boundary_f1_{tol}m", none)["n"]
+                     for m in models.values())]
     rows = [[m["label"], len(m["seeds"]), _cell(m["scores"]["object_f1"]),
              _cell(m["scores"]["object_count_ratio"], scale=1, digits=1)]
             + [_cell(m["scores"][f"boundary_f1_{tol}px"]) for tol in OUTLINE_TOLERANCES]
+            + [_cell(m["scores"].get(f"boundary_f1_{tol}m", none)) for tol in metres]
             for m in models.values()]
     out = ["## Objects and outlines", ""]
     out += _table(["model", "seeds", "object F1 (%)", "predicted ÷ true landslides"]
-                  + [f"boundary F1 (%, {tol} px)" for tol in OUTLINE_TOLERANCES], rows)
+                  + [f"boundary F1 (%, {tol} px)" for tol in OUTLINE_TOLERANCES]
+                  + [f"boundary F1 (%, {tol} m)" for tol in metres], rows)
     out += ["", "Landslides are the 8-connected components of the truth and of the raw "
             "prediction (no post-processing), matched one to one at IoU ≥ 0.5; boundary F1 "
-            "at each tolerance is summed over the test set.", ""]
+            "at each tolerance is summed over the test set"
+            + (" (in metres: on the ground, converted to pixels with each scene's pixel "
+               "size)." if metres else "."), ""]
     return out
 
 
