@@ -22,7 +22,7 @@ import rasterio
 from PIL import Image
 from rasterio.transform import Affine
 
-from conftest import TINY, spread_weights
+from conftest import TINY, spread_weights, stripe_mask, write_stripe_scene
 from scdnn.cli import main
 from scdnn.datasets.synthetic import write_synthetic_dataset
 from scdnn.report import write_report
@@ -192,6 +192,29 @@ def test_evaluation_report_from_predictions_and_without_data(folder_dataset, tmp
     assert "is not available" in html
     assert len(images_of(html)) == 2  # heat map and histogram, no overlays
     assert headings(html)[-1] == "Examples"
+
+
+def test_evaluation_report_shows_boundary_f1_in_metres(tmp_path):
+    """A 0.5 m scene whose predicted edge is 2 px (1 m) off: boundary F1 0 % at 0.5 m and
+    100 % from 1 m in the report; a metrics.json without the metre scores (images, or written
+    before they existed) is reported without that table."""
+    scene = write_stripe_scene(tmp_path / "scene", 20, 40, edge=20, px=0.5)
+    out = tmp_path / "eval"
+    assert run_cli("evaluate", scene, "--predictions",
+                   stripe_mask(tmp_path / "pred.tif", scene, 22), "--out", out) == 0
+    html = html_of(write_report(out, tmp_path / "r.html"))
+    assert "Boundary F1 by ground tolerance (%)" in html
+    section = html[html.index("Boundary F1 by ground tolerance"):]
+    cells = re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", section)[:8]
+    assert cells == ["0.5 m", "1 m", "2 m", "4 m", "0.00", "100.00", "100.00", "100.00"]
+    assert "boundary_images_m" not in html  # not listed again under other numbers
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("boundary_f1_at_m", "boundary_counts_at_m", "boundary_images_m"):
+        del metrics[key]
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    html = html_of(write_report(out, tmp_path / "old.html"))
+    assert "Boundary F1 by tolerance (%)" in html and "ground tolerance" not in html
 
 
 def test_examples_are_the_worst_median_and_best():

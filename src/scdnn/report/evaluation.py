@@ -107,6 +107,18 @@ def _metrics_tables(m: dict[str, Any]) -> str:
         parts += ["<h3>Boundary F1 by tolerance (%)</h3>",
                   table([f"{k} px" + (f" ({metres[k]:.2f} m)" if k in metres else "")
                          for k in at], [[fmt_pct(v.get("f1")) for v in at.values()]])]
+    at_m = {k: v for k, v in (m.get("boundary_f1_at_m") or {}).items() if v}
+    if at_m:
+        n_m, n = m.get("boundary_images_m"), m.get("images")
+        partial = (f" Only {n_m} of the {n} scored images have a pixel size in metres; the "
+                   "others are left out of these scores." if isinstance(n_m, int)
+                   and isinstance(n, int) and n_m < n else "")
+        parts += ["<h3>Boundary F1 by ground tolerance (%)</h3>",
+                  table([f"{k} m" for k in at_m],
+                        [[fmt_pct(v.get("f1")) for v in at_m.values()]]),
+                  "<p>" + escape("Each tolerance in metres is converted to pixels with each "
+                                 "image's own pixel size (the mean of its width and "
+                                 "height)." + partial) + "</p>"]
     extra = [(key, m[key]) for key in sorted(m) if key not in _SHOWN and
              isinstance(m[key], (int, float)) and not isinstance(m[key], bool)]
     if extra:
@@ -117,7 +129,7 @@ def _metrics_tables(m: dict[str, Any]) -> str:
 
 _SHOWN = {"pa", "mpa", "miou", "fwiou", "landslide_precision", "landslide_recall",
           "landslide_f1", "boundary_f1", "boundary_precision", "boundary_recall",
-          "boundary_tolerance_px", "pixels", "images"}
+          "boundary_tolerance_px", "pixels", "images", "boundary_images_m"}
 
 
 def _confusion_section(m: dict[str, Any]) -> str:
