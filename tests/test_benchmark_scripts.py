@@ -50,3 +50,142 @@ def test_same_outputs_ignores_provenance_and_finds_changed_pixels_and_values(tmp
     assert same_outputs.differences(tmp_path / "a", tmp_path / "b") == [
         "pixels differ: mask.tif", "values differ: metrics.json (miou)"]
     assert same_outputs.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+
+
+def _recipe_results(folder: Path, recipe: str, models: dict, seeds=(0, 1, 2),
+                    dataset: str = "sichuan-aerial", commit: str = "abc123") -> None:
+    """A results.json as ``scdnn benchmark`` writes it, reduced to what the recipes summary
+    reads: per network its seeds and the summaries of per-seed scores (mean, sample SD)."""
+    import json
+    import statistics
+
+    def summary(values):
+        return {"mean": statistics.mean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+                "min": min(values), "max": max(values), "n": len(values)}
+
+    folder.mkdir(parents=True)
+    results = {
+        "config": {"dataset": {"kind": "dataset", "data": f"/data/{dataset}"},
+                   "budget": "cpu", "train": {"recipe": recipe, "max_steps": 1000},
+                   "seeds": list(seeds)},
+        "provenance": {"git_commit": commit, "created": "2026-12-03T10:00:00+00:00"},
+        "models": {name: {"label": name.upper(), "seeds": list(seeds)[:len(scores["miou"])],
+                          "scores": {k: summary(v) for k, v in scores.items()}}
+                   for name, scores in models.items()},
+    }
+    (folder / "results.json").write_text(json.dumps(results))
+
+
+def test_recipes_summary_welch_by_hand_incomplete_and_ablation(tmp_path):
+    import json
+    import math
+
+    summary = _script("recipes_summary")
+    res = tmp_path / "recipes"
+    _recipe_results(res / "paper-sichuan", "paper",
+                    {"scdnn": {"miou": [0.55, 0.56, 0.57], "object_f1": [0.30, 0.40, 0.50]}})
+    _recipe_results(res / "default-sichuan", "default",
+                    {"scdnn": {"miou": [0.60, 0.62, 0.64], "object_f1": [0.40, 0.40, 0.40],
+                               "boundary_f1_2px": [0.2, 0.3, 0.4],
+                               "boundary_f1_1m": [0.5, 0.5, 0.5]},
+                     "sssn": {"miou": [0.50, 0.50, 0.50]}})
+    _recipe_results(res / "default-loss-ce-sichuan", "default:loss=ce",
+                    {"scdnn": {"miou": [0.60, 0.61]}}, seeds=(0, 1))
+    (res / "broken-sichuan").mkdir()
+    (res / "broken-sichuan" / "results.json").write_text("{not json")
+    # inference options: raw 0.60/0.62/0.64, cleaned 0.61/0.64/0.64 on the same weights
+    runs = {f"scdnn-seed{k}": {v: {"scores": {"miou": m, "object_f1": None}, "seconds": 1.0}
+                               for v, m in (("raw", raw), ("cleaned", clean))}
+            for k, (raw, clean) in enumerate(((0.60, 0.61), (0.62, 0.64), (0.64, 0.64)))}
+    table = {"scdnn": {v: {"seeds": 3, "scores": {"miou": {"mean": 0.62, "std": 0.02, "n": 3}}}
+                       for v in ("raw", "cleaned")}}
+    (res / "default-sichuan-inference.json").write_text(json.dumps(
+        {"bench": "runs/recipe-default-sichuan", "runs": runs, "table": table}))
+
+    out = tmp_path / "out"
+    assert summary.main(["--results", str(res), "--out", str(out)]) == 0
+    data = json.loads((out / "summary.json").read_text())
+    readme = (out / "README.md").read_text()
+
+    rows = {(r["label"], r["network"]): r for r in data["datasets"]["sichuan"]["rows"]}
+    assert [(r["label"], r["network"]) for r in data["datasets"]["sichuan"]["rows"]] == [
+        ("paper", "scdnn"), ("default", "scdnn"), ("default", "sssn"),
+        ("default-loss-ce", "scdnn")]
+    assert rows[("default-loss-ce", "scdnn")]["incomplete"] is True
+    assert rows[("default-loss-ce", "scdnn")]["n"] == 2
+    assert rows[("default", "scdnn")]["incomplete"] is False
+    assert len(data["unreadable"]) == 1 and data["unreadable"][0].startswith("broken-sichuan")
+
+    comps = {(c["what"], c["network"] or c["recipe"]): c
+             for c in data["datasets"]["sichuan"]["comparisons"]}
+    assert set(comps) == {("default − paper", "SCDNN"), ("default-loss-ce − paper", "SCDNN"),
+                          ("default-loss-ce − default", "SCDNN"), ("SCDNN − SSSN", "default")}
+    # default − paper, MIoU: diff 0.62 − 0.56; SE sqrt(0.02²/3 + 0.01²/3) = sqrt(0.0005/3);
+    # df (0.0005/3)² / (((0.0004/3)² + (0.0001/3)²) / 2) = 2.5e-7 / 8.5e-8
+    w = comps[("default − paper", "SCDNN")]["metrics"]["miou"]
+    assert math.isclose(w["diff"], 0.06, abs_tol=1e-12)
+    assert math.isclose(w["se"], math.sqrt(0.0005 / 3), rel_tol=1e-9)
+    assert math.isclose(w["t"], 0.06 / math.sqrt(0.0005 / 3), rel_tol=1e-9)  # 4.648
+    assert math.isclose(w["df"], 2.5e-7 / 8.5e-8, rel_tol=1e-9)  # 2.94
+    assert w["verdict"] == "beyond noise" and w["n"] == [3, 3]
+    # object F1: 0.40 vs 0.40 ± 0.10: diff 0, SE sqrt(0.01/3)
+    o = comps[("default − paper", "SCDNN")]["metrics"]["object_f1"]
+    assert math.isclose(o["diff"], 0.0, abs_tol=1e-12) and o["verdict"] == "within noise"
+    assert math.isclose(o["se"], math.sqrt(0.01 / 3), rel_tol=1e-9)
+    assert comps[("default − paper", "SCDNN")]["metrics"]["boundary_f1_2px"] is None
+    # the ablation, 2 seeds (0.605 ± 0.00707) against default: diff −0.015,
+    # SE sqrt(0.00005/2 + 0.0004/3) = 0.01258 > 0.015 / 2: within noise
+    a = comps[("default-loss-ce − default", "SCDNN")]
+    assert a["kind"] == "ablation" and a["seeds"] == [2, 3] and "incomplete" in a["notes"]
+    assert math.isclose(a["metrics"]["miou"]["diff"], -0.015, abs_tol=1e-12)
+    assert math.isclose(a["metrics"]["miou"]["se"], math.sqrt(0.00005 / 2 + 0.0004 / 3),
+                        rel_tol=1e-9)
+    assert a["metrics"]["miou"]["verdict"] == "within noise"
+    # SCDnn − SSSN under default: SSSN's SD is 0, so SE = 0.02/√3 and df = n1 − 1 = 2
+    n = comps[("SCDNN − SSSN", "default")]["metrics"]["miou"]
+    assert math.isclose(n["se"], 0.02 / math.sqrt(3), rel_tol=1e-9)
+    assert math.isclose(n["t"], 0.12 / (0.02 / math.sqrt(3)), rel_tol=1e-9)  # 10.39
+    assert math.isclose(n["df"], 2.0, rel_tol=1e-9)
+
+    # inference: paired differences 0.01, 0.02, 0.00: mean 0.01, SE 0.01/√3 (t 1.73, df 2)
+    inf = data["inference"][0]
+    assert inf["name"] == "default-sichuan"
+    p = inf["networks"]["scdnn"]["cleaned"]["against_raw"]["miou"]
+    assert math.isclose(p["diff"], 0.01, abs_tol=1e-12) and p["df"] == 2
+    assert math.isclose(p["se"], 0.01 / math.sqrt(3), rel_tol=1e-9)
+    assert p["verdict"] == "within noise"
+    assert inf["networks"]["scdnn"]["cleaned"]["against_raw"]["object_f1"] is None
+
+    assert readme.startswith("# Training recipes: summary")
+    assert "Generated by `benchmarks/recipes_summary.py`" in readme
+    assert f"--results {res.resolve()} --out {out.resolve()}" in readme
+    assert ("- default − paper on sichuan, SCDNN: +6.00 ± 1.29 MIoU points (3 vs 3 seeds): "
+            "beyond noise; +0.00 ± 5.77 object F1 points: within noise") in readme
+    assert ("- default-loss-ce − default on sichuan, SCDNN: -1.50 ± 1.26 MIoU points "
+            "(2 vs 3 seeds; incomplete): within noise") in readme
+    assert "| `default` | SCDNN | 3 (0, 1, 2) | 62.00 ± 2.00 |" in readme
+    assert "| `default-loss-ce` | SCDNN | 2 (0, 1) **incomplete** | 60.50 ± 0.71 |" in readme
+    assert "boundary F1 1 m (%)" in readme and "boundary F1 0.5 m (%)" not in readme
+    assert "| +6.00 | 1.29 | 4.65 | 2.9 | beyond noise |" in readme
+    assert "cleaned − raw, MIoU: +1.00 ± 0.58 points (3 runs, t = 1.73, df 2): within noise" \
+        in readme
+    assert "**not read**: broken-sichuan" in readme
+
+
+def test_recipes_summary_one_seed_and_empty_folder(tmp_path):
+    import json
+
+    summary = _script("recipes_summary")
+    assert summary.main(["--results", str(tmp_path / "none")]) == 0
+    assert "No finished benchmark yet" in (tmp_path / "none" / "README.md").read_text()
+    res = tmp_path / "res"
+    _recipe_results(res / "default-jinsha", "default", {"scdnn": {"miou": [0.6]}}, seeds=(0,))
+    _recipe_results(res / "paper-jinsha", "paper", {"scdnn": {"miou": [0.5, 0.7]}},
+                    seeds=(0, 1))
+    assert summary.main(["--results", str(res)]) == 0
+    data = json.loads((res / "summary.json").read_text())
+    (c,) = data["datasets"]["jinsha"]["comparisons"]
+    assert c["metrics"]["miou"]["se"] is None and c["metrics"]["miou"]["t"] is None
+    assert c["metrics"]["miou"]["verdict"].startswith("cannot tell")
+    assert "1 (0) **incomplete**" in (res / "README.md").read_text()
