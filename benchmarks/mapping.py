@@ -28,6 +28,12 @@ measurements made in the same run (the machine is noisy):
 ``--quick`` checks that the script works (a 768x768 crop of the scene, tile 256, one
 repeat); its numbers are not measurements. Writes OUT/mapping.json, OUT/mapping.md and
 OUT/mapping-seams.png (OUT: benchmarks/results).
+
+``--only memory`` (or ``throughput``, ``nodata``, ``agreement``; repeatable) runs only those
+parts and prints their results as JSON, writing nothing under OUT: a check of one figure
+while working on it, not a result to commit (the full run measures them side by side)::
+
+    .venv/bin/python benchmarks/mapping.py --weights W.safetensors --only memory
 """
 
 from __future__ import annotations
@@ -571,6 +577,38 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+#: The parts ``--only`` can run, as their results are keyed.
+SECTIONS = ("throughput", "nodata", "agreement", "memory")
+
+
+def _scene(args, work: Path) -> Path:
+    """The scene measured: ``--scene``, or its centred 768x768 crop with ``--quick`` (a
+    generated scene where it is absent)."""
+    if not args.quick:
+        return args.scene
+    if args.scene.is_file():
+        with rasterio.open(args.scene) as src:
+            h, w = src.height, src.width
+        return crop(work / "quick.tif", args.scene, centred(h, w, min(768, h), min(768, w)))
+    return generated_scene(work / "quick.tif", 768)
+
+
+def run_only(sections: list[str], scene: Path, work: Path, args, card) -> dict:
+    """``--only``: the chosen parts, in the full run's order, results keyed by part."""
+    results = {}
+    for name in [s for s in SECTIONS if s in sections]:
+        print(f"({name})", flush=True)
+        if name == "throughput":
+            results[name] = throughput(scene, args.weights, work, args, card)
+        elif name == "nodata":
+            results[name] = nodata_cost(scene, args.weights, work, args)
+        elif name == "agreement":
+            results[name] = agreement(scene, args.weights, work, args, card)[0]
+        else:
+            results[name] = memory(scene, args.weights, work, args)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, required=True,
@@ -594,6 +632,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work", type=Path, help="folder for generated scenes and maps "
                         "(default: a temporary folder, deleted)")
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="run only this part (repeatable) and print its results as JSON; "
+                        "nothing is written under --out")
     args = parser.parse_args()
     if args.quick:
         args.tile, args.overlap, args.repeats, args.rss_repeats = 256, 32, 1, 1
@@ -603,16 +644,17 @@ def main() -> None:
     args.align = Predictor.from_file(args.weights).output_stride
     with tempfile.TemporaryDirectory(prefix="scdnn-mapping-", dir=args.work) as tmp:
         work = Path(tmp)
-        scene = args.scene
-        if args.quick:
-            if scene.is_file():
-                with rasterio.open(scene) as src:
-                    h, w = src.height, src.width
-                scene = crop(work / "quick.tif", scene, centred(h, w, min(768, h), min(768, w)))
-            else:
-                scene = generated_scene(work / "quick.tif", 768)
+        scene = _scene(args, work)
         with rasterio.open(scene) as src:
             size = [src.height, src.width]
+        if args.only:
+            settings = {"scene": str(args.scene), "scene_size": size,
+                        **{k: getattr(args, k) for k in ("tile", "overlap", "batch_size",
+                                                         "device", "repeats", "rss_repeats",
+                                                         "quick")}}
+            print(json.dumps({"settings": settings, "weights": card_summary(args.weights),
+                              **run_only(args.only, scene, work, args, card)}, indent=1))
+            return
         print("(1) throughput", flush=True)
         tp = throughput(scene, args.weights, work, args, card)
         print("(4) no-data regions", flush=True)
