@@ -380,6 +380,48 @@ def write_mask(path: Path, mask: np.ndarray, prob: np.ndarray | None = None) -> 
     return path, prob_path
 
 
+def test_gdal_block_cache_is_bounded_while_mapping_and_restored_after(
+        tmp_path: Path, weights: Path, monkeypatch) -> None:
+    """GDAL's block cache would keep every block of the scene read so far (its default bound
+    is 5 % of the machine's memory): map_scene bounds it for the run, every step included."""
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    from scdnn.mapping import predict
+
+    seen: dict[str, int] = {}
+
+    def spy(name: str):
+        step = getattr(predict, name)
+
+        def run(*args, **kwargs):
+            seen[name] = get_gdal_config("GDAL_CACHEMAX")
+            return step(*args, **kwargs)
+        return run
+
+    for name in ("plan_windows", "write_rasters", "polygonize", "write_polygons", "write_cog"):
+        monkeypatch.setattr(predict, name, spy(name))
+    before = get_gdal_config("GDAL_CACHEMAX")
+    big = max(before, 4 * predict.GDAL_CACHE_BYTES)
+    set_gdal_config("GDAL_CACHEMAX", big)  # as on a machine with 80 GiB or more
+    try:
+        map_scene(write_scene(tmp_path / "s.tif", "mask"), weights, tmp_path / "out",
+                  tiling=Tiling(64, 16))
+        assert get_gdal_config("GDAL_CACHEMAX") == big  # restored
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+    assert set(seen) == {"plan_windows", "write_rasters", "polygonize", "write_polygons",
+                         "write_cog"}
+    assert all(v == predict.GDAL_CACHE_BYTES for v in seen.values()), seen
+    # a cache bounded lower already is left as it is
+    small = predict.GDAL_CACHE_BYTES // 2
+    set_gdal_config("GDAL_CACHEMAX", small)
+    try:
+        with predict.bounded_gdal_cache():
+            assert get_gdal_config("GDAL_CACHEMAX") == small
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+
+
 def test_a_landslide_across_strip_seams_is_one_polygon(tmp_path: Path) -> None:
     mask = np.zeros((40, 30), np.uint8)
     mask[3:37, 2:8] = 1    # left leg, crosses every seam of 8-row strips

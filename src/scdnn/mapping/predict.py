@@ -19,7 +19,10 @@
 7. convert the rasters to Cloud Optimized GeoTIFFs (sparse; overviews of a sparse raster
    computed over its stored blocks), rename everything into place and write ``map.json``.
 
-Memory model: the scene is never read whole. Prediction holds one band of ``tile`` rows,
+Memory model: the scene is never read whole. GDAL's block cache, which would otherwise keep
+every block read or written up to ``GDAL_CACHEMAX`` (by default 5 % of the machine's memory,
+so in practice the whole scene's blocks), is bounded to :data:`GDAL_CACHE_BYTES` while a
+scene is mapped (:func:`bounded_gdal_cache`). Prediction holds one band of ``tile`` rows,
 and in it only the column blocks windows cover (:mod:`.core`); finished blocks are written
 to the output files as soon as no later window can reach them. Cleaning and polygonizing
 read strips of rows, over the columns of the blocks the rasters store. Peak memory is
@@ -32,6 +35,7 @@ data both rasters hold nodata.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -59,7 +63,31 @@ from .outputs import (
 )
 from .scene import Scene, open_scene
 
-__all__ = ["map_scene", "write_rasters", "check_options"]
+__all__ = ["map_scene", "write_rasters", "check_options", "bounded_gdal_cache",
+           "GDAL_CACHE_BYTES"]
+
+#: GDAL's block cache (``GDAL_CACHEMAX``) while :func:`map_scene` runs, in bytes: a few times
+#: the blocks one window reads (a 2048 px RGB window with its mask: 16 MiB). GDAL's default,
+#: 5 % of the machine's memory, lets the cache keep every block of the scene read so far and
+#: of the rasters read back, so that peak memory grew with the scene's area.
+GDAL_CACHE_BYTES = 32 * 2**20
+
+
+@contextlib.contextmanager
+def bounded_gdal_cache(nbytes: int = GDAL_CACHE_BYTES):
+    """Bound GDAL's block cache (process-wide) to ``nbytes`` inside the ``with`` block, and
+    restore it after; a cache already bounded below ``nbytes`` is left as it is."""
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    previous = get_gdal_config("GDAL_CACHEMAX")  # the cache's size in bytes
+    if previous <= nbytes:
+        yield
+        return
+    set_gdal_config("GDAL_CACHEMAX", nbytes)
+    try:
+        yield
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", previous)
 
 
 def _silent(message: str) -> None:
@@ -137,7 +165,8 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                                 option="tiling")
     predictor = model if isinstance(model, Predictor) else Predictor.from_file(model)
     card = predictor.card
-    with open_scene(scene, card.in_channels, card.inputs, dsm=dsm, bands=bands) as sc:
+    with bounded_gdal_cache(), \
+            open_scene(scene, card.in_channels, card.inputs, dsm=dsm, bands=bands) as sc:
         if sc.units in ("pixel", "unknown", "degree"):
             warn(_units_warning(sc))
         plan = plan_windows(predictor, sc, tiling)
