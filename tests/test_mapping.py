@@ -422,6 +422,34 @@ def test_gdal_block_cache_is_bounded_while_mapping_and_restored_after(
         set_gdal_config("GDAL_CACHEMAX", before)
 
 
+def test_write_rasters_lets_a_band_go_before_the_next_is_predicted(tmp_path: Path) -> None:
+    """The bands of blended rows span the scene's width; the next band is produced (the
+    network run on the next window) only after the previous one is no longer held."""
+    import types
+    import weakref
+
+    from scdnn.mapping.predict import write_rasters
+
+    width, rows = 1024, 256
+    held: list[weakref.ref] = []
+
+    def band(top: int) -> tuple:
+        probability = np.full((rows, width), 0.75, np.float32)
+        valid = np.ones((rows, width), bool)
+        held[:] = [weakref.ref(probability), weakref.ref(valid)]
+        return top, rows, [(top, 0, probability, valid)]
+
+    def bands():
+        for top in range(0, 4 * rows, rows):
+            assert all(ref() is None for ref in held), "the previous band is still held"
+            yield band(top)
+
+    scene = types.SimpleNamespace(width=width, height=4 * rows, crs=CRS, transform=TRANSFORM)
+    counts = write_rasters(bands(), scene, 0.5, tmp_path / "p.tif", tmp_path / "m.tif")
+    assert counts == {"valid_pixels": 4 * rows * width, "landslide_pixels": 4 * rows * width}
+    assert (read(tmp_path / "m.tif") == 1).all()
+
+
 def test_a_landslide_across_strip_seams_is_one_polygon(tmp_path: Path) -> None:
     mask = np.zeros((40, 30), np.uint8)
     mask[3:37, 2:8] = 1    # left leg, crosses every seam of 8-row strips

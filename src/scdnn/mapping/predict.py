@@ -253,6 +253,10 @@ def write_rasters(bands: Iterable[tuple[int, int, list]], scene: Scene,
                 counts["landslide_pixels"] += int(landslide.sum())
             prob_out.done(first + rows)
             mask_out.done(first + rows)
+            # let the band go before the next one is asked for: producing it runs the network
+            # on the next window, and the band (rows x the scene's width) would live on in
+            # these names meanwhile
+            pieces = probability = valid = landslide = None
     return counts
 
 
