@@ -398,7 +398,7 @@ def test_gdal_block_cache_is_bounded_while_mapping_and_restored_after(
             return step(*args, **kwargs)
         return run
 
-    for name in ("plan_windows", "write_rasters", "polygonize", "write_polygons", "write_cog"):
+    for name in ("plan_windows", "write_rasters", "polygonize", "write_polygons", "copy_to_cog"):
         monkeypatch.setattr(predict, name, spy(name))
     before = get_gdal_config("GDAL_CACHEMAX")
     big = max(before, 4 * predict.GDAL_CACHE_BYTES)
@@ -410,7 +410,7 @@ def test_gdal_block_cache_is_bounded_while_mapping_and_restored_after(
     finally:
         set_gdal_config("GDAL_CACHEMAX", before)
     assert set(seen) == {"plan_windows", "write_rasters", "polygonize", "write_polygons",
-                         "write_cog"}
+                         "copy_to_cog"}
     assert all(v == predict.GDAL_CACHE_BYTES for v in seen.values()), seen
     # a cache bounded lower already is left as it is
     small = predict.GDAL_CACHE_BYTES // 2
@@ -796,3 +796,65 @@ def test_windows_of_absent_blocks_are_known_empty_when_absent_means_no_data(
         assert not scene.known_empty(near)
         assert scene.valid_mask(far).any() == (variant == "plain")
         assert scene.valid_mask(near).sum() == (512 * 512 if variant == "plain" else 280 * 280)
+
+
+def test_windows_are_read_a_batch_ahead_on_another_thread(tmp_path: Path, weights: Path
+                                                          ) -> None:
+    """While the network runs on one batch, the next is read on a second thread; the
+    probabilities are those of reading and running each window in turn."""
+    import threading
+
+    from scdnn.mapping.core import model_input, predict_windows
+
+    predictor = Predictor.from_file(weights)
+    card = predictor.card
+    with open_scene(write_scene(tmp_path / "s.tif", "mask"), card.in_channels,
+                    card.inputs) as scene:
+        plan = plan_windows(predictor, scene, Tiling(64, 16))
+        assert len(plan.to_run) >= 3
+        events: list[tuple[str, str]] = []
+        read, run = scene.read, predictor.probabilities
+
+        def logged_read(window, *args, **kwargs):
+            events.append(("read", threading.current_thread().name))
+            return read(window, *args, **kwargs)
+
+        def logged_run(x):
+            events.append(("run", threading.current_thread().name))
+            return run(x)
+
+        scene.read, predictor.probabilities = logged_read, logged_run
+        got = list(predict_windows(predictor, scene, plan.to_run, plan=plan))
+        scene.read, predictor.probabilities = read, run
+        expected = [run(torch.from_numpy(model_input(scene, w, predictor.normalization)[None]))[0]
+                    for w in plan.to_run]
+    main = threading.main_thread().name
+    assert {t for e, t in events if e == "read"} != {main}
+    assert all(t != main for e, t in events if e == "read")
+    assert all(t == main for e, t in events if e == "run")
+    assert [w for w, _ in got] == list(plan.to_run)
+    for (_, p), q in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_a_failure_copying_the_probability_cog_on_its_thread_fails_the_map(
+        tmp_path: Path, weights: Path, monkeypatch) -> None:
+    """The probability COG is copied on a second thread: its error is the run's, and the
+    output folder the run made is gone."""
+    import errno
+
+    from scdnn.mapping import predict
+
+    copy = predict.copy_to_cog
+
+    def full_disk(src, dst, **kwargs):
+        if "probability" in Path(dst).name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return copy(src, dst, **kwargs)
+
+    monkeypatch.setattr(predict, "copy_to_cog", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as caught:
+        map_scene(write_scene(tmp_path / "s.tif", "mask"), weights, out, tiling=Tiling(64, 16))
+    assert caught.value.errno == errno.ENOSPC
+    assert not out.exists()

@@ -281,27 +281,50 @@ def predict_windows(predictor: Predictor, scene: Scene, windows: Iterable[Window
 
     Windows are read, normalised (:func:`model_input`), stacked ``batch_size`` at a time
     (they all have the same size, see :mod:`.tiling`) and run through the predictor. Valid
-    masks come from ``plan`` where it kept them, else are read.
+    masks come from ``plan`` where it kept them, else are read. The next batch is read on a
+    second thread while the network runs on this one (GDAL and the network both release
+    the GIL); only that thread touches ``scene`` meanwhile, and the values are the same.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="scdnn-read") as reader:
+        pending = None
+        for batch in _batches(windows, batch_size):
+            ahead = reader.submit(_read_batch, predictor, scene, batch, plan)
+            if pending is not None:
+                yield from _run_batch(predictor, *pending.result(), with_valid)
+            pending = ahead
+        if pending is not None:
+            yield from _run_batch(predictor, *pending.result(), with_valid)
+
+
+def _batches(windows: Iterable[Window], size: int) -> Iterator[list[Window]]:
     batch: list[Window] = []
     for window in windows:
         batch.append(window)
-        if len(batch) == batch_size:
-            yield from _run_batch(predictor, scene, batch, plan, with_valid)
+        if len(batch) == size:
+            yield batch
             batch = []
     if batch:
-        yield from _run_batch(predictor, scene, batch, plan, with_valid)
+        yield batch
 
 
-def _run_batch(predictor: Predictor, scene: Scene, windows: list[Window],
-               plan: WindowPlan | None, with_valid: bool) -> Iterator[tuple]:
+def _read_batch(predictor: Predictor, scene: Scene, windows: list[Window],
+                plan: WindowPlan | None) -> tuple[list[Window], np.ndarray, list[np.ndarray]]:
+    """The windows, their stacked network input and their valid masks."""
     valid = [scene.valid_mask(w) if plan is None else plan.valid_mask(scene, w)
              for w in windows]
-    x = torch.from_numpy(np.stack([model_input(scene, w, predictor.normalization, v)
-                                   for w, v in zip(windows, valid, strict=True)]))
+    x = np.stack([model_input(scene, w, predictor.normalization, v)
+                  for w, v in zip(windows, valid, strict=True)])
+    return windows, x, valid
+
+
+def _run_batch(predictor: Predictor, windows: list[Window], x: np.ndarray,
+               valid: list[np.ndarray], with_valid: bool) -> Iterator[tuple]:
+    probabilities = predictor.probabilities(torch.from_numpy(x))
     if with_valid:
-        return zip(windows, predictor.probabilities(x), valid, strict=True)
-    return zip(windows, predictor.probabilities(x), strict=True)
+        return zip(windows, probabilities, valid, strict=True)
+    return zip(windows, probabilities, strict=True)
 
 
 def model_input(scene: Scene, window: Window, normalization: Normalization,

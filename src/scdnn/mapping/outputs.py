@@ -38,7 +38,7 @@ from ..runs import temporary_path
 
 __all__ = [
     "PROBABILITY_NODATA", "IGNORE_INDEX", "POLYGON_FORMATS", "Staging", "BlockWriter",
-    "RowWriter", "write_cog",
+    "RowWriter", "write_cog", "copy_to_cog", "quiet_georeferencing",
     "Landslide", "polygonize", "landslide_table", "write_polygons",
 ]
 
@@ -222,28 +222,44 @@ def write_cog(src: Path, dst: Path, *, resampling: str, predictor: bool = False,
     :data:`SPARSE_SHARE` of its blocks, they are computed here over the stored blocks only
     (:func:`sparse_overviews`) and handed to the COG driver.
     """
+    with quiet_georeferencing():
+        copy_to_cog(src, dst, resampling=resampling, predictor=predictor, blocksize=blocksize)
+
+
+@contextlib.contextmanager
+def quiet_georeferencing():
+    """Ignore rasterio's NotGeoreferencedWarning inside the ``with`` block (a scene without
+    a CRS is reported once, by the caller). Warning filters are process-wide: a thread
+    running :func:`copy_to_cog` is covered when this block encloses its whole life."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
+def copy_to_cog(src: Path, dst: Path, *, resampling: str, predictor: bool = False,
+                blocksize: int = 512) -> None:
+    """:func:`write_cog` without touching the warning filters, so that it can run on another
+    thread (inside :func:`quiet_georeferencing`); GDAL releases the GIL while it copies."""
     options = dict(driver="COG", compress="DEFLATE", predictor="YES" if predictor else "NO",
                    blocksize=blocksize, bigtiff="IF_SAFER", sparse_ok="TRUE")
     from ..datasets.scene import stored_blocks
 
     index = stored_blocks(src)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        if index is None or index.stored.mean() > SPARSE_SHARE:
-            rasterio.shutil.copy(src, dst, overview_resampling=resampling, **options)
-            return
-        levels: list[Path] = []
-        try:
-            for level in sparse_overviews(src, resampling, blocksize):
-                levels.append(level)
-            vrt = Path(f"{dst}-src.vrt")
-            levels.append(vrt)
-            vrt.write_text(_vrt_with_overviews(src, levels[:-1]))
-            rasterio.shutil.copy(vrt, dst, overviews="FORCE_USE_EXISTING", **options)
-        finally:
-            for path in levels:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+    if index is None or index.stored.mean() > SPARSE_SHARE:
+        rasterio.shutil.copy(src, dst, overview_resampling=resampling, **options)
+        return
+    levels: list[Path] = []
+    try:
+        for level in sparse_overviews(src, resampling, blocksize):
+            levels.append(level)
+        vrt = Path(f"{dst}-src.vrt")
+        levels.append(vrt)
+        vrt.write_text(_vrt_with_overviews(src, levels[:-1]))
+        rasterio.shutil.copy(vrt, dst, overviews="FORCE_USE_EXISTING", **options)
+    finally:
+        for path in levels:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def overview_factors(width: int, height: int, blocksize: int) -> list[int]:
@@ -439,7 +455,11 @@ class _SeamMerger:
         pixels = np.bincount(flat, minlength=count + 1)
         sums = np.bincount(flat, weights=probability.ravel().astype(np.float64),
                            minlength=count + 1)
-        maxima = ndimage.maximum(probability, labels, index=np.arange(1, count + 1))
+        # per-object maxima over the labelled pixels alone (ndimage.maximum is ~20x slower)
+        inside = flat > 0
+        maxima = np.full(count + 1, -np.inf)
+        np.maximum.at(maxima, flat[inside], probability.ravel()[inside])
+        maxima = maxima[1:]
         geometries = {int(value): shapely.geometry.shape(geom) for geom, value in shapes(
             labels.astype(np.int32), mask=labels > 0, connectivity=4,
             transform=Affine.translation(col0, row0))}

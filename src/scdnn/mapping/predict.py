@@ -7,7 +7,8 @@
    (:func:`.core.plan_windows`; windows in blocks a sparse GeoTIFF leaves out are known
    empty without reading them); a scene without one is refused;
 3. predict the windows and blend the overlapping predictions (:func:`.core.predict_blocks`),
-   which hands back finished rows of the scene in column blocks, only where windows ran;
+   which hands back finished rows of the scene in column blocks, only where windows ran
+   (the next batch of windows is read on a second thread while the network runs);
 4. write them as probability and mask rasters (:class:`.outputs.BlockWriter`: sparse
    GeoTIFFs, blocks without a valid pixel not stored);
 5. clean the mask strip by strip (:func:`.clean.clean_raster`, unless ``cleaning`` is None):
@@ -17,7 +18,8 @@
    mask.tif and the polygons hold the same landslides; add areas and probability
    statistics, simplify the outlines, write the polygons;
 7. convert the rasters to Cloud Optimized GeoTIFFs (sparse; overviews of a sparse raster
-   computed over its stored blocks), rename everything into place and write ``map.json``.
+   computed over its stored blocks; the probability's on a second thread while steps 6 and
+   7 run for the mask), rename everything into place and write ``map.json``.
 
 Memory model: the scene is never read whole. GDAL's block cache, which would otherwise keep
 every block read or written up to ``GDAL_CACHEMAX`` (by default 5 % of the machine's memory,
@@ -38,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -56,9 +59,10 @@ from .outputs import (
     PROBABILITY_NODATA,
     BlockWriter,
     Staging,
+    copy_to_cog,
     landslide_table,
     polygonize,
-    write_cog,
+    quiet_georeferencing,
     write_polygons,
 )
 from .scene import Scene, open_scene
@@ -193,13 +197,19 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                 counts = clean_raster(raw_tmp, mask_tmp, pixels)
                 min_area, simplify = _in_crs_units(cleaning, pixel_size, sc.pixel_area)
 
-            landslides = polygonize(mask_tmp, prob_tmp)
-            table = landslide_table(landslides, sc.transform, sc.crs, simplify=simplify)
-            write_polygons(table, staging.final(f"landslides.{fmt}"), fmt)
-            write_cog(prob_tmp, staging.final("probability.tif"), resampling="average",
-                      predictor=True, blocksize=cog_blocksize)
-            write_cog(mask_tmp, staging.final("mask.tif"), resampling="mode",
-                      blocksize=cog_blocksize)
+            # the probability COG is copied on a second thread (GDAL releases the GIL)
+            # while the mask is polygonized and copied: both only read probability.tif
+            with quiet_georeferencing(), \
+                    ThreadPoolExecutor(1, thread_name_prefix="scdnn-cog") as background:
+                probability_cog = background.submit(
+                    copy_to_cog, prob_tmp, staging.final("probability.tif"),
+                    resampling="average", predictor=True, blocksize=cog_blocksize)
+                landslides = polygonize(mask_tmp, prob_tmp)
+                table = landslide_table(landslides, sc.transform, sc.crs, simplify=simplify)
+                write_polygons(table, staging.final(f"landslides.{fmt}"), fmt)
+                copy_to_cog(mask_tmp, staging.final("mask.tif"), resampling="mode",
+                            blocksize=cog_blocksize)
+                probability_cog.result()
             record = MapRecord(
                 scene=str(sc.path), dsm=None if dsm is None else str(dsm),
                 weights=None if predictor.source is None else os.fspath(predictor.source),
