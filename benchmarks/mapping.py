@@ -60,6 +60,7 @@ from scdnn.mapping import Tiling, map_scene, open_scene, plan_windows
 from scdnn.mapping.tiling import window_offsets
 from scdnn.predictor import Predictor
 from scdnn.runs import atomic_path
+from scdnn.runtime import keep_freed_memory
 from scdnn.weights import read_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -610,6 +611,9 @@ def run_only(sections: list[str], scene: Path, work: Path, args, card) -> dict:
 
 
 def main() -> None:
+    # as the scdnn program does (scdnn.runtime): the map and the bare forward pass alike, and
+    # the fresh processes of the memory part through the environment
+    keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, required=True,
                         help=".safetensors with an scdnn model card")
