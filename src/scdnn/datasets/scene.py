@@ -121,12 +121,7 @@ class Scene:
 
     @property
     def units(self) -> str:
-        crs = self.dataset.crs
-        if crs is None:
-            return "pixel" if self.dataset.transform.is_identity else "unknown"
-        if crs.is_geographic:
-            return "degree"
-        return crs.linear_units or "unknown"
+        return map_units(self.dataset)
 
     @property
     def pixel_size_m(self) -> float | None:
@@ -382,20 +377,25 @@ def _open_raster(path: Path, what: str):
         raise InputFileError("not a raster file GDAL can read", path) from None
 
 
-#: Linear units names (``CRS.linear_units``, lower case) that mean metres.
-METRE_UNITS = ("metre", "meter", "metres", "meters", "m")
+def map_units(dataset) -> str:
+    """The unit of an open raster's map coordinates: ``pixel`` (no CRS, identity transform),
+    ``unknown`` (no CRS otherwise), ``degree`` (a geographic CRS), else the CRS's linear
+    units (``metre`` for UTM)."""
+    crs = dataset.crs
+    if crs is None:
+        return "pixel" if dataset.transform.is_identity else "unknown"
+    if crs.is_geographic:
+        return "degree"
+    return crs.linear_units or "unknown"
 
 
 def metre_pixel_size(dataset) -> float | None:
-    """The side of a pixel of an open raster in metres, when its CRS is projected in metres:
-    the pixel width when pixels are square, else the mean of width and height (``|res|``).
-    None without a CRS, in a geographic CRS (degrees) or in other units (feet): ground
-    tolerances cannot be converted to pixels there."""
-    crs = dataset.crs
-    if crs is None or not crs.is_projected \
-            or (crs.linear_units or "").lower() not in METRE_UNITS:
-        return None
-    return float(np.mean(np.abs(dataset.res)))
+    """The side of a pixel of an open raster in metres when its map units are metres (the
+    square root of a pixel's area: :func:`scdnn.outlines.pixel_size_of`, the rule outline
+    cleaning converts metres with), else None: no CRS, a geographic CRS, other units."""
+    from ..outlines import pixel_size_of
+
+    return pixel_size_of(dataset.transform, map_units(dataset))
 
 
 def same_grid(a, b) -> bool:

@@ -630,20 +630,20 @@ class SceneSource:
         each scene's pixel size; ``pixels_by_scene`` when the scenes' pixel sizes differ),
         None for raw masks or a given raster."""
         from ..mapping.score import predict_scene_mask
-        from ..outlines import clean_mask, cleaning_record, pixel_size_of
+        from ..outlines import clean_mask, cleaning_record
 
         cleaning = options.cleaning if model is not None else None
         records: dict[str, Any] = {}
         pixel_sizes = []
         for name in names:
             scene = self.collection.open(name)
-            pixel_sizes.append(scene.scene.pixel_size_m)
+            size = scene.scene.pixel_size_m
+            pixel_sizes.append(size)
             if model is not None:
                 pred = predict_scene_mask(model, card, scene, options.tile, options.overlap,
                                           options.batch_size, options.threshold, device,
                                           progress, tta=options.tta)
                 if cleaning is not None:
-                    size = pixel_size_of(scene.scene.transform, scene.scene.units)
                     pred = clean_mask(pred, cleaning, valid=pred != IGNORE_INDEX,
                                       pixel_size=size)
                     records[name] = cleaning_record(cleaning, size)
@@ -654,7 +654,7 @@ class SceneSource:
             label = scene.whole_label()
             evaluator.update_scene(np.where(pred == 1, 1, 0).astype(np.uint8), label, name,
                                    valid=label != IGNORE_INDEX,
-                                   pixel_size_m=scene.scene.pixel_size_m)
+                                   pixel_size_m=size)
         self.collection.close()
         at_m = {key: _tolerance_m(float(key), pixel_sizes)
                 for key in evaluator.tolerance_keys()}

@@ -42,6 +42,7 @@ lookup each (about 1 µs a block), no pixel reading.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -285,8 +286,6 @@ def predict_windows(predictor: Predictor, scene: Scene, windows: Iterable[Window
     second thread while the network runs on this one (GDAL and the network both release
     the GIL); only that thread touches ``scene`` meanwhile, and the values are the same.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(1, thread_name_prefix="scdnn-read") as reader:
         pending = None
         for batch in _batches(windows, batch_size):
