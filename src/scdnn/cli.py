@@ -715,8 +715,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Run as the program (``argv`` None: the ``scdnn`` command, ``python -m scdnn.cli``), it
     first tunes its own process's memory allocator (:func:`scdnn.runtime.keep_freed_memory`:
-    measured, a network pass on the CPU took 0.54 times as long); called with ``argv`` from
-    Python, it leaves the caller's process alone."""
+    a network pass on the CPU took 0.54 times as long, benchmarks/results/allocator.md);
+    called with ``argv`` from Python, it leaves the caller's process alone."""
     if argv is None:
         from .runtime import keep_freed_memory
 

@@ -5,10 +5,12 @@ The networks allocate and free hundreds of megabytes of activations for every wi
 every training batch. glibc's malloc hands such large blocks back to the operating system
 when they are freed (``mmap``/``munmap``, and trimming the heap), so that the next pass
 page-faults all of it in again. Measured on the 2-core development machine (SCDnn, one
-2048 px window on the CPU): 4.58 s a window with glibc's defaults, 2.48 s with freed memory
-kept for reuse, at about the same peak memory (2.26 vs 2.37 GB; ``benchmarks/mapping.py``
-and ``benchmarks/results/README.md``). This is the reason PyTorch's CPU performance guides
-recommend an allocator such as jemalloc or tcmalloc; :func:`keep_freed_memory` gets most of
+2048 px window on the CPU, ``benchmarks/allocator.py``): 4.89 s a window with glibc's
+defaults, 2.63 s with freed memory kept for reuse (``benchmarks/results/allocator.md``).
+The price is memory that stays with the process: mapping jinsha scene-b peaked at
+2954–3792 MiB over three processes instead of 2393 MiB (``benchmarks/results/mapping.md``).
+This is the reason PyTorch's CPU performance guides recommend an allocator such as jemalloc
+or tcmalloc; :func:`keep_freed_memory` gets most of
 it from glibc itself.
 """
 
