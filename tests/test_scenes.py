@@ -7,6 +7,7 @@ non-square pixels, a DSM with a nodata value).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -295,12 +296,13 @@ def test_scene_evaluation_scores_every_valid_pixel(scene_run, tmp_path: Path, ca
     assert metrics["source"]["scenes"] == ["scene-b"]  # the model's own test scene
     assert metrics["confusion"] is not None
     assert sum(map(sum, metrics["confusion"])) == int(VALID.sum())
-    assert metrics["boundary_tolerance_m"] == pytest.approx(2 * (PX + PY) / 2)
+    # 2 px times the side of a square of the pixel's area
+    assert metrics["boundary_tolerance_m"] == pytest.approx(2 * math.sqrt(PX * PY))
     with rasterio.open(out / "masks" / "scene-b.tif") as src:
         assert src.crs.to_string() == CRS and src.transform == TRANSFORM
         mask = src.read(1)
     assert (mask[~VALID] == 255).all() and np.isin(mask[VALID], (0, 1)).all()
-    assert "2 px = 1.20 m" in capsys.readouterr().out
+    assert "2 px = 1.18 m" in capsys.readouterr().out
 
 
 def test_scene_evaluation_of_a_perfect_prediction(tmp_path: Path) -> None:
