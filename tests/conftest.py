@@ -171,7 +171,8 @@ def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = N
     diff = (logits[0, 1] - logits[0, 0]).flatten()
     k = 2.0 / float(diff.std())
     with torch.no_grad():
-        w, b = model.classifier.weight, model.classifier.bias
+        head = getattr(model, "network", model).classifier  # inside a Rescaled one
+        w, b = head.weight, head.bias
         w[1] = k * (w[1] - w[0])
         b[1] = k * (b[1] - b[0]) - k * float(diff.mean())
         w[0], b[0] = 0.0, 0.0

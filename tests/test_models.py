@@ -87,6 +87,8 @@ ARCHITECTURES = [pytest.param(n, {}, id=n, marks=pytest.mark.slow if n in HEAVY 
                  marks=pytest.mark.slow),
     pytest.param("scdnn", {**TINY_SCDNN, "upsampling_kernel": 8}, id="tiny-scdnn-k8"),
     pytest.param("scdnn", {**TINY_SCDNN, "upsampling_kernel": 4}, id="tiny-scdnn-k4"),
+    pytest.param("scdnn", {**TINY_SCDNN, "input_scale": 0.5}, id="tiny-scdnn-half"),
+    pytest.param("sssn", {"input_scale": 0.25}, id="sssn-quarter"),
 ]
 
 

@@ -181,7 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a time budget; the run still writes its weights)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="batch size (8)")
     p.add_argument("--image-size", type=positive_int, default=256,
-                   help="training crop size in pixels (256); evaluation uses native sizes")
+                   help="training crop size in pixels the network sees (256): a crop of "
+                   "IMAGE_SIZE / INPUT_SCALE pixels of the data; evaluation uses native sizes")
+    p.add_argument("--input-scale", type=positive_float, default=1.0, metavar="S",
+                   help="run the network at S times the data's resolution, S = 1/k for an "
+                   "integer k up to 16 (1): at 0.5 it sees means of 2 x 2 pixels and each "
+                   "crop it sees covers four times the ground, "
+                   "for landslides far larger than a crop; recorded on the model card, so "
+                   "predict, evaluate, map and demo resample the same way, and masks stay "
+                   "at the data's resolution")
     p.add_argument("--crops-per-image", type=positive_int, default=1,
                    help="random crops per training image per epoch (1)")
     p.add_argument("--seed", type=seed, default=0, help="seed for split, weights, sampling (0)")
@@ -425,6 +433,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         workers=env_workers() if args.workers is None else args.workers,
         windows_per_epoch=args.windows_per_epoch, test_scenes=args.test_scenes,
         use_dsm=args.use_dsm, val_block=args.val_block,
+        model_kwargs={} if args.input_scale == 1 else {"input_scale": args.input_scale},
     )
     weights = train(config, resume=args.resume, overwrite=args.overwrite)
     if launched_rank_zero():  # the other ranks of a distributed run say nothing

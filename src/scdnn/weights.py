@@ -31,8 +31,9 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: ModelCar
     ``model_kwargs`` as ``model`` has them (its tensors' shapes depend on them), whatever the
     card said: a card without them is read with their old values."""
     path = Path(path)
-    recorded = {key: getattr(model, key) for key in LEGACY_MODEL_KWARGS.get(card.model, {})
-                if hasattr(model, key)}
+    network = getattr(model, "network", model)  # inside a Rescaled one
+    recorded = {key: getattr(network, key) for key in LEGACY_MODEL_KWARGS.get(card.model, {})
+                if hasattr(network, key)}
     card = dataclasses.replace(card, model_kwargs={**card.model_kwargs, **recorded})
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:

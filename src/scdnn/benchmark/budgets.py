@@ -60,7 +60,10 @@ connection in the decoder) and ``scdnn-disjoint`` (4x4 kernels equal to the stri
 not overlap, in both x4 transposed-convolution upsampling blocks, instead of SCDnn's default
 8x8 kernels cropped by 2, as MATLAB's DeepLab v3+ decoder has them). Before SCDnn's default
 became 8x8 the row was ``scdnn-overlap`` (8x8) and ``scdnn`` had 4x4 kernels: results
-written then keep those names.
+written then keep those names. Variants (:data:`VARIANTS`), asked for by name only:
+``scdnn-half``, SCDnn at half the data's resolution (``input_scale=0.5``,
+:mod:`scdnn.models.rescaled`), the crops it sees of the budget's size (twice as wide in the
+data), so its compute per step is SCDnn's.
 
 This module imports nothing heavy, so the command line can use it for its help text.
 """
@@ -72,7 +75,7 @@ from typing import Any
 
 from ..errors import InvalidValueError, param
 
-__all__ = ["ABLATIONS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "CPU_STEPS",
+__all__ = ["ABLATIONS", "VARIANTS", "ALL_MODELS", "BUDGETS", "BUDGET_NAMES", "COMMON", "CPU_STEPS",
            "MODEL_SPECS", "ModelSpec", "PAPER_MODELS", "SCENE_OVERRIDES", "Budget", "budget_notes",
            "budget_overrides", "resolve_models"]
 
@@ -184,6 +187,7 @@ class ModelSpec:
 PAPER_MODELS: tuple[str, ...] = ("sssn", "segnet", "deeplabv3plus-resnet50",
                                  "deeplabv3plus-mobilenetv2", "scdnn")
 ABLATIONS: tuple[str, ...] = ("scdnn-aspp", "scdnn-noskip", "scdnn-disjoint")
+VARIANTS: tuple[str, ...] = ("scdnn-half",)
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "sssn": ModelSpec("sssn", "sssn", (), "SSSN", "sssn"),
@@ -200,10 +204,12 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                               "SCDnn without skip (ablation)", None),
     "scdnn-disjoint": ModelSpec("scdnn-disjoint", "scdnn", (("upsampling_kernel", 4),),
                                 "SCDnn, 4x4 disjoint upsampling kernels (ablation)", None),
+    "scdnn-half": ModelSpec("scdnn-half", "scdnn", (("input_scale", 0.5),),
+                            "SCDnn at half resolution", None),
 }
 
 #: Every accepted ``--models`` name, in table order.
-ALL_MODELS: tuple[str, ...] = PAPER_MODELS + ABLATIONS
+ALL_MODELS: tuple[str, ...] = PAPER_MODELS + ABLATIONS + VARIANTS
 
 
 def resolve_models(names: str | list[str] | tuple[str, ...], ablations: bool = False

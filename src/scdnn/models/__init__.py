@@ -6,6 +6,8 @@
 Every model maps (N, in_channels, H, W) to logits (N, num_classes, H, W) for any H, W >= 1
 (the input is zero-padded at the bottom and right to the model's output stride and the
 logits are cropped back), and is built from scratch: no pretrained weights, no downloads.
+Any of them can work at another resolution than its input's
+(``create_model("scdnn", input_scale=0.5)``, :mod:`scdnn.models.rescaled`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import nn
 from scdnn.errors import InvalidValueError
 from scdnn.models.complexity import count_parameters, gflops
 from scdnn.models.deeplab import DeepLabV3Plus
+from scdnn.models.rescaled import Rescaled, check_input_scale
 from scdnn.models.scdnn import SCDnn
 from scdnn.models.segnet import SegNet
 from scdnn.models.sssn import SSSN
@@ -34,6 +37,7 @@ __all__ = [
     "SSSN",
     "SegNet",
     "DeepLabV3Plus",
+    "Rescaled",
 ]
 
 
@@ -64,7 +68,8 @@ def _check_kwargs(name: str, factory: Callable[..., nn.Module], kwargs: dict[str
         return  # the DeepLab factories pass the rest on to smp, which checks them
     unknown = sorted(set(kwargs) - set(params) - {"self"})
     if unknown:
-        allowed = sorted(set(params) - {"self", "in_channels", "num_classes"})
+        allowed = sorted(set(params) - {"self", "in_channels", "num_classes"}
+                         | {"input_scale"})
         raise InvalidValueError(
             f"model '{name}' has no option {', '.join(map(repr, unknown))}; "
             f"its options: {', '.join(allowed) or 'none'}"
@@ -89,7 +94,8 @@ def explicit_model_kwargs(name: str, kwargs: dict[str, Any] | None) -> dict[str,
     return out
 
 
-def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs: Any) -> nn.Module:
+def create_model(name: str, in_channels: int = 3, num_classes: int = 2,
+                 input_scale: float = 1.0, **kwargs: Any) -> nn.Module:
     """Build a network by name, with fresh (not pretrained) weights.
 
     Parameters
@@ -100,6 +106,10 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs
         Input bands.
     num_classes : int
         Output classes.
+    input_scale : float
+        Run the network at this factor of the input's resolution (0.5: half), its logits
+        resampled back to the input's size (:class:`~scdnn.models.rescaled.Rescaled`); 1
+        (the default) gives the network itself.
     **kwargs
         Passed to the model's constructor, e.g. ``create_model("scdnn", context="aspp")``.
 
@@ -113,7 +123,8 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs
     Raises
     ------
     ScdnnError
-        Unknown name, unknown option, or fewer than 1 input channel / class.
+        Unknown name, unknown option, fewer than 1 input channel / class, or an
+        ``input_scale`` out of range.
     """
     factory = _REGISTRY.get(name)
     if factory is None:
@@ -121,6 +132,9 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 2, **kwargs
     for label, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidValueError(f"{label} must be a positive integer, got {value!r}")
+    scale = check_input_scale(input_scale)
     _check_kwargs(name, factory, kwargs)
     model = factory(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if scale != 1.0:
+        model = Rescaled(model, scale)
     return model.to(memory_format=torch.channels_last)

@@ -35,7 +35,8 @@ def encoder_of(model: nn.Module, name: str = "") -> nn.Module:
     InvalidValueError
         The network has no smp encoder (SCDnn, SSSN, SegNet).
     """
-    encoder = getattr(getattr(model, "net", None), "encoder", None)
+    network = getattr(model, "network", model)  # inside a Rescaled one
+    encoder = getattr(getattr(network, "net", None), "encoder", None)
     if not isinstance(encoder, nn.Module):
         network = name or type(model).__name__
         raise InvalidValueError(f"{param('encoder_weights')}: network '{network}' has no "

@@ -44,6 +44,7 @@ from ..datasets.source import TrainingData, open_source
 from ..errors import InvalidValueError, param
 from ..metrics import CLASS_NAMES
 from ..models import create_model, explicit_model_kwargs
+from ..models.rescaled import data_crop_size
 from ..records import ModelCard, with_legacy_kwargs
 from ..runs import launched_rank_zero, prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
@@ -213,7 +214,8 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
     else:
         config = dataclasses.replace(
             config, model_kwargs=explicit_model_kwargs(config.model, config.model_kwargs))
-    create_model(config.model)  # an unknown name fails here, before any work
+    # an unknown name or option (input_scale out of range) fails here, before any work
+    create_model(config.model, **config.model_kwargs)
 
     data = _prepare_data(config, out, resume)
     if config.encoder_weights and not resume:  # checked before anything is written
@@ -330,7 +332,10 @@ def _prepare_data(config: TrainConfig, out: Path, resume: bool) -> TrainingData:
     else:
         split = source.draw_split(seed=config.seed, test_fraction=config.test_fraction,
                                   val_fraction=config.val_fraction, val_block=config.val_block)
-    return source.training_data(split, image_size=config.image_size,
+    # the network sees image_size px; at an input_scale other than 1 that is a larger (or
+    # smaller) crop of the data
+    crop = data_crop_size(config.image_size, config.model_kwargs.get("input_scale", 1.0))
+    return source.training_data(split, image_size=crop,
                                 batch_size=config.batch_size,
                                 crops_per_image=config.crops_per_image,
                                 windows_per_epoch=config.windows_per_epoch,
