@@ -247,9 +247,36 @@ def train_command(card: dict) -> str:
     if recorded.startswith("scdnn train") and "--resume" not in recorded.split():
         return recorded
     c = card.config
-    return (f"scdnn train {c['data']} --out {c['out']} --model {c['model']} --epochs "
-            f"{c['epochs']} --crops-per-image {c['crops_per_image']} --batch-size "
-            f"{c['batch_size']} --image-size {c['image_size']} --seed {c['seed']}")
+    length = (f"--steps {c['max_steps']}" if c.get("max_steps") is not None
+              else f"--epochs {c['epochs']}")
+    scale = card.model_kwargs.get("input_scale", 1.0)
+    return (f"scdnn train {c['data']} --out {c['out']} --model {c['model']} --recipe "
+            f"{c.get('recipe', 'paper')} {length} --crops-per-image {c['crops_per_image']} "
+            f"--batch-size {c['batch_size']} --image-size {c['image_size']}"
+            + ("" if scale == 1 else f" --input-scale {scale:g}") + f" --seed {c['seed']}")
+
+
+def kept_weights(card: dict) -> str:
+    """Which weights the run kept, in words: the final averaged ones or the best epoch's."""
+    from scdnn.trainers.recipes import Recipe
+
+    recipe = Recipe.parse(card.config.get("recipe", "paper"))
+    if recipe.weights == "final":
+        ema = " exponential moving average of the" if recipe.ema else ""
+        return f"the final{ema} weights were kept (no pick by validation)"
+    return (f"the best epoch by validation MIoU was kept (epoch {card.best_epoch}, validation "
+            f"MIoU {_number(card.best_val_miou)})")
+
+
+def training_crops(card: dict) -> str:
+    size = card.config["image_size"]
+    scale = card.model_kwargs.get("input_scale", 1.0)
+    if scale == 1:
+        return f"Training crops: {size} x {size} at native resolution."
+    data = round(size / scale)
+    return (f"Training crops: {data} x {data} of the data, seen by the network at 1/"
+            f"{round(1 / scale)} of the resolution ({size} x {size}; `input_scale` {scale:g}, "
+            f"which the card carries: every command resamples the same way).")
 
 
 def _number(value) -> str:
@@ -260,9 +287,13 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}"
 
 
+def _ratio(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Path, size: int,
                      agreement: dict) -> None:
-    config, split = card.config, card.split
+    split = card.split
     log = weights.parent / "log.csv"
     minutes = ""
     if log.is_file():
@@ -272,6 +303,9 @@ def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Pat
             seconds = sum(float(r["seconds"]) for r in csv.DictReader(handle) if r.get("seconds"))
         minutes = f" ({seconds / 60:.1f} minutes of training on {card.provenance.get('machine')})"
     m = metrics
+    objects = m.get("objects") or {}
+    outlines = ("outlines cleaned as by default" if m.get("cleaning")
+                else "raw thresholded masks")
     text = f"""# Bundled weights: `scdnn-sichuan.safetensors`
 
 SCDnn (Li et al. 2024, as implemented in this package) trained by this project's own
@@ -284,10 +318,8 @@ Trained with{minutes}:
     {train_command(card)}
 
 Seeded split (seed {split['seed']}): {len(split['train'])} training, {len(split['val'])} \
-validation and {len(split['test'])} held-back test images; the best
-epoch by validation MIoU was kept (epoch {card.best_epoch}, validation MIoU \
-{_number(card.best_val_miou)}).
-Training crops: {config['image_size']} x {config['image_size']} at native resolution.
+validation and {len(split['test'])} held-back test images; {kept_weights(card)}.
+{training_crops(card)}
 The split, the training configuration, the normalisation and the provenance are in the model
 card inside the file (`scdnn.weights.read_card`), also written out as `model.json`.
 
@@ -296,14 +328,16 @@ loading. On the {len(split['test'])} test images, the float16 weights give the s
 float32 ones on {100 * agreement['agreement']:.4f} % of the pixels \
 (`benchmarks/results/bundle.json`).
 
-Scores on the {m['images']} held-back test images at native size (`scdnn evaluate`,
-`{_rel(metrics_path.resolve())}`, float32 weights), in %:
+Scores on the {m['images']} held-back test images at native size (`scdnn evaluate`, \
+{outlines}, `{_rel(metrics_path.resolve())}`, float32 weights), in % (landslides as
+objects: matched one to one at IoU ≥ 0.5):
 
 | PA | MPA | MIoU | FWIoU | landslide IoU | landslide F1 | \
-boundary F1 ({m['boundary_tolerance_px']} px) |
-|---:|---:|---:|---:|---:|---:|---:|
+boundary F1 ({m['boundary_tolerance_px']} px) | object F1 | predicted ÷ true landslides |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 | {_pct(m['pa'])} | {_pct(m['mpa'])} | {_pct(m['miou'])} | {_pct(m['fwiou'])} | \
-{_pct(m['class_iou']['landslide'])} | {_pct(m['landslide_f1'])} | {_pct(m['boundary_f1'])} |
+{_pct(m['class_iou']['landslide'])} | {_pct(m['landslide_f1'])} | {_pct(m['boundary_f1'])} | \
+{_pct(objects.get('f1'))} | {_ratio(objects.get('count_ratio'))} |
 
 These are weights for a demonstration, trained on {len(split['train'])} images on a CPU; they are
 far from the paper's scores and not fit to map landslides elsewhere.
