@@ -61,9 +61,9 @@ not overlap, in both x4 transposed-convolution upsampling blocks, instead of SCD
 8x8 kernels cropped by 2, as MATLAB's DeepLab v3+ decoder has them). Before SCDnn's default
 became 8x8 the row was ``scdnn-overlap`` (8x8) and ``scdnn`` had 4x4 kernels: results
 written then keep those names. Variants (:data:`VARIANTS`), asked for by name only:
-``scdnn-half``, SCDnn at half the data's resolution (``input_scale=0.5``,
-:mod:`scdnn.models.rescaled`), the crops it sees of the budget's size (twice as wide in the
-data), so its compute per step is SCDnn's.
+``scdnn-half`` and ``scdnn-quarter``, SCDnn at half and a quarter of the data's resolution
+(``input_scale`` 0.5 and 0.25, :mod:`scdnn.models.rescaled`), the crops they see of the
+budget's size (two and four times as wide in the data), so their compute per step is SCDnn's.
 
 This module imports nothing heavy, so the command line can use it for its help text.
 """
@@ -187,7 +187,7 @@ class ModelSpec:
 PAPER_MODELS: tuple[str, ...] = ("sssn", "segnet", "deeplabv3plus-resnet50",
                                  "deeplabv3plus-mobilenetv2", "scdnn")
 ABLATIONS: tuple[str, ...] = ("scdnn-aspp", "scdnn-noskip", "scdnn-disjoint")
-VARIANTS: tuple[str, ...] = ("scdnn-half",)
+VARIANTS: tuple[str, ...] = ("scdnn-half", "scdnn-quarter")
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "sssn": ModelSpec("sssn", "sssn", (), "SSSN", "sssn"),
@@ -206,6 +206,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                                 "SCDnn, 4x4 disjoint upsampling kernels (ablation)", None),
     "scdnn-half": ModelSpec("scdnn-half", "scdnn", (("input_scale", 0.5),),
                             "SCDnn at half resolution", None),
+    "scdnn-quarter": ModelSpec("scdnn-quarter", "scdnn", (("input_scale", 0.25),),
+                               "SCDnn at a quarter of the resolution", None),
 }
 
 #: Every accepted ``--models`` name, in table order.
