@@ -19,10 +19,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
+    """The machine, and how busy it was when the results were saved: ``load_average`` (1, 5
+    and 15 minutes; about the core count means something else was running, and times taken
+    then are not those of a quiet machine)."""
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        load = None
     return {"cpu": cpu_name() or platform.machine(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "load_average": load}
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
