@@ -5,7 +5,12 @@ scores the run's own test part again with ``scdnn evaluate``'s code under each v
 
 - ``raw``: the thresholded mask, as the benchmark scores it;
 - ``cleaned``: the default outline cleaning (:class:`scdnn.outlines.OutlineCleaning`);
-- ``cleaned+flips`` / ``cleaned+d4``: cleaning after test-time augmentation.
+- ``cleaned+flips`` / ``cleaned+d4``: cleaning after test-time augmentation;
+- ``cleaned+val-mmu``: cleaning with the minimum mapping unit (smallest landslide kept and
+  largest hole filled, one value) chosen on the run's own *validation* images, never the
+  test ones: of :data:`MMU_CANDIDATES_PX`, the one with the best object F1 there (ties: the
+  better MIoU, then the smaller unit). Image datasets only (a scene split has no validation
+  images to score).
 
 and writes, per network and variant, mean ± SD over seeds of MIoU, landslide F1, object F1,
 predicted ÷ true landslides and boundary F1 at 2 and 8 px, with the time each variant took
@@ -32,11 +37,15 @@ from scdnn.benchmark.tables import outline_scores, summarize
 from scdnn.evaluation import evaluate
 from scdnn.outlines import OutlineCleaning
 
+#: Minimum mapping units tried on the validation images (px², images have no pixel size).
+MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000)
+VAL_MMU = "cleaned+val-mmu"
 VARIANTS = {
     "raw": {"cleaning": None, "tta": "none"},
     "cleaned": {"cleaning": OutlineCleaning(), "tta": "none"},
     "cleaned+flips": {"cleaning": OutlineCleaning(), "tta": "flips"},
     "cleaned+d4": {"cleaning": OutlineCleaning(), "tta": "d4"},
+    VAL_MMU: {"cleaning": None, "tta": "none"},  # the cleaning is chosen per run
 }
 KEYS = ("miou", "landslide_f1", "object_f1", "object_count_ratio", "boundary_f1_2px",
         "boundary_f1_8px")
@@ -48,19 +57,51 @@ def scores(metrics: dict) -> dict:
     return {key: flat.get(key) for key in KEYS}
 
 
-def run_variant(weights: Path, data: str, out: Path, variant: str) -> tuple[dict, float | None]:
+def run_variant(weights: Path, data: str, out: Path, variant: str,
+                **options) -> tuple[dict, float | None]:
     """metrics.json of one evaluation (made unless it exists) and the seconds it took
-    (None when it was made by an earlier invocation: it then took a stored time)."""
+    (None when it was made by an earlier invocation: it then took a stored time).
+    ``options`` replace the variant's (a cleaning chosen for the run)."""
     done = out / "metrics.json"
     if done.is_file():
         stored = json.loads((out / "seconds.json").read_text()) if (
             out / "seconds.json").is_file() else {}
         return json.loads(done.read_text()), stored.get("seconds")
     start = time.perf_counter()
-    metrics = evaluate(data, out, weights=str(weights), overwrite=True, **VARIANTS[variant])
+    metrics = evaluate(data, out, weights=str(weights), overwrite=True,
+                       **{**VARIANTS[variant], **options})
     seconds = time.perf_counter() - start
     (out / "seconds.json").write_text(json.dumps({"seconds": seconds}))
     return metrics, seconds
+
+
+def mmu_cleaning(size: float) -> OutlineCleaning:
+    return OutlineCleaning(min_area=size, max_hole=size, units="px")
+
+
+def validation_mmu(run: Path, data: str, out: Path) -> dict | None:
+    """The minimum mapping unit chosen on ``run``'s validation images (see the module
+    docstring), with each candidate's validation scores; None for a scene split. Kept in
+    ``out/choice.json``."""
+    done = out / "choice.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    split = json.loads((run / "split.json").read_text())
+    if not all(isinstance(split.get(k), list) for k in ("train", "val")) or not split["val"]:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    val_split = out / "val-as-test.json"
+    val_split.write_text(json.dumps({**split, "test": split["val"], "val": []}))
+    tried = {}
+    for size in MMU_CANDIDATES_PX:
+        metrics = evaluate(data, out / f"mmu-{size}", weights=str(run / "weights.safetensors"),
+                           split=str(val_split), cleaning=mmu_cleaning(size), overwrite=True)
+        tried[size] = {"object_f1": metrics["objects"]["f1"], "miou": metrics["miou"]}
+    best = max(MMU_CANDIDATES_PX,
+               key=lambda a: (tried[a]["object_f1"], tried[a]["miou"], -a))
+    choice = {"mmu_px": best, "validation_images": split["val"], "tried": tried}
+    done.write_text(json.dumps(choice, indent=1))
+    return choice
 
 
 def _cell(s: dict, scale: float = 100.0) -> str:
@@ -84,10 +125,18 @@ def main() -> None:
     for run in runs:
         per_run[run.name] = {}
         for variant in args.variants:
-            metrics, seconds = run_variant(run / "weights.safetensors", args.data,
-                                           args.bench / "inference" / run.name / variant,
-                                           variant)
+            where = args.bench / "inference" / run.name / variant
+            options = {}
+            if variant == VAL_MMU:
+                choice = validation_mmu(run, args.data, where / "validation")
+                if choice is None:
+                    continue
+                options = {"cleaning": mmu_cleaning(choice["mmu_px"])}
+            metrics, seconds = run_variant(run / "weights.safetensors", args.data, where,
+                                           variant, **options)
             per_run[run.name][variant] = {"scores": scores(metrics), "seconds": seconds}
+            if variant == VAL_MMU:
+                per_run[run.name][variant]["mmu_px"] = choice["mmu_px"]
             print(run.name, variant, per_run[run.name][variant], flush=True)
 
     models = sorted({name.rsplit("-seed", 1)[0] for name in per_run})
@@ -96,19 +145,23 @@ def main() -> None:
         mine = {n: v for n, v in per_run.items() if n.rsplit("-seed", 1)[0] == model}
         table[model] = {}
         for variant in args.variants:
-            rows = [v[variant] for v in mine.values()]
-            ratios = [r["seconds"] / v["raw"]["seconds"]
-                      for r, v in zip(rows, mine.values(), strict=True)
-                      if r["seconds"] and v.get("raw", {}).get("seconds")]
+            rows = [v[variant] for v in mine.values() if variant in v]
+            if not rows:
+                continue
+            ratios = [v[variant]["seconds"] / v["raw"]["seconds"] for v in mine.values()
+                      if v.get(variant, {}).get("seconds") and v.get("raw", {}).get("seconds")]
             table[model][variant] = {
                 "seeds": len(rows),
+                "mmu_px": [r["mmu_px"] for r in rows if "mmu_px" in r] or None,
                 "scores": {k: summarize(r["scores"][k] for r in rows) for k in KEYS},
                 "time_ratio_to_raw": summarize(ratios)}
 
     lines = [f"# Inference options on the same weights ({args.name})", "",
              f"Benchmark folder `{args.bench}`, data `{args.data}`: each run's own test part. "
              "Mean ± SD over seeds, in %; predicted ÷ true is a ratio; time ÷ raw from the same "
-             "invocation (– when the variant was evaluated by an earlier one).", "",
+             "invocation (– when the variant was evaluated by an earlier one). "
+             f"`{VAL_MMU}`: the minimum mapping unit each run chose on its validation images "
+             f"(of {', '.join(map(str, MMU_CANDIDATES_PX))} px), in brackets.", "",
              "| network | variant | seeds | MIoU | landslide F1 | object F1 | predicted ÷ true "
              "| boundary F1 @2 px | @8 px | time ÷ raw |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -116,14 +169,18 @@ def main() -> None:
         for variant, row in variants.items():
             s = row["scores"]
             ratio = row["time_ratio_to_raw"]
+            label = variant if not row.get("mmu_px") else (
+                f"{variant} ({', '.join(f'{a:,}' for a in row['mmu_px'])} px)")
             lines.append(
-                f"| {model} | {variant} | {row['seeds']} | {_cell(s['miou'])} | "
+                f"| {model} | {label} | {row['seeds']} | {_cell(s['miou'])} | "
                 f"{_cell(s['landslide_f1'])} | {_cell(s['object_f1'])} | "
                 f"{_cell(s['object_count_ratio'], 1.0)} | {_cell(s['boundary_f1_2px'])} | "
                 f"{_cell(s['boundary_f1_8px'])} | {_cell(ratio, 1.0)} |")
     save(f"{args.name}-inference", {"bench": str(args.bench), "data": args.data,
-                                    "variants": {k: {"cleaning": None if v["cleaning"] is None
-                                                     else "default", "tta": v["tta"]}
+                                    "variants": {k: {"cleaning": "validation mmu"
+                                                     if k == VAL_MMU else None
+                                                     if v["cleaning"] is None else "default",
+                                                     "tta": v["tta"]}
                                                  for k, v in VARIANTS.items()
                                                  if k in args.variants},
                                     "runs": per_run, "table": table},
