@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The bundled weights (src/scdnn/data/scdnn-sichuan.safetensors): SCDnn trained on
-# ../shared/data/sichuan-aerial under the default recipe at half resolution
-# (--input-scale 0.5: the network sees 256 px, 512 px crops of the data), seeded 70/30 split
+# ../shared/data/sichuan-aerial under the default recipe at SCALE of the resolution (0.5)
+# (--input-scale; at 0.5 the network sees 256 px of 512 px crops of the data), seeded 70/30 split
 # (seed 0: 21 training, 4 validation, 11 held-back test images; the demo sample is 4 of the
 # test images), STEPS optimiser steps (3000) of batch 8. Scored on the test images raw (as the
 # benchmark tables) and with the default outline cleaning (as `scdnn evaluate`).
@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=../shared/data/sichuan-aerial
 STEPS=${STEPS:-3000}
+SCALE=${SCALE:-0.5}
 RUN=${RUN:-runs/bundled-sichuan}
 RESULTS=benchmarks/results/bundled-sichuan
 if [ -f "$RUN/weights.safetensors" ]; then
@@ -21,7 +22,7 @@ elif [ -f "$RUN/checkpoints/last.ckpt" ]; then
   .venv/bin/scdnn train "$DATA" --out "$RUN" --resume
 else
   .venv/bin/scdnn train "$DATA" --out "$RUN" --model scdnn --recipe default --steps "$STEPS" \
-    --crops-per-image 8 --batch-size 8 --image-size 256 --input-scale 0.5 --seed 0
+    --crops-per-image 8 --batch-size 8 --image-size 256 --input-scale "$SCALE" --seed 0
 fi
 .venv/bin/scdnn evaluate "$DATA" --weights "$RUN/weights.safetensors" --out "$RUN/eval-raw" \
   --raw --overwrite
