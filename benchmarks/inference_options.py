@@ -38,7 +38,7 @@ from scdnn.evaluation import evaluate
 from scdnn.outlines import OutlineCleaning
 
 #: Minimum mapping units tried on the validation images (px², images have no pixel size).
-MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000)
+MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000, 32000)
 VAL_MMU = "cleaned+val-mmu"
 VARIANTS = {
     "raw": {"cleaning": None, "tta": "none"},
