@@ -269,11 +269,13 @@ def kept_weights(card: dict) -> str:
 
 
 def training_crops(card: dict) -> str:
+    from scdnn.models.rescaled import data_crop_size
+
     size = card.config["image_size"]
     scale = card.model_kwargs.get("input_scale", 1.0)
     if scale == 1:
         return f"Training crops: {size} x {size} at native resolution."
-    data = round(size / scale)
+    data = data_crop_size(size, scale)
     return (f"Training crops: {data} x {data} of the data, seen by the network at 1/"
             f"{round(1 / scale)} of the resolution ({size} x {size}; `input_scale` {scale:g}, "
             f"which the card carries: every command resamples the same way).")

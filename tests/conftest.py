@@ -159,6 +159,7 @@ def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = N
 
     from scdnn.datasets import Normalization
     from scdnn.models import create_model
+    from scdnn.models.rescaled import base_network
     from scdnn.records import ModelCard
     from scdnn.weights import save_weights
 
@@ -171,7 +172,7 @@ def spread_weights(path: Path, sample: np.ndarray, model_kwargs: dict | None = N
     diff = (logits[0, 1] - logits[0, 0]).flatten()
     k = 2.0 / float(diff.std())
     with torch.no_grad():
-        head = getattr(model, "network", model).classifier  # inside a Rescaled one
+        head = base_network(model).classifier
         w, b = head.weight, head.bias
         w[1] = k * (w[1] - w[0])
         b[1] = k * (b[1] - b[0]) - k * float(diff.mean())

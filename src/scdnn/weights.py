@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import InputFileError, InputFileNotFoundError, InvalidValueError
 from .models import create_model
+from .models.rescaled import base_network
 from .records import LEGACY_MODEL_KWARGS, ModelCard
 from .runs import atomic_path, write_json
 
@@ -31,7 +32,7 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, card: ModelCar
     ``model_kwargs`` as ``model`` has them (its tensors' shapes depend on them), whatever the
     card said: a card without them is read with their old values."""
     path = Path(path)
-    network = getattr(model, "network", model)  # inside a Rescaled one
+    network = base_network(model)
     recorded = {key: getattr(network, key) for key in LEGACY_MODEL_KWARGS.get(card.model, {})
                 if hasattr(network, key)}
     card = dataclasses.replace(card, model_kwargs={**card.model_kwargs, **recorded})

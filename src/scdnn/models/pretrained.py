@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import InputFileError, InputFileNotFoundError, InvalidValueError, param
+from .rescaled import base_network
 
 __all__ = ["encoder_of", "load_encoder_weights", "read_encoder_weights"]
 
@@ -35,8 +36,7 @@ def encoder_of(model: nn.Module, name: str = "") -> nn.Module:
     InvalidValueError
         The network has no smp encoder (SCDnn, SSSN, SegNet).
     """
-    network = getattr(model, "network", model)  # inside a Rescaled one
-    encoder = getattr(getattr(network, "net", None), "encoder", None)
+    encoder = getattr(getattr(base_network(model), "net", None), "encoder", None)
     if not isinstance(encoder, nn.Module):
         network = name or type(model).__name__
         raise InvalidValueError(f"{param('encoder_weights')}: network '{network}' has no "

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import InvalidValueError
 
-__all__ = ["Rescaled", "check_input_scale", "data_crop_size", "MAX_FACTOR"]
+__all__ = ["Rescaled", "base_network", "check_input_scale", "data_crop_size", "MAX_FACTOR"]
 
 #: The largest block averaged into one pixel (``input_scale`` 1/16: a 2048 px window becomes
 #: a 128 px one).
@@ -53,6 +53,11 @@ def check_input_scale(value: object) -> float:
 def data_crop_size(image_size: int, input_scale: float) -> int:
     """The training crop, in data pixels, that the network sees as ``image_size`` pixels."""
     return image_size * round(1 / check_input_scale(input_scale))
+
+
+def base_network(model: nn.Module) -> nn.Module:
+    """The network itself: ``model``'s inside a :class:`Rescaled` one, else ``model``."""
+    return model.network if isinstance(model, Rescaled) else model
 
 
 class Rescaled(nn.Module):
