@@ -4,7 +4,8 @@ For every finished run of a benchmark folder (``runs/<model>-seed<k>/weights.saf
 scores the run's own test part again with ``scdnn evaluate``'s code under each variant:
 
 - ``raw``: the thresholded mask, as the benchmark scores it;
-- ``cleaned``: the default outline cleaning (:class:`scdnn.outlines.OutlineCleaning`);
+- ``cleaned``: the data's default outline cleaning (:class:`scdnn.outlines.OutlineCleaning`;
+  400 px units on images), even for a model whose card carries its own mapping unit;
 - ``cleaned+flips`` / ``cleaned+d4``: cleaning after test-time augmentation;
 - ``cleaned+val-mmu``: cleaning with the minimum mapping unit (smallest landslide kept and
   largest hole filled, one value) chosen on the run's own *validation* images, never the
@@ -40,11 +41,13 @@ from scdnn.outlines import OutlineCleaning
 #: Minimum mapping units tried on the validation images (px², images have no pixel size).
 MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000, 32000)
 VAL_MMU = "cleaned+val-mmu"
+#: The data's default cleaning, also for a model whose card carries a mapping unit.
+DEFAULTS = OutlineCleaning(use_model_unit=False)
 VARIANTS = {
     "raw": {"cleaning": None, "tta": "none"},
-    "cleaned": {"cleaning": OutlineCleaning(), "tta": "none"},
-    "cleaned+flips": {"cleaning": OutlineCleaning(), "tta": "flips"},
-    "cleaned+d4": {"cleaning": OutlineCleaning(), "tta": "d4"},
+    "cleaned": {"cleaning": DEFAULTS, "tta": "none"},
+    "cleaned+flips": {"cleaning": DEFAULTS, "tta": "flips"},
+    "cleaned+d4": {"cleaning": DEFAULTS, "tta": "d4"},
     VAL_MMU: {"cleaning": None, "tta": "none"},  # the cleaning is chosen per run
 }
 KEYS = ("miou", "landslide_f1", "object_f1", "object_count_ratio", "boundary_f1_2px",

@@ -284,6 +284,8 @@ def test_scene_training_records_inputs_and_split(scene_run) -> None:
     assert card["inputs"] == TERRAIN and card["in_channels"] == 5
     assert card["split"]["test"] == ["scene-b"] and card["split"]["val_blocks"]["scene-a"]
     assert card["config"]["windows_per_epoch"] == 4 and card["config"]["use_dsm"] is True
+    # chosen on the held-out validation windows of scene-a, which hold part of its landslide
+    assert card["mapping_unit"]["chosen_on"] == "validation"
 
 
 @pytest.mark.slow
@@ -294,6 +296,10 @@ def test_scene_evaluation_scores_every_valid_pixel(scene_run, tmp_path: Path, ca
                  "--out", str(out), "--tile", "64", "--overlap", "16"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["source"]["scenes"] == ["scene-b"]  # the model's own test scene
+    # cleaned with the model's own mapping unit, in m² at the scene's pixel size
+    unit = json.loads((run / "model.json").read_text())["mapping_unit"]["area_px"]
+    assert metrics["cleaning"]["model_unit"] == unit
+    assert metrics["cleaning"]["min_area"] == pytest.approx(unit * PX * PY)
     assert metrics["confusion"] is not None
     assert sum(map(sum, metrics["confusion"])) == int(VALID.sum())
     # 2 px times the side of a square of the pixel's area

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "scdnn.trainers",
     "open_source": "scdnn.datasets.source",
     "ModelCard": "scdnn.records",
+    "MappingUnit": "scdnn.records",
     "Normalization": "scdnn.records",
     "ScdnnError": "scdnn.errors",
     "InvalidValueError": "scdnn.errors",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .models import create_model as create_model
     from .outlines import OutlineCleaning as OutlineCleaning
     from .predictor import Predictor as Predictor
+    from .records import MappingUnit as MappingUnit
     from .records import ModelCard as ModelCard
     from .records import Normalization as Normalization
     from .trainers import TrainConfig as TrainConfig

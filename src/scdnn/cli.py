@@ -86,10 +86,11 @@ def _add_cleaning(p: argparse.ArgumentParser, where: str, polygons: bool = False
                    "(speckled, holed; what the benchmark scores)")
     p.add_argument("--min-area", type=non_negative_float, metavar=square,
                    help=f"cleaning: remove landslides (8-connected) smaller than this; "
-                   f"{where} ({area})")
+                   f"{where} (the model's own mapping unit when its card has one, else "
+                   f"{area})")
     p.add_argument("--max-hole", type=non_negative_float, metavar=square,
                    help=f"cleaning: fill holes inside landslides smaller than this; {where} "
-                   f"({area})")
+                   f"(as --min-area)")
     p.add_argument("--smooth", type=non_negative_float, metavar=length,
                    help=f"cleaning: radius of the disk that closes then opens the outlines "
                    f"({radius}; 0: no smoothing)")

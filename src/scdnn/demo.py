@@ -53,7 +53,7 @@ from .errors import InputFileError, InputFileNotFoundError, InvalidValueError, p
 from .inference import save_png
 from .mapping import IGNORE_INDEX, map_scene
 from .metrics import Evaluator
-from .outlines import OutlineCleaning, check_cleaning, cleaning_record
+from .outlines import OutlineCleaning, check_cleaning, cleaning_record, model_cleaning
 from .predictor import Predictor
 from .report import write_report
 from .runs import atomic_write, provenance, write_json
@@ -142,6 +142,7 @@ def run_demo(out: str | os.PathLike = "demo-output", weights: str | os.PathLike 
         out = _prepare(Path(out), overwrite)
         sample = _make_sample(read_card(weights), out / "sample", warn)
     dataset = _check_sample(sample)
+    cleaning = model_cleaning(cleaning, predictor.card)  # the model's own mapping unit
 
     evaluator = Evaluator(tolerance=2)
     notes: list[str] = []

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 from .datasets.source import ScoringOptions, open_source_for_model
 from .errors import InputFileNotFoundError, InvalidValueError, param
 from .metrics import Evaluator
-from .outlines import OutlineCleaning, check_cleaning
+from .outlines import OutlineCleaning, check_cleaning, model_cleaning
 from .records import EvaluationRecord
 from .runs import output_dir, provenance, write_json
 
@@ -104,8 +104,6 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
     if tta != "none" and weights is None:
         raise InvalidValueError(f"{param('tta')} augments a model's predictions; it needs "
                                 f"{param('weights')}, not {param('predictions')}")
-    options = ScoringOptions(tile=tile, overlap=overlap, batch_size=batch_size,
-                             threshold=threshold, cleaning=cleaning, tta=tta)
     card, model = None, None
     if weights is not None:
         from .predictor import move_to_device
@@ -113,6 +111,9 @@ def evaluate(data: str | os.PathLike, out: str | os.PathLike, weights: str | Non
 
         model, card = load_model(weights)
         move_to_device(model, device)
+        cleaning = model_cleaning(cleaning, card)  # the model's own mapping unit
+    options = ScoringOptions(tile=tile, overlap=overlap, batch_size=batch_size,
+                             threshold=threshold, cleaning=cleaning, tta=tta)
     source = open_source_for_model(data, card)
     names, chosen = source.names_to_score(card, split, use_all)
     source.check_scoring(names, predictions=predictions, options=options)

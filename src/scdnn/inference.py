@@ -21,7 +21,7 @@ from .datasets import (
     read_image,
 )
 from .errors import InputFileNotFoundError, InvalidValueError
-from .outlines import OutlineCleaning, check_cleaning, clean_mask
+from .outlines import OutlineCleaning, check_cleaning, clean_mask, model_cleaning
 from .predictor import Predictor, landslide_softmax
 from .records import ModelCard
 from .runs import atomic_path, output_dir
@@ -83,10 +83,11 @@ def predict_folder(images: str | os.PathLike, weights: str | os.PathLike | Predi
     ``"onnxruntime"`` (an ONNX model from ``scdnn export``); see :mod:`scdnn.engines`.
     ``tta``: test-time augmentation (:class:`Predictor`)."""
     check_cleaning(cleaning)
-    pixels = None if cleaning is None else cleaning.resolve(None)
     files = image_files(images)
     predictor = weights if isinstance(weights, Predictor) else \
         Predictor.from_file(weights, engine, device, tta=tta)
+    cleaning = model_cleaning(cleaning, predictor.card)  # the model's own mapping unit
+    pixels = None if cleaning is None else cleaning.resolve(None)
     with output_dir(out, overwrite=overwrite) as out:  # removed if it was ours and we fail
         (out / "masks").mkdir(exist_ok=True)
         (out / "probabilities").mkdir(exist_ok=True)

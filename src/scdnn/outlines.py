@@ -29,6 +29,13 @@ becomes landslide; smoothing neither erodes nor grows an outline along it (it co
 the edge is judged by the part that is seen; a background region that touches no data or
 the edge is never a hole (it may go on beyond).
 
+**The model's own mapping unit.** A model trained by ``scdnn train`` carries the minimum
+mapping unit that cleaned its validation masks best (:class:`scdnn.records.MappingUnit` on its
+card). :meth:`OutlineCleaning.for_model` makes it the default of ``min_area`` and
+``max_hole``, in place of :data:`DEFAULTS_M` / :data:`DEFAULTS_PX`; values given by the user
+always win. It is in the model's pixels, so on georeferenced data it becomes
+``area_px x pixel_size²`` m².
+
 ``simplify`` is not applied to masks: it is the Douglas-Peucker tolerance of the polygons
 that ``scdnn map`` writes (:func:`scdnn.mapping.outputs.landslide_table`).
 """
@@ -36,7 +43,7 @@ that ``scdnn map`` writes (:func:`scdnn.mapping.outputs.landslide_table`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +52,7 @@ from scipy import ndimage
 from .errors import InvalidValueError
 
 __all__ = ["OutlineCleaning", "PixelCleaning", "DEFAULT_CLEANING", "DEFAULTS_M", "DEFAULTS_PX",
+           "MAPPING_UNITS_PX", "model_cleaning",
            "clean_mask", "smooth_mask", "disk", "pixel_size_of", "cleaning_record",
            "check_cleaning", "EIGHT", "FOUR", "DIAGONAL_PASSES"]
 
@@ -53,6 +61,9 @@ DEFAULTS_M = {"min_area": 100.0, "max_hole": 100.0, "smooth": 1.0, "simplify": 0
 #: Defaults on data without a pixel size (images; pixels, px²).
 DEFAULTS_PX = {"min_area": 400.0, "max_hole": 400.0, "smooth": 2.0, "simplify": 1.0}
 _FIELDS = ("min_area", "max_hole", "smooth", "simplify")
+#: The minimum mapping units (px²) ``scdnn train`` tries on its validation samples
+#: (:class:`scdnn.records.MappingUnit`).
+MAPPING_UNITS_PX = (100, 400, 1000, 2000, 4000, 8000, 16000, 32000)
 UNITS = ("m", "px")
 #: At most this many passes of the diagonal-contact fix (a bounded, local operation, so that
 #: strip-wise cleaning equals whole-array cleaning).
@@ -106,6 +117,12 @@ class OutlineCleaning:
         metres, :data:`DEFAULTS_PX` (400 px, 400 px, 2 px, 1 px) where it is not (images,
         scenes without a projected CRS); on such data, values given in metres are taken as
         pixels (there is nothing to convert them with), and the record says ``"px"``.
+    model_unit : float, optional
+        The model's minimum mapping unit in its pixels (px²; set by :meth:`for_model`):
+        the default of ``min_area`` and ``max_hole`` in place of the data's.
+    use_model_unit : bool
+        False: :meth:`for_model` leaves the data's defaults (what the benchmark's "cleaned
+        with the defaults" scores).
 
     Raises
     ------
@@ -118,9 +135,11 @@ class OutlineCleaning:
     smooth: float | None = None
     simplify: float | None = None
     units: str = "m"
+    model_unit: float | None = None
+    use_model_unit: bool = True
 
     def __post_init__(self) -> None:
-        for name in _FIELDS:
+        for name in (*_FIELDS, "model_unit"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -137,12 +156,28 @@ class OutlineCleaning:
         (None: unknown, e.g. a PNG): defaults filled in, units ``"px"`` where there is no
         pixel size to convert metres with."""
         if self.units == "px" or pixel_size is None:
-            defaults, units = DEFAULTS_PX, "px"
+            defaults, units = dict(DEFAULTS_PX), "px"
+            if self.model_unit is not None:
+                defaults.update(min_area=self.model_unit, max_hole=self.model_unit)
         else:
-            defaults, units = DEFAULTS_M, "m"
+            defaults, units = dict(DEFAULTS_M), "m"
+            if self.model_unit is not None:
+                area = self.model_unit * pixel_size * pixel_size
+                defaults.update(min_area=area, max_hole=area)
         values = {name: defaults[name] if getattr(self, name) is None else getattr(self, name)
                   for name in _FIELDS}
-        return OutlineCleaning(**values, units=units)
+        return OutlineCleaning(**values, units=units, model_unit=self.model_unit,
+                               use_model_unit=self.use_model_unit)
+
+    def for_model(self, card: Any) -> OutlineCleaning:
+        """This cleaning with the minimum mapping unit of the model of ``card`` (a
+        :class:`scdnn.records.ModelCard`; its ``mapping_unit``) as the default of
+        ``min_area`` and ``max_hole``; unchanged when the card has none, a unit is set, or
+        ``use_model_unit`` is False."""
+        unit = getattr(card, "mapping_unit", None)
+        if unit is None or self.model_unit is not None or not self.use_model_unit:
+            return self
+        return replace(self, model_unit=unit.area_px)
 
     def resolve(self, pixel_size: float | None) -> PixelCleaning:
         """The values in pixels for pixels of ``pixel_size`` metres (None: unknown)."""
@@ -164,6 +199,12 @@ class OutlineCleaning:
 DEFAULT_CLEANING = OutlineCleaning()
 
 
+def model_cleaning(cleaning: OutlineCleaning | None, card: Any) -> OutlineCleaning | None:
+    """``cleaning`` with the mapping unit of the model of ``card``
+    (:meth:`OutlineCleaning.for_model`); None (raw masks) stays None."""
+    return None if cleaning is None else cleaning.for_model(card)
+
+
 def check_cleaning(cleaning: Any) -> None:
     """Refuse a ``cleaning`` that is neither an OutlineCleaning nor None (InvalidValueError;
     its values are checked when it is made)."""
@@ -175,8 +216,9 @@ def check_cleaning(cleaning: Any) -> None:
 def cleaning_record(cleaning: OutlineCleaning | None, pixel_size: float | None
                     ) -> dict[str, Any] | None:
     """What records (map.json, metrics.json) say of the cleaning used: the values with their
-    units (``units``: ``"m"`` or ``"px"``), the pixel size they were converted with, and the
-    values in pixels (``pixels``); None for raw masks."""
+    units (``units``: ``"m"`` or ``"px"``), the model's mapping unit when it set the
+    defaults (``model_unit``, px², else None), the pixel size they were converted with, and
+    the values in pixels (``pixels``); None for raw masks."""
     if cleaning is None:
         return None
     used = cleaning.for_data(pixel_size)

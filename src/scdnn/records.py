@@ -6,8 +6,10 @@ Every JSON file the package writes carries ``format_version`` (:data:`FORMAT_VER
 
 - :class:`Normalization`: per-band mean and standard deviation of the network's input;
 - :class:`ModelCard`: what a weights file holds (network, inputs, normalisation, training
-  configuration, split, provenance), embedded in every weights and ONNX file and written
-  beside them as ``model.json``;
+  configuration, split, provenance, the minimum mapping unit chosen on validation), embedded
+  in every weights and ONNX file and written beside them as ``model.json``;
+- :class:`MappingUnit`: the smallest landslide a model's maps keep, chosen on the validation
+  part of its split when it was trained;
 - :class:`Split`: which samples (images or scenes) are trained, validated and tested on, as
   ``split.json``.
 
@@ -30,7 +32,8 @@ import numpy as np
 
 from .errors import InvalidValueError
 
-__all__ = ["FORMAT_VERSION", "IGNORE_INDEX", "Normalization", "ModelCard", "Split", "MapRecord",
+__all__ = ["FORMAT_VERSION", "IGNORE_INDEX", "Normalization", "MappingUnit", "ModelCard", "Split",
+           "MapRecord",
            "EvaluationRecord", "CLASS_NAMES", "LEGACY_MODEL_KWARGS", "with_legacy_kwargs"]
 
 #: The version of the JSON files this package writes.
@@ -159,6 +162,55 @@ def _optional(data: dict, key: str, kind: type | tuple, source: Any, what: str) 
     return value
 
 
+@dataclass(frozen=True)
+class MappingUnit:
+    """The minimum mapping unit of a model's maps, chosen when it was trained.
+
+    ``scdnn train`` cleans the model's masks of its validation samples with each unit of
+    :data:`scdnn.outlines.MAPPING_UNITS_PX` (landslides smaller than the unit removed, holes
+    smaller than it filled) and keeps the one with the best object F1 there, ties broken by
+    MIoU, then by the smaller unit (:func:`scdnn.trainers.choose_mapping_unit`). Outline
+    cleaning takes it in place of its defaults (:meth:`scdnn.outlines.OutlineCleaning.for_model`).
+
+    Attributes
+    ----------
+    area_px : the unit in pixels of the data (px²), as the network sees the data at its
+        own resolution
+    chosen_on : what it was chosen on (``"validation"``: the split's validation samples)
+    scores : per unit tried (its area in px, as text), ``object_f1`` and ``miou`` there
+    """
+
+    area_px: float
+    chosen_on: str = "validation"
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        a = self.area_px
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not (
+                math.isfinite(a) and a >= 0):
+            raise InvalidValueError(f"mapping unit must be a number of pixels ≥ 0, got {a!r}",
+                                    option="area_px")
+        object.__setattr__(self, "area_px", float(a))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | os.PathLike | None = None) -> MappingUnit:
+        if not isinstance(data, dict):
+            raise _bad(source, f"model card: 'mapping_unit' must be an object, got "
+                               f"{type(data).__name__}")
+        chosen_on = data.get("chosen_on", "validation")
+        scores = data.get("scores", {})
+        if not isinstance(chosen_on, str) or not isinstance(scores, dict):
+            raise _bad(source, "model card: 'mapping_unit' has an ill-typed 'chosen_on' or "
+                               "'scores'")
+        try:
+            return cls(area_px=data.get("area_px"), chosen_on=chosen_on, scores=scores)
+        except InvalidValueError as exc:
+            raise _bad(source, f"model card: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class ModelCard:
     """What a weights file holds besides its tensors.
@@ -177,6 +229,9 @@ class ModelCard:
     split : the training split (:meth:`Split.to_dict`)
     provenance : package version, git commit, machine, command (:func:`scdnn.runs.provenance`)
     dtype : the dtype the tensors are stored in, when not float32 (``"float16"``)
+    mapping_unit : the minimum mapping unit chosen on the validation samples
+        (:class:`MappingUnit`); None for a model trained without validation landslides or
+        before units were chosen
     extra : fields this version does not know, kept as read
     """
 
@@ -193,6 +248,7 @@ class ModelCard:
     split: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     dtype: str | None = None
+    mapping_unit: MappingUnit | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -241,6 +297,8 @@ class ModelCard:
             split=_optional(data, "split", dict, source, what) or {},
             provenance=_optional(data, "provenance", dict, source, what) or {},
             dtype=_optional(data, "dtype", str, source, what),
+            mapping_unit=None if data.get("mapping_unit") is None else
+            MappingUnit.from_dict(data["mapping_unit"], source),
             extra={k: v for k, v in data.items() if k not in known},
             format_version=_optional(data, "format_version", int, source, what) or 0,
         )
@@ -252,9 +310,10 @@ class ModelCard:
             if f.name in ("extra", "format_version"):
                 continue
             value = getattr(self, f.name)
-            if f.name == "dtype" and value is None:
+            if f.name in ("dtype", "mapping_unit") and value is None:
                 continue
-            out[f.name] = value.to_dict() if isinstance(value, Normalization) else value
+            out[f.name] = value.to_dict() if isinstance(value, (Normalization, MappingUnit)) \
+                else value
         out.update(self.extra)
         return out
 

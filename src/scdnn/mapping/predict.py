@@ -47,7 +47,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InvalidValueError
-from ..outlines import OutlineCleaning, check_cleaning, cleaning_record, pixel_size_of
+from ..outlines import (
+    OutlineCleaning,
+    check_cleaning,
+    cleaning_record,
+    model_cleaning,
+    pixel_size_of,
+)
 from ..predictor import Predictor
 from ..records import MapRecord
 from ..runs import output_dir, provenance, write_json
@@ -169,6 +175,7 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
                                 option="tiling")
     predictor = model if isinstance(model, Predictor) else Predictor.from_file(model)
     card = predictor.card
+    cleaning = model_cleaning(cleaning, card)  # the model's own mapping unit, if it has one
     with bounded_gdal_cache(), \
             open_scene(scene, card.in_channels, card.inputs, dsm=dsm, bands=bands) as sc:
         if sc.units in ("pixel", "unknown", "degree"):

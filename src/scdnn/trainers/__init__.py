@@ -2,7 +2,8 @@
 
 from .data import SceneDataModule, SegmentationDataModule
 from .fit import TrainConfig, train
+from .mapping_unit import choose_mapping_unit
 from .task import SegmentationTask
 
 __all__ = ["TrainConfig", "train", "SegmentationTask", "SegmentationDataModule",
-           "SceneDataModule"]
+           "SceneDataModule", "choose_mapping_unit"]

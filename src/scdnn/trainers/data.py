@@ -58,6 +58,14 @@ class SegmentationDataModule(L.LightningDataModule):
         return DataLoader(data, batch_size=1, num_workers=self.workers,
                           persistent_workers=self.workers > 0)
 
+    def held_out_dataloader(self) -> DataLoader | None:
+        """The validation images (whole, batch 1; no worker processes), None if there are
+        none."""
+        if not self.val_indices:
+            return None
+        data = SegmentationDataset(self.dataset, self.val_indices, self.normalization)
+        return DataLoader(data, batch_size=1)
+
 
 def _reseed_worker_transform(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: reseed the dataset's augmentation pipeline from the
@@ -107,3 +115,12 @@ class SceneDataModule(L.LightningDataModule):
         data = SceneWindowDataset(self.collection, self.normalization, windows=windows)
         return DataLoader(data, batch_size=1, num_workers=self.workers,
                           persistent_workers=self.workers > 0)
+
+    def held_out_dataloader(self) -> DataLoader | None:
+        """The validation windows held out of training (batch 1; no worker processes); None
+        when nothing is held out (validation then draws training windows)."""
+        windows = validation_windows(self.split)
+        if not windows:
+            return None
+        data = SceneWindowDataset(self.collection, self.normalization, windows=windows)
+        return DataLoader(data, batch_size=1)

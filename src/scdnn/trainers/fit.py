@@ -19,6 +19,9 @@ Run folder layout::
       checkpoints/last.ckpt  only), and the latest
       weights.safetensors    the weights kept (see above), with the model card embedded
       model.json             the model card, readable
+
+The card also carries the minimum mapping unit chosen on the validation samples with the
+kept weights (:mod:`.mapping_unit`), which outline cleaning then takes as its default.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from ..records import ModelCard, with_legacy_kwargs
 from ..runs import launched_rank_zero, prepare_out_dir, provenance, read_json, write_json
 from ..weights import save_weights
 from .callbacks import EpochCSVLog
+from .mapping_unit import choose_mapping_unit
 from .recipes import Recipe, ema_callback
 from .task import SegmentationTask
 
@@ -278,12 +282,15 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
         else:  # the final (with ema, averaged) weights, already in the network; their validation
             best_epoch = trainer.current_epoch  # epochs begun, i.e. the last one, from 1
             best_score = trainer.callback_metrics.get("val_miou")
+        # the smallest landslide the maps keep, chosen on the validation samples
+        mapping_unit = choose_mapping_unit(task.model, datamodule.held_out_dataloader())
         card = ModelCard(
             model=config.model, in_channels=in_channels, num_classes=2,
             model_kwargs=config.model_kwargs, classes=list(CLASS_NAMES), inputs=data.inputs,
             normalization=normalization, best_epoch=best_epoch,
             best_val_miou=None if best_score is None else float(best_score),
-            config=config.to_dict(), split=split.to_dict(), provenance=provenance())
+            config=config.to_dict(), split=split.to_dict(), provenance=provenance(),
+            mapping_unit=mapping_unit)
         save_weights(task.model, out / "weights.safetensors", card)
     return out / "weights.safetensors"
 
