@@ -20,7 +20,13 @@ from scdnn.datasets import Normalization
 from scdnn.errors import UserError
 from scdnn.inference import landslide_probability
 from scdnn.mapping import Tiling, map_scene, open_scene, plan_windows, polygonize, predict_scene
-from scdnn.mapping.outputs import landslide_table, write_cog
+from scdnn.mapping.outputs import (
+    PROBABILITY_SCALE,
+    landslide_table,
+    probability_percent,
+    read_probability,
+    write_cog,
+)
 from scdnn.mapping.tiling import blend_weights, window_grid, window_offsets
 from scdnn.predictor import Predictor
 from scdnn.weights import load_model, read_card
@@ -96,6 +102,24 @@ def read(path: Path) -> np.ndarray:
         return src.read(1)
 
 
+def read_prob(path: Path) -> np.ma.MaskedArray:
+    """A probability.tif as probabilities (percent x scale), masked where no data."""
+    with rasterio.open(path) as src:
+        return read_probability(src)
+
+
+def blended(model, scene: Path, tiling: Tiling) -> np.ndarray:
+    """The blended probability of ``scene`` (in memory, unrounded), as map_scene writes it."""
+    predictor = model if isinstance(model, Predictor) else Predictor.from_file(model)
+    with open_scene(scene, 3, predictor.inputs) as sc:
+        rows = predict_scene(predictor, sc, plan_windows(predictor, sc, tiling))
+        return np.concatenate([p for _, p, _ in rows])
+
+#: The largest difference between a probability and what probability.tif stores of it
+#: (rounded to a percent).
+ROUNDING = 0.005 + 1e-6
+
+
 def one_pass(weights: Path, image: np.ndarray) -> np.ndarray:
     model, card = load_model(weights)
     return landslide_probability(model, np.moveaxis(image, 0, -1),
@@ -148,16 +172,23 @@ def test_outputs_on_the_scene_grid_with_nodata_outside_valid(mapped, variant: st
     out = mapped[variant]
     assert sorted(p.name for p in out.iterdir()) == ["landslides.gpkg", "map.json", "mask.tif",
                                                     "probability.tif"]
-    for name, dtype, nodata in (("probability.tif", "float32", -1.0), ("mask.tif", "uint8", 255)):
+    for name in ("probability.tif", "mask.tif"):
         with rasterio.open(out / name) as src:
-            assert (src.width, src.height, src.count, src.dtypes[0]) == (W, H, 1, dtype)
+            assert (src.width, src.height, src.count, src.dtypes[0]) == (W, H, 1, "uint8")
             assert src.crs == rasterio.crs.CRS.from_string(CRS)
             assert src.transform == TRANSFORM
-            assert src.nodata == nodata
-    prob, mask = read(out / "probability.tif"), read(out / "mask.tif")
-    assert np.all(prob[~VALID] == -1.0) and np.all(mask[~VALID] == 255)
-    assert np.all((prob[VALID] >= 0) & (prob[VALID] <= 1))
-    np.testing.assert_array_equal(mask[VALID], (prob[VALID] >= 0.5).astype(np.uint8))
+            assert src.nodata == 255
+    with rasterio.open(out / "probability.tif") as src:  # percent: value x 0.01
+        assert src.scales == (PROBABILITY_SCALE,) and src.offsets == (0.0,)
+        assert src.units == ("percent",)
+    percent, mask = read(out / "probability.tif"), read(out / "mask.tif")
+    assert np.all(percent[~VALID] == 255) and np.all(mask[~VALID] == 255)
+    assert np.all(percent[VALID] <= 100)
+    # the mask is thresholded on the unrounded probability: p >= 0.5 rounds to >= 50 percent,
+    # p < 0.5 to <= 50
+    assert np.all(percent[VALID][mask[VALID] == 1] >= 50)
+    assert np.all(percent[VALID][mask[VALID] == 0] <= 50)
+    np.testing.assert_array_equal(read_prob(out / "probability.tif").mask, ~VALID)
     assert 0 < mask[VALID].sum() < VALID_PIXELS  # the rescaled network says both
     summary = json.loads((out / "map.json").read_text())
     assert summary["windows"] == {"total": 15, "run": 12, "skipped_no_valid_pixel": 3,
@@ -174,9 +205,11 @@ def test_outputs_on_the_scene_grid_with_nodata_outside_valid(mapped, variant: st
 def test_nodata_stored_any_way_gives_the_same_map(mapped) -> None:
     # invalid pixels are zeroed after normalisation, so what fills them (random RGB under a
     # mask band, zeros under a nodata value, anything under alpha) cannot change the result
-    reference = read(mapped["mask"] / "probability.tif")
+    reference = read(mapped["mask"] / "probability.tif").astype(int)
     for variant in ("nodata", "alpha"):
-        np.testing.assert_allclose(read(mapped[variant] / "probability.tif"), reference, atol=1e-5)
+        # equal to 1e-5 before rounding: at most one percent apart (a value on a half percent)
+        difference = read(mapped[variant] / "probability.tif").astype(int) - reference
+        assert np.abs(difference).max() <= 1 and (difference != 0).mean() < 0.001
 
 
 def test_outputs_are_cloud_optimized_geotiffs_with_overviews(mapped) -> None:
@@ -216,8 +249,8 @@ def test_scene_smaller_than_one_tile_equals_one_pass(tmp_path: Path, weights: Pa
     summary = map_scene(scene, weights, tmp_path / "out")  # tile 512 > 230 x 150
     assert summary["windows"] == {"total": 1, "run": 1, "skipped_no_valid_pixel": 0,
                                   "masks_read": 1}
-    np.testing.assert_allclose(read(tmp_path / "out" / "probability.tif"),
-                               one_pass(weights, rgb()), atol=1e-6)
+    np.testing.assert_allclose(read_prob(tmp_path / "out" / "probability.tif"),
+                               one_pass(weights, rgb()), atol=ROUNDING)
     with rasterio.open(tmp_path / "out" / "mask.tif") as src:
         assert src.profile["blockxsize"] == 512 and src.profile["tiled"]
 
@@ -231,9 +264,8 @@ def test_overlap_blending_is_closer_to_one_pass_than_plain_tiling(tmp_path: Path
     reference = one_pass(weights, rgb())
     errors = {}
     for overlap in (0, 16, 32):
-        map_scene(scene, weights, tmp_path / f"o{overlap}", tiling=Tiling(64, overlap))
-        blended = read(tmp_path / f"o{overlap}" / "probability.tif")
-        errors[overlap] = np.abs(blended - reference).mean()
+        probability = blended(weights, scene, Tiling(64, overlap))
+        errors[overlap] = np.abs(probability - reference).mean()
     assert errors[32] < errors[16] < errors[0], errors
 
 
@@ -250,8 +282,7 @@ def test_blending_removes_seams_of_a_small_receptive_field_network(tmp_path: Pat
                                       Normalization(mean=[128.0] * 3, std=[60.0] * 3))
     errors = {}
     for overlap in (0, 16):
-        map_scene(scene, predictor, tmp_path / f"o{overlap}", tiling=Tiling(64, overlap))
-        errors[overlap] = np.abs(read(tmp_path / f"o{overlap}" / "probability.tif") - reference)
+        errors[overlap] = np.abs(blended(predictor, scene, Tiling(64, overlap)) - reference)
     assert errors[0].max() > 0.05  # seams of plain tiling
     assert np.all(errors[0][2:62, 2:62] < 1e-5)  # ... but exact inside the first tile
     assert errors[16].max() < 0.005 and errors[16].mean() < 1e-4
@@ -276,7 +307,9 @@ def test_windows_aligned_to_the_output_stride_agree_with_one_pass(tmp_path: Path
             errors[align] = float(error[:-32, :-32].mean())  # away from the overhanging edges
     assert errors[None] < errors[1] / 3, errors
     map_scene(scene, predictor, tmp_path / "map", tiling=Tiling(96, 32))  # aligned
-    np.testing.assert_array_equal(read(tmp_path / "map" / "probability.tif"), probability[None])
+    # the file holds the aligned windows' probability, rounded to a percent
+    np.testing.assert_array_equal(read(tmp_path / "map" / "probability.tif"),
+                                  probability_percent(probability[None], True))
 
 
 def test_windows_without_valid_pixels_never_reach_the_network(tmp_path: Path,
@@ -498,6 +531,27 @@ def test_polygon_attributes_min_area_and_simplify(tmp_path: Path) -> None:
     plain = landslide_table(stairs_ls, TRANSFORM, CRS).geometry[0]
     simple = landslide_table(stairs_ls, TRANSFORM, CRS, simplify=1.0).geometry[0]
     assert len(simple.exterior.coords) < len(plain.exterior.coords)
+
+
+def test_polygon_probabilities_from_a_percent_raster(tmp_path: Path) -> None:
+    """probability.tif as scdnn map writes it (percent, scale 0.01): the attributes are
+    probabilities; a float32 raster (maps written before percent) reads the same way."""
+    from scdnn.mapping.outputs import BlockWriter
+
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:4, 2:5] = 1
+    prob = np.full((20, 20), 0.1, np.float32)
+    prob[2:4, 2:5] = [[0.6, 0.7, 0.8], [0.904, 0.6, 0.596]]  # 90 % and 60 % once rounded
+    mask_path, float_path = write_mask(tmp_path / "mask.tif", mask, prob)
+    percent_path = tmp_path / "percent.tif"
+    with BlockWriter(percent_path, width=20, height=20, dtype="uint8", nodata=255, crs=CRS,
+                     transform=TRANSFORM, scale=PROBABILITY_SCALE, units="percent") as out:
+        out.write(0, 0, probability_percent(prob, np.ones_like(mask, bool)))
+    (landslide,) = polygonize(mask_path, percent_path)
+    assert landslide.probability_sum == pytest.approx(4.2, abs=1e-5)
+    assert landslide.probability_max == pytest.approx(0.9, abs=1e-6)
+    (exact,) = polygonize(mask_path, float_path)
+    assert exact.probability_max == pytest.approx(0.904, abs=1e-6)
 
 
 def test_cli_map_geojson_and_summary(tmp_path: Path, weights: Path, capsys) -> None:
@@ -727,23 +781,29 @@ def test_old_map_json_without_cleaning_loads() -> None:
         MapRecord.from_dict({**old, "cleaning": 3})
 
 
-@pytest.mark.parametrize("resampling", ["average", "mode"])
-def test_sparse_cog_overviews_equal_gdals(tmp_path: Path, monkeypatch, resampling) -> None:
+@pytest.mark.parametrize("resampling,kind", [("average", "float32"), ("average", "percent"),
+                                             ("mode", "mask")])
+def test_sparse_cog_overviews_equal_gdals(tmp_path: Path, monkeypatch, resampling, kind) -> None:
     """Overviews of a sparse raster computed over its stored blocks only equal the ones GDAL
-    computes reading every pixel, level by level."""
+    computes reading every pixel, level by level (integers rounded as GDAL rounds them);
+    the band's scale and unit are kept."""
     from scdnn.mapping import outputs
 
     rng = np.random.default_rng(0)
     prob = ndimage_smooth(rng.random((300, 260)))
     valid = rng.random((300, 260)) > 0.1
     valid[:40, :50] = False
-    if resampling == "average":
+    scale = {}
+    if kind == "float32":
         dtype, nodata, data = "float32", -1.0, np.where(valid, prob, -1).astype(np.float32)
+    elif kind == "percent":
+        dtype, nodata, data = "uint8", 255, probability_percent(prob, valid)
+        scale = {"scale": PROBABILITY_SCALE, "units": "percent"}
     else:
         dtype, nodata, data = "uint8", 255, np.where(valid, prob > 0.5, 255).astype(np.uint8)
     src = tmp_path / "src.tif"
     with outputs.BlockWriter(src, width=1024, height=1024, dtype=dtype, nodata=nodata, crs=CRS,
-                             transform=TRANSFORM, block=128) as out:
+                             transform=TRANSFORM, block=128, **scale) as out:
         out.write(130, 390, data)  # 9 of 64 blocks stored
     outputs.write_cog(src, tmp_path / "sparse.tif", resampling=resampling, blocksize=128)
     monkeypatch.setattr(outputs, "SPARSE_SHARE", 1.0)  # GDAL's overviews
@@ -757,6 +817,8 @@ def test_sparse_cog_overviews_equal_gdals(tmp_path: Path, monkeypatch, resamplin
                 assert a.overviews(1) == b.overviews(1) == [2, 4, 8]
                 assert a.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
                 assert (a.transform, a.crs, a.nodata) == (b.transform, b.crs, nodata)
+                assert a.scales == b.scales == (scale.get("scale", 1.0),)
+                assert a.units == b.units == (scale.get("units"),)
 
 
 def ndimage_smooth(x: np.ndarray) -> np.ndarray:

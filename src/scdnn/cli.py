@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("map", help="map landslides in a whole georeferenced scene",
                        description="Map landslides in SCENE (a GeoTIFF or any raster GDAL "
                        "reads; uint8 bands) window by window, blending overlapping windows. "
-                       "Writes OUT/probability.tif (float32, nodata -1) and OUT/mask.tif (0 "
+                       "Writes OUT/probability.tif (landslide probability in percent: uint8 0-100, "
+                       "255 no data, GDAL scale 0.01) and OUT/mask.tif (0 "
                        "background, 1 landslide, 255 no data), both Cloud Optimized GeoTIFFs "
                        "on the scene's grid, OUT/landslides.gpkg (one polygon per landslide: "
                        "id, area_m2, perimeter_m, mean_probability, max_probability) and "

@@ -21,11 +21,20 @@ Read top to bottom, a scene goes through:
 from __future__ import annotations
 
 from .core import Tiling, WindowPlan, plan_windows, predict_blocks, predict_scene
-from .outputs import IGNORE_INDEX, PROBABILITY_NODATA, landslide_table, polygonize, write_cog
+from .outputs import (
+    IGNORE_INDEX,
+    PROBABILITY_NODATA,
+    PROBABILITY_SCALE,
+    landslide_table,
+    polygonize,
+    read_probability,
+    write_cog,
+)
 from .predict import map_scene
 from .scene import Scene, open_scene
 from .tiling import blend_weights, window_grid
 
 __all__ = ["map_scene", "predict_scene", "predict_blocks", "plan_windows", "Tiling",
            "WindowPlan", "open_scene", "Scene", "window_grid", "blend_weights", "polygonize",
-           "landslide_table",           "write_cog", "PROBABILITY_NODATA", "IGNORE_INDEX"]
+           "landslide_table", "write_cog", "read_probability", "PROBABILITY_NODATA",
+           "PROBABILITY_SCALE", "IGNORE_INDEX"]

@@ -2,9 +2,13 @@
 
 Conventions (the same in every output):
 
-- ``probability.tif``: float32 landslide probability, nodata ``-1`` (:data:`PROBABILITY_NODATA`)
-  outside valid data. -1 rather than NaN: it cannot be mistaken for a probability, compares
-  equal to itself, and GDAL's overview averaging leaves it out like any nodata value.
+- ``probability.tif``: landslide probability in percent, uint8 0-100 (rounded), nodata 255
+  (:data:`PROBABILITY_NODATA`) outside valid data; the band's scale is 0.01
+  (:data:`PROBABILITY_SCALE`, GDAL's scale/offset metadata, unit "percent"), so GDAL and
+  rasterio users get the probability as ``value x scale`` (:func:`read_probability`) and a
+  GIS shows percent. A percent is finer than any use of the map needs (the mask and the
+  polygons are thresholded on the unrounded probability), and the file is about 13 times
+  smaller than float32, and cheaper to compress and to build overviews for.
 - ``mask.tif``: uint8, 0 background, 1 landslide, 255 no data (:data:`IGNORE_INDEX`, the
   project's ignore label).
 - Polygons have the vertices of pixel corners (no smoothing unless ``simplify``) in the
@@ -37,12 +41,15 @@ from ..errors import InvalidValueError
 from ..runs import temporary_path
 
 __all__ = [
-    "PROBABILITY_NODATA", "IGNORE_INDEX", "POLYGON_FORMATS", "Staging", "BlockWriter",
+    "PROBABILITY_NODATA", "PROBABILITY_SCALE", "probability_percent", "read_probability",
+    "IGNORE_INDEX", "POLYGON_FORMATS", "Staging", "BlockWriter",
     "RowWriter", "write_cog", "copy_to_cog", "quiet_georeferencing",
     "Landslide", "polygonize", "landslide_table", "write_polygons",
 ]
 
-PROBABILITY_NODATA = -1.0
+#: ``probability.tif``: no data, and the probability of a stored value (``value x scale``).
+PROBABILITY_NODATA = 255
+PROBABILITY_SCALE = 0.01
 IGNORE_INDEX = 255
 #: ``--format`` -> OGR driver
 POLYGON_FORMATS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
@@ -108,7 +115,8 @@ class BlockWriter:
     """
 
     def __init__(self, path: Path, *, width: int, height: int, dtype: str, nodata: float,
-                 crs: Any, transform: Affine, block: int = STRIP_ROWS):
+                 crs: Any, transform: Affine, block: int = STRIP_ROWS,
+                 scale: float | None = None, units: str | None = None):
         self.width, self.height, self.block = width, height, block
         self.dtype, self.nodata = np.dtype(dtype), nodata
         self.written = 0
@@ -121,6 +129,10 @@ class BlockWriter:
                 nodata=nodata, crs=crs, transform=transform, tiled=True, blockxsize=block,
                 blockysize=block, compress="deflate", zlevel=1, bigtiff="if_safer",
                 sparse_ok=True)
+        if scale is not None:  # GDAL's band scale and offset: value x scale (COGs keep it)
+            self._ds.scales, self._ds.offsets = (scale,), (0.0,)
+        if units is not None:
+            self._ds.units = (units,)
 
     def write(self, row0: int, col0: int, data: np.ndarray) -> None:
         """Put ``data`` at rows ``row0`` onwards, columns ``col0`` onwards."""
@@ -322,7 +334,10 @@ def _halve(data: np.ndarray, nodata: float, resampling: str) -> np.ndarray:
         count = ok.sum(axis=0)
         total = np.where(ok, four, 0).astype(np.float64).sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, total / count, nodata).astype(data.dtype)
+            mean = total / count
+        if data.dtype.kind in "ui":  # integers round to the nearest, as GDAL's average
+            mean = np.floor(mean + 0.5)
+        return np.where(count > 0, mean, nodata).astype(data.dtype)
     if resampling == "mode":
         votes = np.stack([((four == v[None]) & ok).sum(axis=0) for v in four])
         votes[~ok] = -1
@@ -332,13 +347,16 @@ def _halve(data: np.ndarray, nodata: float, resampling: str) -> np.ndarray:
 
 
 def _vrt_with_overviews(src: Path, levels: list[Path]) -> str:
-    """A VRT of band 1 of ``src`` whose overviews are the files ``levels``."""
+    """A VRT of band 1 of ``src`` (with its scale, offset and unit) whose overviews are the
+    files ``levels``."""
     from xml.sax.saxutils import escape
 
     with rasterio.open(src) as ds:
         width, height, nodata, dtype = ds.width, ds.height, ds.nodata, ds.dtypes[0]
         gt = ds.transform.to_gdal()
         srs = f"<SRS>{escape(ds.crs.to_wkt())}</SRS>" if ds.crs else ""
+        meta = (f"<Offset>{ds.offsets[0]!r}</Offset><Scale>{ds.scales[0]!r}</Scale>"
+                + (f"<UnitType>{escape(ds.units[0])}</UnitType>" if ds.units[0] else ""))
     gdal_type = {"float32": "Float32", "uint8": "Byte"}[dtype]
     overviews = "".join(
         f"<Overview><SourceFilename relativeToVRT=\"0\">{escape(str(Path(p).resolve()))}"
@@ -346,7 +364,7 @@ def _vrt_with_overviews(src: Path, levels: list[Path]) -> str:
     return (f"<VRTDataset rasterXSize=\"{width}\" rasterYSize=\"{height}\">{srs}"
             f"<GeoTransform>{', '.join(repr(float(v)) for v in gt)}</GeoTransform>"
             f"<VRTRasterBand dataType=\"{gdal_type}\" band=\"1\">"
-            f"<NoDataValue>{nodata!r}</NoDataValue>"
+            f"<NoDataValue>{nodata!r}</NoDataValue>{meta}"
             f"<SimpleSource><SourceFilename relativeToVRT=\"0\">"
             f"{escape(str(Path(src).resolve()))}</SourceFilename><SourceBand>1</SourceBand>"
             f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{width}\" ySize=\"{height}\"/>"
@@ -500,6 +518,27 @@ def _connected_groups(pairs: set[tuple[int, int]]) -> list[tuple[set[int], set[i
     return list(groups.values())
 
 
+def probability_percent(probability: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """What ``probability.tif`` stores of a probability array: percent rounded to the
+    nearest (uint8 0-100), :data:`PROBABILITY_NODATA` where not ``valid``."""
+    percent = np.rint(np.clip(probability, 0.0, 1.0) * 100.0)
+    return np.where(valid, percent, PROBABILITY_NODATA).astype(np.uint8)
+
+
+def read_probability(src: Any, **read_kwargs: Any) -> np.ma.MaskedArray:
+    """Band 1 of an open probability raster as probabilities (float32, masked where no
+    data): the stored values times the band's scale plus its offset, so a map written as
+    float32 (scale 1) before ``probability.tif`` held percent reads the same way.
+    ``read_kwargs`` go to ``src.read`` (``window``, ``out_shape``, ``resampling``)."""
+    data = src.read(1, masked=True, **read_kwargs)
+    scale = src.scales[0] if src.scales and src.scales[0] else 1.0
+    offset = src.offsets[0] if src.offsets else 0.0
+    out = data.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    if src.nodata is not None:  # a nodata value that survived averaging or resampling
+        out = np.ma.masked_where(np.ma.getdata(data) == src.nodata, out)
+    return np.ma.masked_invalid(out)
+
+
 def polygonize(mask_path: str | os.PathLike, probability_path: str | os.PathLike,
                strip_rows: int = STRIP_ROWS) -> list[Landslide]:
     """Landslide polygons (pixels == 1 of ``mask_path``) with probability statistics.
@@ -526,8 +565,8 @@ def polygonize(mask_path: str | os.PathLike, probability_path: str | os.PathLike
                 merger.skip()
                 continue
             window = Window(span[0], row0, span[1] - span[0], rows)
-            merger.add_strip(mask.read(1, window=window) == 1, prob.read(1, window=window),
-                             row0, span[0])
+            merger.add_strip(mask.read(1, window=window) == 1,
+                             read_probability(prob, window=window).filled(0.0), row0, span[0])
     return merger.finish()
 
 

@@ -63,11 +63,13 @@ from .outputs import (
     IGNORE_INDEX,
     POLYGON_FORMATS,
     PROBABILITY_NODATA,
+    PROBABILITY_SCALE,
     BlockWriter,
     Staging,
     copy_to_cog,
     landslide_table,
     polygonize,
+    probability_percent,
     quiet_georeferencing,
     write_polygons,
 )
@@ -114,9 +116,10 @@ def map_scene(scene: str | os.PathLike, model: Predictor | str | os.PathLike,
               predict: Callable[..., Iterable] | None = None) -> dict[str, Any]:
     """Map landslides in ``scene`` with ``model``; write the outputs into ``out``.
 
-    Writes ``probability.tif`` and ``mask.tif`` (COGs on the scene's grid; mask 0/1, 255 =
-    no data), ``landslides.gpkg`` (or ``.geojson`` with ``fmt="geojson"``) and ``map.json``,
-    and returns map.json's content.
+    Writes ``probability.tif`` and ``mask.tif`` (COGs on the scene's grid; probability in
+    percent, uint8 0-100 with scale 0.01, 255 = no data; mask 0/1, 255 = no data),
+    ``landslides.gpkg`` (or ``.geojson`` with ``fmt="geojson"``) and ``map.json``, and
+    returns map.json's content.
 
     Parameters
     ----------
@@ -254,16 +257,15 @@ def write_rasters(bands: Iterable[tuple[int, int, list]], scene: Scene,
     """
     grid = dict(width=scene.width, height=scene.height, crs=scene.crs, transform=scene.transform)
     counts = {"valid_pixels": 0, "landslide_pixels": 0}
-    with BlockWriter(probability_path, dtype="float32", nodata=PROBABILITY_NODATA,
-                     **grid) as prob_out, \
+    with BlockWriter(probability_path, dtype="uint8", nodata=PROBABILITY_NODATA,
+                     scale=PROBABILITY_SCALE, units="percent", **grid) as prob_out, \
             BlockWriter(mask_path, dtype="uint8", nodata=IGNORE_INDEX, **grid) as mask_out:
         for first, rows, pieces in bands:
             for row0, col0, probability, valid in pieces:
                 if not valid.any():
                     continue
                 landslide = valid & (probability >= threshold)
-                prob_out.write(row0, col0, np.where(valid, probability, PROBABILITY_NODATA)
-                               .astype(np.float32))
+                prob_out.write(row0, col0, probability_percent(probability, valid))
                 mask_out.write(row0, col0, np.where(valid, landslide, IGNORE_INDEX)
                                .astype(np.uint8))
                 counts["valid_pixels"] += int(valid.sum())

@@ -113,12 +113,10 @@ def _mask_background(mask_path: Path, shape: tuple[int, int]) -> np.ndarray:
 def _probability(path: Path, shape: tuple[int, int]) -> np.ma.MaskedArray:
     from rasterio.enums import Resampling
 
+    from ..mapping.outputs import read_probability
+
     with _raster(path, "the probabilities") as src:
-        prob = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
-        nodata = src.nodata
-    if nodata is not None:
-        prob = np.ma.masked_where(np.ma.getdata(prob) == nodata, prob)
-    return np.ma.masked_invalid(prob)
+        return read_probability(src, out_shape=shape, resampling=Resampling.average)
 
 
 def _polygon_file(run_dir: Path, summary: dict[str, Any]) -> Path | None:
