@@ -281,6 +281,20 @@ def training_crops(card: dict) -> str:
             f"which the card carries: every command resamples the same way).")
 
 
+def mapping_unit(card) -> str:
+    """The card's minimum mapping unit, in words (or that it has none)."""
+    unit = card.mapping_unit
+    if unit is None:
+        return ("The card carries no minimum mapping unit: outline cleaning uses its defaults "
+                "(400 px on images).")
+    score = unit.scores.get(f"{unit.area_px:g}", {})
+    return (f"Minimum mapping unit {unit.area_px:,.0f} px, chosen on the "
+            f"{len(card.split['val'])} validation images (object F1 "
+            f"{_number(score.get('object_f1'))}, MIoU {_number(score.get('miou'))} there, the "
+            f"best of {len(unit.scores)} units tried); `map`, `predict`, `evaluate` and `demo` "
+            f"clean with it unless given `--min-area`/`--max-hole`.")
+
+
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -306,8 +320,10 @@ def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Pat
         minutes = f" ({seconds / 60:.1f} minutes of training on {card.provenance.get('machine')})"
     m = metrics
     objects = m.get("objects") or {}
-    outlines = ("outlines cleaned as by default" if m.get("cleaning")
-                else "raw thresholded masks")
+    outlines = "raw thresholded masks"
+    if m.get("cleaning"):
+        outlines = (f"outlines cleaned as by default: landslides and holes under "
+                    f"{m['cleaning']['pixels']['min_area']:,.0f} px")
     text = f"""# Bundled weights: `scdnn-sichuan.safetensors`
 
 SCDnn (Li et al. 2024, as implemented in this package) trained by this project's own
@@ -322,6 +338,7 @@ Trained with{minutes}:
 Seeded split (seed {split['seed']}): {len(split['train'])} training, {len(split['val'])} \
 validation and {len(split['test'])} held-back test images; {kept_weights(card)}.
 {training_crops(card)}
+{mapping_unit(card)}
 The split, the training configuration, the normalisation and the provenance are in the model
 card inside the file (`scdnn.weights.read_card`), also written out as `model.json`.
 
