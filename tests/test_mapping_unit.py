@@ -113,6 +113,10 @@ def test_cleaning_takes_the_models_unit_unless_told_otherwise():
     given = OutlineCleaning(min_area=50).for_model(card(MappingUnit(area_px=2000)))
     assert given.for_data(None).min_area == 50.0 and given.for_data(None).max_hole == 2000.0
     assert OutlineCleaning().for_model(card()) == OutlineCleaning()
+    with pytest.raises(InvalidValueError, match="model_unit"):
+        OutlineCleaning(model_unit=-1)
+    with pytest.raises(InvalidValueError, match="use_model_unit"):
+        OutlineCleaning(use_model_unit="no")
     fixed = OutlineCleaning(use_model_unit=False)
     assert fixed.for_model(card(MappingUnit(area_px=2000))).for_data(None).min_area == 400.0
     assert model_cleaning(None, card(MappingUnit(area_px=2000))) is None

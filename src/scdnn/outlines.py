@@ -147,6 +147,9 @@ class OutlineCleaning:
                     not (math.isfinite(value) and value >= 0):
                 raise InvalidValueError(f"must be a number ≥ 0, got {value}", option=name)
             object.__setattr__(self, name, float(value))
+        if not isinstance(self.use_model_unit, bool):
+            raise InvalidValueError(f"must be True or False, got {self.use_model_unit!r}",
+                                    option="use_model_unit")
         if self.units not in UNITS:
             raise InvalidValueError(f"must be one of {', '.join(UNITS)}, got '{self.units}'",
                                     option="units")
