@@ -189,3 +189,17 @@ def test_recipes_summary_one_seed_and_empty_folder(tmp_path):
     assert c["metrics"]["miou"]["se"] is None and c["metrics"]["miou"]["t"] is None
     assert c["metrics"]["miou"]["verdict"].startswith("cannot tell")
     assert "1 (0) **incomplete**" in (res / "README.md").read_text()
+
+
+def test_bundle_says_which_mapping_unit_the_card_carries():
+    from scdnn.records import MappingUnit, ModelCard, Normalization
+
+    bundle = _script("bundle")
+    card = ModelCard(model="scdnn", in_channels=3, split={"val": ["a", "b", "c", "d"]},
+                     normalization=Normalization(mean=[0.0] * 3, std=[1.0] * 3))
+    assert "no minimum mapping unit" in bundle.mapping_unit(card)
+    card.mapping_unit = MappingUnit(area_px=8000, scores={
+        "400": {"object_f1": 0.2, "miou": 0.7}, "8000": {"object_f1": 0.5, "miou": 0.75}})
+    text = bundle.mapping_unit(card)
+    assert "8,000 px" in text and "4 validation images" in text
+    assert "object F1 0.5000" in text and "best of 2 units" in text
