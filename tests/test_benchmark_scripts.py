@@ -191,9 +191,10 @@ def test_recipes_summary_one_seed_and_empty_folder(tmp_path):
     assert "1 (0) **incomplete**" in (res / "README.md").read_text()
 
 
-def test_bundle_says_which_mapping_unit_the_card_carries():
+def test_bundle_says_which_mapping_unit_the_card_carries(monkeypatch):
     from scdnn.records import MappingUnit, ModelCard, Normalization
 
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its own imports (_common)
     bundle = _script("bundle")
     card = ModelCard(model="scdnn", in_channels=3, split={"val": ["a", "b", "c", "d"]},
                      normalization=Normalization(mean=[0.0] * 3, std=[1.0] * 3))
