@@ -24,6 +24,7 @@ from scdnn.datasets.scene import open_scene
 from scdnn.datasets.scenes import (
     RandomWindowSampler,
     SceneCollection,
+    SceneWindowDataset,
     find_scenes,
     make_scene_split,
     scene_normalization,
@@ -35,7 +36,6 @@ from scdnn.datasets.terrain import (
     slope_degrees,
     terrain_channels,
 )
-from scdnn.errors import UserError
 from scdnn.metrics import Evaluator
 from scdnn.metrics.boundary import boundary_counts, boundary_counts_in_strips
 from scdnn.models import create_model
@@ -242,6 +242,32 @@ def test_scene_split_and_windows_never_touch_validation_blocks(tmp_path: Path) -
     assert norm.channels == 3
 
 
+def test_windows_too_large_to_fit_between_blocks_hide_the_validation_labels(tmp_path: Path
+                                                                            ) -> None:
+    """A window wider than the gaps between validation blocks still trains, on every label but
+    the blocks' (255 there), which it never sees; the normalisation leaves them out too."""
+    write_scene_folder(tmp_path / "data" / "scene-a")
+    write_scene_folder(tmp_path / "data" / "scene-b")
+    collection = SceneCollection(tmp_path / "data")
+    split = make_scene_split(collection, ["scene-b"], val_fraction=0.25, block_size=16, seed=3)
+    held = np.zeros((H, W), bool)
+    for r, c, h, w in split["val_blocks"]["scene-a"]:
+        held[r:r + h, c:c + w] = True
+    size = min(H, W)  # overlaps a block wherever it goes
+    sampler = RandomWindowSampler(collection, split, size=size, length=6, seed=0)
+    data = SceneWindowDataset(collection, Normalization([0.0] * 3, [1.0] * 3), sampler=sampler)
+    plain = SceneWindowDataset(collection, Normalization([0.0] * 3, [1.0] * 3))
+    for name, r, c, s in sampler:
+        assert held[r:r + s, c:c + s].any()
+        mask = data[(name, r, c, s)]["mask"].numpy()
+        seen = plain[(name, r, c, s)]["mask"].numpy()
+        inside = held[r:r + mask.shape[0], c:c + mask.shape[1]]
+        assert (mask[inside] == 255).all()  # validation labels hidden
+        np.testing.assert_array_equal(mask[~inside], seen[~inside])  # the rest as read
+        assert (seen[inside] != 255).any()  # (there were labels to hide)
+    assert scene_normalization(collection, sampler, windows=4).channels == 3
+
+
 def test_label_on_another_grid_is_refused(tmp_path: Path, capsys) -> None:
     write_scene_folder(tmp_path / "s", label_transform=TRANSFORM @ Affine.translation(3, 0))
     code = main(["train", str(tmp_path / "s"), "--out", str(tmp_path / "run")])
@@ -405,12 +431,3 @@ def test_scene_scores_in_strips_equal_whole_image_scores() -> None:
     a, b = whole.compute(), strips.compute()
     assert a["confusion"] == b["confusion"]
     assert a["boundary_f1"] == b["boundary_f1"]
-
-
-def test_sampler_refuses_rather_than_train_on_validation_blocks(tmp_path: Path) -> None:
-    write_scene_folder(tmp_path / "s")
-    collection = SceneCollection(tmp_path / "s")
-    split = make_scene_split(collection, [], val_fraction=0.3, block_size=32, seed=0)
-    sampler = RandomWindowSampler(collection, split, size=96, length=4, seed=0)  # whole scene
-    with pytest.raises(UserError, match="outside the held-out validation blocks"):
-        sampler.draw()

@@ -356,7 +356,11 @@ class RandomWindowSampler(Sampler):
 
     A window is centred on a random point of a coarse cell with mostly valid labelled pixels
     (chosen uniformly among such cells of all training scenes), moved inside the scene, and
-    redrawn if it overlaps a held-out validation block. Seeded: each pass continues one
+    redrawn if it overlaps a held-out validation block. A window too large to fit between
+    the blocks (after 100 draws; say 1024 px windows among 256 px blocks) is kept where the
+    last draw put it, and :meth:`hide` turns the labels of the blocks it covers into 255
+    (not scored, no loss): no validation label is ever trained on, though the network sees
+    the imagery around its training labels there. Seeded: each pass continues one
     generator, so every epoch draws new windows and a run is reproducible.
     """
 
@@ -401,10 +405,21 @@ class RandomWindowSampler(Sampler):
             col = int(np.clip(centre_c - size // 2, 0, max(0, scene.width - size)))
             if not _overlaps(row, col, size, self.blocks[name]):
                 return name, row, col, size
-        # returning an overlapping window would train on validation pixels
-        raise InvalidValueError(f"cannot place a {size} px training window outside the held-out "
-                        f"validation blocks (100 tries); use a smaller {param('image_size')}, "
-                        f"{param('val_block')} or {param('val_fraction')}", self.collection.root)
+        # no room between the blocks: the last draw, whose validation labels hide() removes
+        return name, row, col, size
+
+    def hide(self, name: str, row: int, col: int, label: np.ndarray) -> np.ndarray:
+        """``label`` (the window at ``row``, ``col`` of scene ``name``) with 255 over the
+        held-out validation blocks it reaches into."""
+        blocks = [b for b in self.blocks.get(name, ())
+                  if _overlaps(row, col, max(label.shape), [b])]
+        if not blocks:
+            return label
+        label = label.copy()
+        for r, c, h, w in blocks:
+            label[max(r - row, 0):max(r + h - row, 0), max(c - col, 0):max(c + w - col, 0)] = \
+                IGNORE_INDEX
+        return label
 
 
 class SceneWindowDataset(Dataset):
@@ -417,11 +432,13 @@ class SceneWindowDataset(Dataset):
     """
 
     def __init__(self, collection: SceneCollection, normalization: Normalization,
-                 transform=None, windows: Sequence[tuple[str, int, int, int, int]] | None = None):
+                 transform=None, windows: Sequence[tuple[str, int, int, int, int]] | None = None,
+                 sampler: RandomWindowSampler | None = None):
         self.collection = collection
         self.normalization = normalization
         self.transform = transform
         self.windows = list(windows or [])
+        self.sampler = sampler  # training windows: validation labels hidden (hide())
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -435,6 +452,8 @@ class SceneWindowDataset(Dataset):
         scene = self.collection.open(name)
         h, w = min(h, scene.height - row), min(w, scene.width - col)
         image, label = scene.read(Window(col, row, w, h))
+        if self.sampler is not None:
+            label = self.sampler.hide(name, row, col, label)
         if self.transform is not None:
             out = self.transform(image=image, mask=label)
             image, label = out["image"], out["mask"]
@@ -462,6 +481,7 @@ def scene_normalization(collection: SceneCollection, sampler: RandomWindowSample
         scene = collection.open(name)
         image, label = scene.read(Window(col, row, min(size, scene.width - col),
                                          min(size, scene.height - row)))
+        label = sampler.hide(name, row, col, label)
         pixels = image[label != IGNORE_INDEX].astype(np.float64)
         if pixels.shape[0] == 0:
             continue

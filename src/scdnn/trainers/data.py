@@ -101,7 +101,8 @@ class SceneDataModule(L.LightningDataModule):
         data = SceneWindowDataset(self.collection, self.normalization,
                                   transform=train_transform(self.sampler.size,
                                                             seed=self.split["seed"],
-                                                            strong=self.strong_augmentation))
+                                                            strong=self.strong_augmentation),
+                                  sampler=self.sampler)
         return DataLoader(data, batch_size=self.batch_size, sampler=self.sampler,
                           num_workers=self.workers, persistent_workers=self.workers > 0,
                           drop_last=len(self.sampler) > self.batch_size,
