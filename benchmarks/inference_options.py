@@ -11,7 +11,9 @@ scores the run's own test part again with ``scdnn evaluate``'s code under each v
   largest hole filled, one value) chosen on the run's own *validation* images, never the
   test ones: of :data:`MMU_CANDIDATES_PX`, the one with the best object F1 there (ties: the
   better MIoU, then the smaller unit). Image datasets only (a scene split has no validation
-  images to score).
+  images to score);
+- ``cleaned+d4+val-mmu``: the same unit (chosen without augmentation), after d4 test-time
+  augmentation.
 
 and writes, per network and variant, mean ± SD over seeds of MIoU, landslide F1, object F1,
 predicted ÷ true landslides and boundary F1 at 2 and 8 px, with the time each variant took
@@ -41,6 +43,9 @@ from scdnn.outlines import OutlineCleaning
 #: Minimum mapping units tried on the validation images (px², images have no pixel size).
 MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000, 32000)
 VAL_MMU = "cleaned+val-mmu"
+VAL_MMU_D4 = "cleaned+d4+val-mmu"
+#: The variants whose cleaning is the unit chosen on the run's validation images.
+VAL_MMU_VARIANTS = (VAL_MMU, VAL_MMU_D4)
 #: The data's default cleaning, also for a model whose card carries a mapping unit.
 DEFAULTS = OutlineCleaning(use_model_unit=False)
 VARIANTS = {
@@ -49,6 +54,7 @@ VARIANTS = {
     "cleaned+flips": {"cleaning": DEFAULTS, "tta": "flips"},
     "cleaned+d4": {"cleaning": DEFAULTS, "tta": "d4"},
     VAL_MMU: {"cleaning": None, "tta": "none"},  # the cleaning is chosen per run
+    VAL_MMU_D4: {"cleaning": None, "tta": "d4"},  # the same unit, after d4 augmentation
 }
 KEYS = ("miou", "landslide_f1", "object_f1", "object_count_ratio", "boundary_f1_2px",
         "boundary_f1_8px")
@@ -130,7 +136,7 @@ def main() -> None:
         for variant in args.variants:
             where = args.bench / "inference" / run.name / variant
             options = {}
-            if variant == VAL_MMU:
+            if variant in VAL_MMU_VARIANTS:  # the unit is chosen without augmentation
                 choice = validation_mmu(run, args.data, where / "validation")
                 if choice is None:
                     continue
@@ -138,7 +144,7 @@ def main() -> None:
             metrics, seconds = run_variant(run / "weights.safetensors", args.data, where,
                                            variant, **options)
             per_run[run.name][variant] = {"scores": scores(metrics), "seconds": seconds}
-            if variant == VAL_MMU:
+            if variant in VAL_MMU_VARIANTS:
                 per_run[run.name][variant]["mmu_px"] = choice["mmu_px"]
             print(run.name, variant, per_run[run.name][variant], flush=True)
 
@@ -181,7 +187,7 @@ def main() -> None:
                 f"{_cell(s['boundary_f1_8px'])} | {_cell(ratio, 1.0)} |")
     save(f"{args.name}-inference", {"bench": str(args.bench), "data": args.data,
                                     "variants": {k: {"cleaning": "validation mmu"
-                                                     if k == VAL_MMU else None
+                                                     if k in VAL_MMU_VARIANTS else None
                                                      if v["cleaning"] is None else "default",
                                                      "tta": v["tta"]}
                                                  for k, v in VARIANTS.items()
