@@ -39,6 +39,7 @@ from _common import RESULTS, save
 from scdnn.benchmark.tables import outline_scores, summarize
 from scdnn.evaluation import evaluate
 from scdnn.outlines import OutlineCleaning
+from scdnn.trainers.mapping_unit import best_unit
 
 #: Minimum mapping units tried on the validation images (px², images have no pixel size).
 MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000, 32000)
@@ -106,8 +107,7 @@ def validation_mmu(run: Path, data: str, out: Path) -> dict | None:
         metrics = evaluate(data, out / f"mmu-{size}", weights=str(run / "weights.safetensors"),
                            split=str(val_split), cleaning=mmu_cleaning(size), overwrite=True)
         tried[size] = {"object_f1": metrics["objects"]["f1"], "miou": metrics["miou"]}
-    best = max(MMU_CANDIDATES_PX,
-               key=lambda a: (tried[a]["object_f1"], tried[a]["miou"], -a))
+    best = best_unit(tried)
     choice = {"mmu_px": best, "validation_images": split["val"], "tried": tried}
     done.write_text(json.dumps(choice, indent=1))
     return choice

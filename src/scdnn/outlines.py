@@ -158,15 +158,11 @@ class OutlineCleaning:
         """The cleaning with every value set, for data whose pixels are ``pixel_size`` metres
         (None: unknown, e.g. a PNG): defaults filled in, units ``"px"`` where there is no
         pixel size to convert metres with."""
-        if self.units == "px" or pixel_size is None:
-            defaults, units = dict(DEFAULTS_PX), "px"
-            if self.model_unit is not None:
-                defaults.update(min_area=self.model_unit, max_hole=self.model_unit)
-        else:
-            defaults, units = dict(DEFAULTS_M), "m"
-            if self.model_unit is not None:
-                area = self.model_unit * pixel_size * pixel_size
-                defaults.update(min_area=area, max_hole=area)
+        pixels = self.units == "px" or pixel_size is None
+        defaults, units = (dict(DEFAULTS_PX), "px") if pixels else (dict(DEFAULTS_M), "m")
+        if self.model_unit is not None:  # in the model's pixels
+            area = self.model_unit * (1.0 if pixels else pixel_size * pixel_size)
+            defaults.update(min_area=area, max_hole=area)
         values = {name: defaults[name] if getattr(self, name) is None else getattr(self, name)
                   for name in _FIELDS}
         return OutlineCleaning(**values, units=units, model_unit=self.model_unit,

@@ -411,15 +411,15 @@ class RandomWindowSampler(Sampler):
     def hide(self, name: str, row: int, col: int, label: np.ndarray) -> np.ndarray:
         """``label`` (the window at ``row``, ``col`` of scene ``name``) with 255 over the
         held-out validation blocks it reaches into."""
-        blocks = [b for b in self.blocks.get(name, ())
-                  if _overlaps(row, col, max(label.shape), [b])]
-        if not blocks:
-            return label
-        label = label.copy()
-        for r, c, h, w in blocks:
-            label[max(r - row, 0):max(r + h - row, 0), max(c - col, 0):max(c + w - col, 0)] = \
-                IGNORE_INDEX
-        return label
+        height, width = label.shape
+        out = label
+        for r, c, h, w in self.blocks.get(name, ()):
+            r0, r1 = max(r - row, 0), min(r + h - row, height)
+            c0, c1 = max(c - col, 0), min(c + w - col, width)
+            if r0 < r1 and c0 < c1:
+                out = label.copy() if out is label else out
+                out[r0:r1, c0:c1] = IGNORE_INDEX
+        return out
 
 
 class SceneWindowDataset(Dataset):

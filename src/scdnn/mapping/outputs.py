@@ -7,8 +7,9 @@ Conventions (the same in every output):
   (:data:`PROBABILITY_SCALE`, GDAL's scale/offset metadata, unit "percent"), so GDAL and
   rasterio users get the probability as ``value x scale`` (:func:`read_probability`) and a
   GIS shows percent. A percent is finer than any use of the map needs (the mask and the
-  polygons are thresholded on the unrounded probability), and the file is about 13 times
-  smaller than float32, and cheaper to compress and to build overviews for.
+  polygons are thresholded on the unrounded probability), and a byte per pixel compresses far
+  better than float32, whose low bits are noise: a smaller file, less to compress and to
+  build overviews for.
 - ``mask.tif``: uint8, 0 background, 1 landslide, 255 no data (:data:`IGNORE_INDEX`, the
   project's ignore label).
 - Polygons have the vertices of pixel corners (no smoothing unless ``simplify``) in the

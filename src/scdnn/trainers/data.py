@@ -63,8 +63,7 @@ class SegmentationDataModule(L.LightningDataModule):
         none."""
         if not self.val_indices:
             return None
-        data = SegmentationDataset(self.dataset, self.val_indices, self.normalization)
-        return DataLoader(data, batch_size=1)
+        return DataLoader(self.val_dataloader().dataset, batch_size=1)
 
 
 def _reseed_worker_transform(worker_id: int) -> None:
@@ -120,8 +119,6 @@ class SceneDataModule(L.LightningDataModule):
     def held_out_dataloader(self) -> DataLoader | None:
         """The validation windows held out of training (batch 1; no worker processes); None
         when nothing is held out (validation then draws training windows)."""
-        windows = validation_windows(self.split)
-        if not windows:
+        if not validation_windows(self.split):
             return None
-        data = SceneWindowDataset(self.collection, self.normalization, windows=windows)
-        return DataLoader(data, batch_size=1)
+        return DataLoader(self.val_dataloader().dataset, batch_size=1)

@@ -22,20 +22,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..metrics.confusion import scores_from_confusion
 from ..metrics.objects import object_counts, object_scores
+from ..metrics.per_image import image_confusion
 from ..outlines import MAPPING_UNITS_PX, OutlineCleaning, clean_mask
 from ..records import IGNORE_INDEX, MappingUnit
 
-__all__ = ["choose_mapping_unit", "score_mapping_units"]
-
-
-def _miou(counts: np.ndarray) -> float:
-    """Mean of background and landslide IoU from a 2 x 2 confusion matrix (truth, pred)."""
-    ious = []
-    for k in (0, 1):
-        union = counts[k, :].sum() + counts[:, k].sum() - counts[k, k]
-        ious.append(counts[k, k] / union if union else 1.0)
-    return float(np.mean(ious))
+__all__ = ["choose_mapping_unit", "score_mapping_units", "best_unit"]
 
 
 def score_mapping_units(samples: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -52,24 +45,22 @@ def score_mapping_units(samples: Iterable[tuple[np.ndarray, np.ndarray]],
     confusion = {u: np.zeros((2, 2), dtype=np.int64) for u in units}
     for pred, truth in samples:
         valid = truth != IGNORE_INDEX
-        t = truth[valid] == 1
         for u in units:
             cleaned = clean_mask(pred == 1, OutlineCleaning(min_area=u, max_hole=u, units="px"),
                                  valid)
             for key, value in object_counts(cleaned, truth, valid).items():
                 counts[u][key] += value
-            p = cleaned[valid]
-            confusion[u] += np.array([[np.sum(~t & ~p), np.sum(~t & p)],
-                                      [np.sum(t & ~p), np.sum(t & p)]])
+            confusion[u] += image_confusion(cleaned.astype(np.uint8), truth, valid)
     if not units or counts[units[0]]["true"] == 0:
         return None
-    return {u: {"object_f1": object_scores(counts[u])["f1"], "miou": _miou(confusion[u])}
-            for u in units}
+    return {u: {"object_f1": object_scores(counts[u])["f1"],
+                "miou": scores_from_confusion(confusion[u])["miou"]} for u in units}
 
 
 def best_unit(scores: dict[float, dict[str, float | None]]) -> float:
     """The unit with the best object F1, then MIoU, then the smaller one."""
-    return max(scores, key=lambda u: (scores[u]["object_f1"] or 0.0, scores[u]["miou"], -u))
+    return max(scores, key=lambda u: (scores[u]["object_f1"] or 0.0, scores[u]["miou"] or 0.0,
+                                      -u))
 
 
 @torch.no_grad()
