@@ -204,3 +204,21 @@ def test_bundle_says_which_mapping_unit_the_card_carries(monkeypatch):
     text = bundle.mapping_unit(card)
     assert "8,000 px" in text and "4 validation images" in text
     assert "object F1 0.5000" in text and "best of 2 units" in text
+
+
+def test_bundle_scores_the_weights_elsewhere_and_writes_what_it_measured(
+        monkeypatch, tmp_path, folder_dataset):
+    from conftest import random_rgb, spread_weights
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bundle = _script("bundle")
+    assert "not been scored on other imagery" in bundle.elsewhere_section([])
+    weights = spread_weights(tmp_path / "w.safetensors", random_rgb(40, 48, seed=0))
+    row = bundle.score_elsewhere(weights, str(folder_dataset), tmp_path / "elsewhere")
+    assert row["dataset"] == "folder-ds" and row["images"] == 5
+    assert (tmp_path / "elsewhere" / "folder-ds" / "metrics.json").is_file()
+    for key in ("miou", "landslide_iou", "landslide_f1"):
+        assert 0.0 <= row[key] <= 1.0
+    text = bundle.elsewhere_section([row])
+    assert f"| folder-ds | {row['scored']} | {100 * row['miou']:.2f} |" in text
+    assert "not fit to map landslides there" in text
