@@ -11,10 +11,11 @@
    masks as the float32 weights on at least ``--min-agreement`` (99.9 %) of the pixels of the
    held-back test images of the weights' own split. Below that it writes nothing, exit 1.
 2. Chooses the demo sample: ``--images`` (4) test images of that split, never a training or
-   validation image, whose central ``--crop`` x ``--crop`` (640) crop (native resolution, the
-   scale the weights were trained at) holds 5–60 % landslide. Their names and the crop go
-   into the bundled card (``demo_sample``); ``benchmarks/bundle_sample.py`` then writes those
-   crops into ``src/scdnn/data/sample/``, which ``scdnn demo`` maps.
+   validation image, whose central ``--crop`` x ``--crop`` (640) crop (of the data at its
+   native resolution; a network with an ``input_scale`` resamples it itself) holds 5–60 %
+   landslide. Their names and the crop go into the bundled card (``demo_sample``);
+   ``benchmarks/bundle_sample.py`` then writes those crops into ``src/scdnn/data/sample/``,
+   which ``scdnn demo`` maps.
 3. Writes ``src/scdnn/data/WEIGHTS.md`` (data, command, test scores from ``--metrics``,
    licence) and ``benchmarks/results/bundle.json`` (agreement, sizes, demo time).
 4. Times ``scdnn demo`` on the bundled files (``--no-demo`` skips it).
@@ -155,7 +156,7 @@ def bundle(args: argparse.Namespace) -> None:
     write_weights_md(card16, metrics, Path(args.metrics), weights, size16, agreement, other)
     default = DATA_DIR == (ROOT / "src" / "scdnn" / "data")
     if default:  # a trial run into another folder leaves the README alone
-        update_readme(metrics)
+        update_readme(card, metrics, Path(args.metrics))
     demo = None if args.no_demo else time_demo([] if default else ["--weights", str(BUNDLED)])
     results = {
         "weights": {"source": str(weights), "source_sha256": card16["converted_from"]["sha256"],
@@ -421,22 +422,42 @@ doi:10.11922/sciencedb.j00001.00222, CC BY 4.0)".
 README_SCORES = ("<!-- bundle.py: scores -->", "<!-- /bundle.py -->")
 
 
-def update_readme(metrics: dict) -> None:
-    """Write the test scores between the README's ``README_SCORES`` markers."""
+def readme_text(card, metrics: dict, metrics_path: Path) -> str:
+    """The README's account of the bundled weights: how they were trained and their test
+    scores (written between the ``README_SCORES`` markers)."""
+    m = metrics
+    objects = m.get("objects") or {}
+    unit = card.mapping_unit
+    cleaned = ("raw masks" if not m.get("cleaning") else
+               f"outlines cleaned with landslides and holes under "
+               f"{m['cleaning']['pixels']['min_area']:,.0f} px")
+    unit_text = ("" if unit is None else
+                 f" The card carries a minimum mapping unit of {unit.area_px:,.0f} px, chosen "
+                 f"on the validation images, which `map`, `predict`, `evaluate` and `demo` "
+                 f"clean with by default.")
+    object_text = ("" if objects.get("f1") is None else
+                   f", object F1 {_pct(objects['f1'])} % (predicted ÷ true landslides "
+                   f"{_ratio(objects.get('count_ratio'))})")
+    return (f"with `{train_command(card)}`. Scores on the "
+            f"{m['images']} held-back test images ({cleaned}; "
+            f"`{_rel(metrics_path.resolve())}`): MIoU {_pct(m['miou'])} %, PA {_pct(m['pa'])} %, "
+            f"landslide IoU {_pct(m['class_iou']['landslide'])} %, landslide F1 "
+            f"{_pct(m['landslide_f1'])} %{object_text}, boundary F1 "
+            f"{_pct(m['boundary_f1'])} % ({m['boundary_tolerance_px']} px).{unit_text}")
+
+
+def update_readme(card, metrics: dict, metrics_path: Path) -> None:
+    """Write :func:`readme_text` between the README's ``README_SCORES`` markers."""
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     start, end = README_SCORES
     if start not in text or end not in text:
         print(f"note: {readme} has no {start} ... {end} markers; scores not written there")
         return
-    m = metrics
-    scores = (f"MIoU {_pct(m['miou'])} %, PA {_pct(m['pa'])} %, landslide IoU "
-              f"{_pct(m['class_iou']['landslide'])} %, landslide F1 {_pct(m['landslide_f1'])} %, "
-              f"boundary F1 {_pct(m['boundary_f1'])} % ({m['boundary_tolerance_px']} px)")
     head, rest = text.split(start, 1)
     tail = rest.split(end, 1)[1]
     with atomic_write(readme, "w") as handle:
-        handle.write(f"{head}{start}{scores}{end}{tail}")
+        handle.write(f"{head}{start}{readme_text(card, metrics, metrics_path)}{end}{tail}")
 
 
 def time_demo(options: list[str]) -> dict:

@@ -222,3 +222,28 @@ def test_bundle_scores_the_weights_elsewhere_and_writes_what_it_measured(
     text = bundle.elsewhere_section([row])
     assert f"| folder-ds | {row['scored']} | {100 * row['miou']:.2f} |" in text
     assert "not fit to map landslides there" in text
+
+
+def test_bundle_readme_text_names_the_command_scores_and_mapping_unit(monkeypatch, tmp_path):
+    from scdnn.records import MappingUnit, ModelCard, Normalization
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bundle = _script("bundle")
+    command = "scdnn train data --out run --model scdnn --steps 30 --input-scale 0.25"
+    card = ModelCard(model="scdnn", in_channels=3, split={"val": ["a"]},
+                     normalization=Normalization(mean=[0.0] * 3, std=[1.0] * 3),
+                     provenance={"command": command})
+    metrics = {"images": 11, "miou": 0.7512, "pa": 0.9, "class_iou": {"landslide": 0.6},
+               "landslide_f1": 0.75, "boundary_f1": 0.2, "boundary_tolerance_px": 2,
+               "objects": {"f1": 0.5, "count_ratio": 0.8},
+               "cleaning": {"pixels": {"min_area": 16000}}}
+    text = bundle.readme_text(card, metrics, tmp_path / "metrics.json")
+    assert f"`{command}`" in text and "11 held-back test images" in text
+    assert "under 16,000 px" in text and "MIoU 75.12 %" in text
+    assert "object F1 50.00 % (predicted ÷ true landslides 0.80)" in text
+    assert "mapping unit" not in text
+    card.mapping_unit = MappingUnit(area_px=32000, scores={"32000": {"object_f1": 0.5}})
+    assert "minimum mapping unit of 32,000 px" in bundle.readme_text(card, metrics,
+                                                                     tmp_path / "m.json")
+    del metrics["objects"], metrics["cleaning"]
+    assert "object F1" not in bundle.readme_text(card, metrics, tmp_path / "m.json")
