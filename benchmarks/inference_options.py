@@ -8,10 +8,12 @@ scores the run's own test part again with ``scdnn evaluate``'s code under each v
   400 px units on images), even for a model whose card carries its own mapping unit;
 - ``cleaned+flips`` / ``cleaned+d4``: cleaning after test-time augmentation;
 - ``cleaned+val-mmu``: cleaning with the minimum mapping unit (smallest landslide kept and
-  largest hole filled, one value) chosen on the run's own *validation* images, never the
-  test ones: of :data:`MMU_CANDIDATES_PX`, the one with the best object F1 there (ties: the
-  better MIoU, then the smaller unit). Image datasets only (a scene split has no validation
-  images to score);
+  largest hole filled, one value) chosen on the run's own *validation* samples, never the
+  test ones: the unit its model card carries (``scdnn train`` chose it on the validation
+  images, or on a scene split's held-out validation windows, of
+  :data:`scdnn.outlines.MAPPING_UNITS_PX`), else, for runs trained before cards carried one,
+  chosen here on the validation images of :data:`MMU_CANDIDATES_PX` by the same rule (the
+  best object F1 there; ties: the better MIoU, then the smaller unit);
 - ``cleaned+d4+val-mmu``: the same unit (chosen without augmentation), after d4 test-time
   augmentation.
 
@@ -40,6 +42,7 @@ from scdnn.benchmark.tables import outline_scores, summarize
 from scdnn.evaluation import evaluate
 from scdnn.outlines import OutlineCleaning
 from scdnn.trainers.mapping_unit import best_unit
+from scdnn.weights import read_card
 
 #: Minimum mapping units tried on the validation images (px², images have no pixel size).
 MMU_CANDIDATES_PX = (400, 1000, 2000, 4000, 8000, 16000, 32000)
@@ -90,12 +93,19 @@ def mmu_cleaning(size: float) -> OutlineCleaning:
 
 
 def validation_mmu(run: Path, data: str, out: Path) -> dict | None:
-    """The minimum mapping unit chosen on ``run``'s validation images (see the module
-    docstring), with each candidate's validation scores; None for a scene split. Kept in
-    ``out/choice.json``."""
+    """The minimum mapping unit chosen on ``run``'s validation samples (see the module
+    docstring), with each candidate's validation scores; None when there is none (a card
+    without a unit and no validation images). Kept in ``out/choice.json``."""
     done = out / "choice.json"
     if done.is_file():
         return json.loads(done.read_text())
+    unit = read_card(run / "weights.safetensors").mapping_unit
+    if unit is not None:
+        choice = {"mmu_px": unit.area_px, "source": "model card", "chosen_on": unit.chosen_on,
+                  "tried": unit.scores}
+        out.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps(choice, indent=1))
+        return choice
     split = json.loads((run / "split.json").read_text())
     if not all(isinstance(split.get(k), list) for k in ("train", "val")) or not split["val"]:
         return None
@@ -108,7 +118,8 @@ def validation_mmu(run: Path, data: str, out: Path) -> dict | None:
                            split=str(val_split), cleaning=mmu_cleaning(size), overwrite=True)
         tried[size] = {"object_f1": metrics["objects"]["f1"], "miou": metrics["miou"]}
     best = best_unit(tried)
-    choice = {"mmu_px": best, "validation_images": split["val"], "tried": tried}
+    choice = {"mmu_px": best, "source": "validation images", "validation_images": split["val"],
+              "tried": tried}
     done.write_text(json.dumps(choice, indent=1))
     return choice
 
@@ -169,8 +180,9 @@ def main() -> None:
              f"Benchmark folder `{args.bench}`, data `{args.data}`: each run's own test part. "
              "Mean ± SD over seeds, in %; predicted ÷ true is a ratio; time ÷ raw from the same "
              "invocation (– when the variant was evaluated by an earlier one). "
-             f"`{VAL_MMU}`: the minimum mapping unit each run chose on its validation images "
-             f"(of {', '.join(map(str, MMU_CANDIDATES_PX))} px), in brackets.", "",
+             f"`{VAL_MMU}`: the minimum mapping unit chosen on each run's validation samples "
+             "(by `scdnn train`, in the model card, or for runs without one on the validation "
+             f"images of {', '.join(map(str, MMU_CANDIDATES_PX))} px), in brackets.", "",
              "| network | variant | seeds | MIoU | landslide F1 | object F1 | predicted ÷ true "
              "| boundary F1 @2 px | @8 px | time ÷ raw |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -247,3 +247,26 @@ def test_bundle_readme_text_names_the_command_scores_and_mapping_unit(monkeypatc
                                                                      tmp_path / "m.json")
     del metrics["objects"], metrics["cleaning"]
     assert "object F1" not in bundle.readme_text(card, metrics, tmp_path / "m.json")
+
+
+def test_inference_options_takes_the_mapping_unit_the_card_carries(monkeypatch, tmp_path):
+    import json
+
+    from conftest import random_rgb, spread_weights
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    options = _script("inference_options")
+    sample = random_rgb(16, 16, seed=0)
+    run = tmp_path / "scdnn-seed0"
+    run.mkdir()
+    unit = {"area_px": 4000, "scores": {"4000": {"object_f1": 0.5, "miou": 0.7}}}
+    spread_weights(run / "weights.safetensors", sample, mapping_unit=unit)
+    choice = options.validation_mmu(run, "unused", tmp_path / "out")
+    assert choice["mmu_px"] == 4000 and choice["source"] == "model card"
+    assert json.loads((tmp_path / "out" / "choice.json").read_text()) == choice
+    # no unit on the card and no validation images (a scene split): nothing to choose with
+    bare = tmp_path / "scdnn-seed1"
+    bare.mkdir()
+    spread_weights(bare / "weights.safetensors", sample)
+    (bare / "split.json").write_text(json.dumps({"train": ["scene-a"], "val": None}))
+    assert options.validation_mmu(bare, "unused", tmp_path / "bare") is None
