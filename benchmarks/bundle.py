@@ -5,9 +5,11 @@
     .venv/bin/python benchmarks/bundle.py --weights runs/sichuan-scdnn/weights.safetensors \\
         --data ../shared/data/sichuan-aerial
 
-1. Converts the weights to float16 safetensors at ``src/scdnn/data/scdnn-sichuan.safetensors``
-   (model card kept, ``"dtype": "float16"`` added; ``model.json`` beside it), after checking
-   that the float16 file, loaded into the float32 network as ``scdnn`` loads it, gives the same
+1. Converts the weights to float16 safetensors at ``src/scdnn/data/scdnn-sichuan.safetensors``,
+   or where that is over 10 MB to int8 (large kernels int8 with per-channel scales, the rest
+   float16; :mod:`scdnn.weights`), the model card kept with its ``"dtype"`` (``model.json``
+   beside it), after checking that the file, loaded into the float32 network as ``scdnn``
+   loads it, gives the same
    masks as the float32 weights on at least ``--min-agreement`` (99.9 %) of the pixels of the
    held-back test images of the weights' own split. Below that it writes nothing, exit 1.
 2. Chooses the demo sample: ``--images`` (4) test images of that split, never a training or
@@ -32,6 +34,7 @@ same test images); exit 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -55,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "src" / "scdnn" / "data"
 BUNDLED = DATA_DIR / "scdnn-sichuan.safetensors"
 MAX_WEIGHTS_BYTES = 10_000_000
+#: Storage tried in order; the first under MAX_WEIGHTS_BYTES is bundled (scdnn.weights).
+STORAGE = ("float16", "int8")
 
 DATASET_CITATION = ("Zeng et al. 2021, landslide aerial image dataset for Sichuan, Science "
                     "Data Bank, doi:10.11922/sciencedb.j00001.00222")
@@ -75,7 +80,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=4, help="sample images (4)")
     parser.add_argument("--crop", type=int, default=640, help="sample crop size in pixels (640)")
     parser.add_argument("--min-agreement", type=float, default=0.999,
-                        help="least share of equal mask pixels, float16 vs float32 (0.999)")
+                        help="least share of equal mask pixels, bundled vs float32 (0.999)")
     parser.add_argument("--no-demo", action="store_true", help="do not time scdnn demo")
     parser.add_argument("--elsewhere", nargs="*", default=[], metavar="DATA",
                         help="other datasets to score the weights on (every sample)")
@@ -120,31 +125,36 @@ def bundle(args: argparse.Namespace) -> None:
     assert not seen & set(names), "a sample image is a training or validation image"
     assert set(names) <= set(test)
 
-    # 1. float16, checked on the test images before anything is written into the package
-    model16 = load_model(weights)[0].half()
-    card16 = {**card, "dtype": "float16",
-              "demo_sample": {"dataset": "sichuan-aerial", "images": names, "crop": args.crop},
-              "converted_from": {"path": str(weights), "sha256": sha256(weights),
-                                 "dtype": "float32"}}
+    # 1. float16, or int8 where float16 is over MAX_WEIGHTS_BYTES; checked on the test
+    # images before anything is written into the package
+    converted_from = {"path": str(weights), "sha256": sha256(weights), "dtype": "float32"}
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / BUNDLED.name
-        save_weights(model16, candidate, card16)
-        reloaded, _ = load_model(candidate)  # as scdnn loads it: cast back to float32
+        for dtype in STORAGE:
+            bundled_card = dataclasses.replace(card, dtype=dtype, extra={
+                **card.extra, "converted_from": converted_from,
+                "demo_sample": {"dataset": "sichuan-aerial", "images": names,
+                                "crop": args.crop}})
+            save_weights(model32, candidate, bundled_card)
+            size = candidate.stat().st_size
+            print(f"{dtype}: {size / 1e6:.2f} MB")
+            if size <= MAX_WEIGHTS_BYTES:
+                break
+        else:
+            raise Refused(f"{dtype} weights are {size / 1e6:.2f} MB, over 10 MB")
+        reloaded, _ = load_model(candidate)  # as scdnn loads it: back to float32
         agreement = mask_agreement(model32, reloaded, card, [by_name[n] for n in test])
-        print(f"float16 vs float32 masks on {len(test)} test images: "
+        print(f"{dtype} vs float32 masks on {len(test)} test images: "
               f"{100 * agreement['agreement']:.4f} % of pixels equal "
               f"(worst image {100 * agreement['worst_image']:.4f} %)")
         if agreement["agreement"] < args.min_agreement:
-            raise Refused(f"float16 masks agree on {100 * agreement['agreement']:.4f} % of "
+            raise Refused(f"{dtype} masks agree on {100 * agreement['agreement']:.4f} % of "
                           f"pixels, below {100 * args.min_agreement:.2f} %; not bundled")
-        size16 = candidate.stat().st_size
-        if size16 > MAX_WEIGHTS_BYTES:
-            raise Refused(f"float16 weights are {size16 / 1e6:.2f} MB, over 10 MB")
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         with atomic_path(BUNDLED) as final:
             shutil.copyfile(candidate, final)
-        write_json(DATA_DIR / "model.json", card16)
-    print(f"weights: {BUNDLED} ({size16 / 1e6:.2f} MB)")
+        write_json(DATA_DIR / "model.json", bundled_card.to_dict())
+    print(f"weights: {BUNDLED} ({size / 1e6:.2f} MB)")
 
     print(f"demo sample: {', '.join(names)} (central {args.crop} px crops, cut at run time)")
 
@@ -153,16 +163,16 @@ def bundle(args: argparse.Namespace) -> None:
              for data in args.elsewhere]
 
     # 3. documentation and the results file
-    write_weights_md(card16, metrics, Path(args.metrics), weights, size16, agreement, other)
+    write_weights_md(bundled_card, metrics, Path(args.metrics), weights, size, agreement, other)
     default = DATA_DIR == (ROOT / "src" / "scdnn" / "data")
     if default:  # a trial run into another folder leaves the README alone
         update_readme(card, metrics, Path(args.metrics))
     demo = None if args.no_demo else time_demo([] if default else ["--weights", str(BUNDLED)])
     results = {
-        "weights": {"source": str(weights), "source_sha256": card16["converted_from"]["sha256"],
+        "weights": {"source": str(weights), "source_sha256": converted_from["sha256"],
                     "source_bytes": weights.stat().st_size, "bundled": _rel(BUNDLED),
-                    "bundled_bytes": size16, "bundled_sha256": sha256(BUNDLED),
-                    "dtype": "float16"},
+                    "bundled_bytes": size, "bundled_sha256": sha256(BUNDLED),
+                    "dtype": dtype},
         "agreement": {**agreement, "threshold": 0.5, "min_agreement": args.min_agreement,
                       "test_images": test},
         "sample": {"images": names, "crop": args.crop,
@@ -210,7 +220,7 @@ def check_metrics(path: Path, weights: Path, card: dict, test: list[str]) -> dic
     return metrics
 
 
-def mask_agreement(model32, model16, card: dict, samples) -> dict:
+def mask_agreement(model32, bundled, card, samples) -> dict:
     """Share of pixels whose mask (probability ≥ 0.5) is the same with both models, over the
     whole test images at native size (as scdnn evaluate predicts them)."""
     normalization = card.normalization
@@ -219,7 +229,7 @@ def mask_agreement(model32, model16, card: dict, samples) -> dict:
     for s in samples:
         image = read_image(s.image_path)
         p32 = landslide_probability(model32, image, normalization)
-        p16 = landslide_probability(model16, image, normalization)
+        p16 = landslide_probability(bundled, image, normalization)
         same = int(((p32 >= 0.5) == (p16 >= 0.5)).sum())
         equal, total = equal + same, total + p32.size
         per_image[s.name] = same / p32.size
@@ -307,6 +317,14 @@ def mapping_unit(card) -> str:
             f"clean with it unless given `--min-area`/`--max-hole`.")
 
 
+def storage(dtype: str) -> str:
+    """How the bundled tensors are stored, in words."""
+    if dtype == "int8":
+        return ("Stored compactly: the large convolution kernels as int8 with one float32 "
+                "scale per output slice, the other tensors in float16 (`scdnn.weights`)")
+    return "Stored in half precision (float16)"
+
+
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -357,7 +375,7 @@ def elsewhere_section(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_weights_md(card: dict, metrics: dict, metrics_path: Path, weights: Path, size: int,
+def write_weights_md(card, metrics: dict, metrics_path: Path, weights: Path, size: int,
                      agreement: dict, elsewhere: list[dict] | None = None) -> None:
     split = card.split
     log = weights.parent / "log.csv"
@@ -392,9 +410,9 @@ validation and {len(split['test'])} held-back test images; {kept_weights(card)}.
 The split, the training configuration, the normalisation and the provenance are in the model
 card inside the file (`scdnn.weights.read_card`), also written out as `model.json`.
 
-Stored in half precision (float16, {size / 1e6:.2f} MB); `scdnn` casts them to float32 on
-loading. On the {len(split['test'])} test images, the float16 weights give the same masks as the
-float32 ones on {100 * agreement['agreement']:.4f} % of the pixels \
+{storage(card.dtype)} ({size / 1e6:.2f} MB); `scdnn` converts them to float32 on
+loading. On the {len(split['test'])} test images, they give the same masks as the
+float32 weights on {100 * agreement['agreement']:.4f} % of the pixels \
 (`benchmarks/results/bundle.json`).
 
 Scores on the {m['images']} held-back test images at native size (`scdnn evaluate`, \

@@ -270,3 +270,43 @@ def test_inference_options_takes_the_mapping_unit_the_card_carries(monkeypatch, 
     spread_weights(bare / "weights.safetensors", sample)
     (bare / "split.json").write_text(json.dumps({"train": ["scene-a"], "val": None}))
     assert options.validation_mmu(bare, "unused", tmp_path / "bare") is None
+
+
+def test_bundle_end_to_end_on_a_tiny_run(monkeypatch, tmp_path, folder_dataset):
+    """bundle.py from a weights file and its evaluation to the package files (it once failed
+    on the typed model card: 'ModelCard' object is not a mapping)."""
+    import json
+
+    from conftest import random_rgb, spread_weights
+    from scdnn.evaluation import evaluate
+    from scdnn.weights import read_card
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.chdir(tmp_path)  # main() changes into the repository; restored afterwards
+    bundle = _script("bundle")
+    split = {"seed": 0, "train": ["b", "c"], "val": ["d"], "test": ["a", "e"]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    weights = spread_weights(tmp_path / "run" / "weights.safetensors",
+                             random_rgb(40, 48, seed=0), split=split, config={"image_size": 32},
+                             provenance={"created": "2000-01-01T00:00:00+00:00",
+                                         "command": "scdnn train data --out run"})
+    evaluate(folder_dataset, tmp_path / "eval", weights=str(weights),
+             split=str(tmp_path / "split.json"))
+    pkg, res = tmp_path / "pkg", tmp_path / "res"
+    monkeypatch.setattr("sys.argv", [
+        "bundle.py", "--weights", str(weights), "--data", str(folder_dataset),
+        "--metrics", str(tmp_path / "eval" / "metrics.json"), "--images", "1", "--crop", "20",
+        "--min-agreement", "0.9", "--no-demo", "--package-data", str(pkg),
+        "--results", str(res), "--elsewhere", str(folder_dataset)])
+    assert bundle.main() == 0
+    card = read_card(pkg / "scdnn-sichuan.safetensors")
+    assert card.dtype == "int8"  # SCDnn's 8x8 kernels make float16 12 MB, over 10 MB
+    assert (pkg / "scdnn-sichuan.safetensors").stat().st_size <= bundle.MAX_WEIGHTS_BYTES
+    assert card.extra["demo_sample"]["images"] == ["a"]  # 7.5 % landslide in its centre
+    assert card.extra["converted_from"]["sha256"] == bundle.sha256(weights)
+    assert json.loads((pkg / "model.json").read_text())["dtype"] == "int8"
+    assert "| folder-ds |" in (pkg / "WEIGHTS.md").read_text()
+    results = json.loads((res / "bundle.json").read_text())
+    assert results["elsewhere"][0]["images"] == 5 and results["demo"] is None
+    assert results["weights"]["dtype"] == "int8"
+    assert "int8" in (pkg / "WEIGHTS.md").read_text()

@@ -228,7 +228,8 @@ class ModelCard:
     config : the training configuration (``scdnn.trainers.TrainConfig`` as a dict)
     split : the training split (:meth:`Split.to_dict`)
     provenance : package version, git commit, machine, command (:func:`scdnn.runs.provenance`)
-    dtype : the dtype the tensors are stored in, when not float32 (``"float16"``)
+    dtype : the dtype the tensors are stored in, when not float32 (``"float16"``, or
+        ``"int8"``: large kernels int8 with scales, the rest float16; :mod:`scdnn.weights`)
     mapping_unit : the minimum mapping unit chosen on the validation samples
         (:class:`MappingUnit`); None for a model trained without validation landslides or
         before units were chosen
