@@ -166,7 +166,7 @@ def bundle(args: argparse.Namespace) -> None:
     write_weights_md(bundled_card, metrics, Path(args.metrics), weights, size, agreement, other)
     default = DATA_DIR == (ROOT / "src" / "scdnn" / "data")
     if default:  # a trial run into another folder leaves the README alone
-        update_readme(card, metrics, Path(args.metrics))
+        update_readme(bundled_card, metrics, Path(args.metrics))
     demo = None if args.no_demo else time_demo([] if default else ["--weights", str(BUNDLED)])
     results = {
         "weights": {"source": str(weights), "source_sha256": converted_from["sha256"],
@@ -461,7 +461,9 @@ def readme_text(card, metrics: dict, metrics_path: Path) -> str:
             f"`{_rel(metrics_path.resolve())}`): MIoU {_pct(m['miou'])} %, PA {_pct(m['pa'])} %, "
             f"landslide IoU {_pct(m['class_iou']['landslide'])} %, landslide F1 "
             f"{_pct(m['landslide_f1'])} %{object_text}, boundary F1 "
-            f"{_pct(m['boundary_f1'])} % ({m['boundary_tolerance_px']} px).{unit_text}")
+            f"{_pct(m['boundary_f1'])} % ({m['boundary_tolerance_px']} px).{unit_text}"
+            + ("" if not card.dtype else f" {storage(card.dtype)}, converted to float32 on "
+               "loading."))
 
 
 def update_readme(card, metrics: dict, metrics_path: Path) -> None:

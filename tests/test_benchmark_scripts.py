@@ -247,6 +247,9 @@ def test_bundle_readme_text_names_the_command_scores_and_mapping_unit(monkeypatc
                                                                      tmp_path / "m.json")
     del metrics["objects"], metrics["cleaning"]
     assert "object F1" not in bundle.readme_text(card, metrics, tmp_path / "m.json")
+    assert "int8" not in bundle.readme_text(card, metrics, tmp_path / "m.json")
+    card.dtype = "int8"
+    assert "int8" in bundle.readme_text(card, metrics, tmp_path / "m.json")
 
 
 def test_inference_options_takes_the_mapping_unit_the_card_carries(monkeypatch, tmp_path):
