@@ -355,3 +355,22 @@ def test_train_restores_warning_filters_and_logger_levels(tmp_path: Path) -> Non
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+def test_epoch_log_times_an_epoch_resumed_midway_from_the_resume(tmp_path):
+    """A run resumed in the middle of an epoch gets no epoch-start hook for it; its row
+    once held the process clock's whole value (16 hours in a bundled run's log.csv)."""
+    import csv
+    import time
+    from types import SimpleNamespace
+
+    from scdnn.trainers.callbacks import EpochCSVLog
+
+    log = EpochCSVLog(tmp_path / "log.csv")
+    trainer = SimpleNamespace(is_global_zero=True, current_epoch=3, global_step=70,
+                              sanity_checking=False, callback_metrics={}, optimizers=[])
+    time.sleep(0.01)
+    log.on_train_start(trainer, None)  # resumed: no on_train_epoch_start for epoch 4
+    log.on_train_epoch_end(trainer, None)
+    (row,) = list(csv.DictReader(open(tmp_path / "log.csv", newline="")))
+    assert row["epoch"] == "4" and 0 <= float(row["seconds"]) < 5

@@ -43,6 +43,9 @@ class EpochCSVLog(L.Callback):
             handle.write(buffer.getvalue())
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed in the middle of an epoch gets no epoch start for it: its row counts
+        # from the resume (not from whenever this process's clock began)
+        self._started = time.perf_counter()
         if trainer.is_global_zero:
             done = trainer.current_epoch
             self._write([r for r in self._rows() if int(r["epoch"]) <= done])
