@@ -382,10 +382,13 @@ def write_weights_md(card, metrics: dict, metrics_path: Path, weights: Path, siz
     minutes = ""
     if log.is_file():
         import csv
+        import statistics
 
         with open(log, newline="") as handle:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(handle) if r.get("seconds"))
-        minutes = f" ({seconds / 60:.1f} minutes of training on {card.provenance.get('machine')})"
+            seconds = [float(r["seconds"]) for r in csv.DictReader(handle) if r.get("seconds")]
+        if seconds:  # the median: an epoch that spanned a pause or a resume says nothing
+            minutes = (f" ({len(seconds)} epochs of a median {statistics.median(seconds):.0f} s "
+                       f"on {card.provenance.get('machine')})")
     m = metrics
     objects = m.get("objects") or {}
     outlines = "raw thresholded masks"

@@ -85,3 +85,27 @@ def test_loading_refuses_an_unknown_dtype_and_mismatched_scales(tmp_path, monkey
               metadata={W.METADATA_KEY: json.dumps(card.to_dict())})
     with pytest.raises(InvalidValueError, match="unknown storage dtype 'int4'"):
         W.load_model(tmp_path / "int4.safetensors")
+
+
+def test_a_file_written_before_the_kernel_option_loads_with_4x4_kernels(tmp_path):
+    """SCDnn weights written before ``upsampling_kernel`` existed (the bundled weights up to
+    0.1) name no kernel: they load as the 4x4 kernels they were trained with."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    old = create_model("scdnn", upsampling_kernel=4).eval()
+    W.save_weights(old, tmp_path / "new.safetensors", _card())
+    with safe_open(str(tmp_path / "new.safetensors"), framework="pt") as handle:
+        written = json.loads(handle.metadata()[W.METADATA_KEY])
+    assert written["model_kwargs"] == {"upsampling_kernel": 4}
+    del written["model_kwargs"]  # as a file from before the option
+    save_file(load_file(str(tmp_path / "new.safetensors")), str(tmp_path / "old.safetensors"),
+              metadata={W.METADATA_KEY: json.dumps(written)})
+    model, card = W.load_model(tmp_path / "old.safetensors")
+    assert card.model_kwargs == {"upsampling_kernel": 4} and model.upsampling_kernel == 4
+    x = torch.randn(1, 3, 48, 40, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(model(x), old(x))
