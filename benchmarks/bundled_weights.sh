@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The bundled weights (src/scdnn/data/scdnn-sichuan.safetensors): SCDnn trained on
-# ../shared/data/sichuan-aerial under the default recipe at SCALE of the resolution (0.5)
-# (--input-scale; at 0.5 the network sees 256 px of 512 px crops of the data), seeded 70/30 split
+# ../shared/data/sichuan-aerial under the default recipe at SCALE of the resolution (0.25)
+# (--input-scale; at 0.25 the network sees 256 px of 1024 px crops of the data), seeded 70/30 split
 # (seed 0: 21 training, 4 validation, 11 held-back test images; the demo sample is 4 of the
 # test images), STEPS optimiser steps (3000) of batch 8. Scored on the test images raw (as the
 # benchmark tables) and with the default outline cleaning (as `scdnn evaluate`).
 # Idempotent and resumable: a finished run is only re-scored, a killed one is resumed.
 #   benchmarks/bundled_weights.sh        -> runs/bundled-sichuan, benchmarks/results/bundled-sichuan/
 #   .venv/bin/python benchmarks/bundle.py --weights runs/bundled-sichuan/weights.safetensors \
-#       --data ../shared/data/sichuan-aerial --metrics benchmarks/results/bundled-sichuan/metrics.json
+#       --data ../shared/data/sichuan-aerial --metrics benchmarks/results/bundled-sichuan/metrics.json \
+#       --elsewhere ../shared/data/hokkaido-iburi ../shared/data/jinsha-uav
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=../shared/data/sichuan-aerial
 STEPS=${STEPS:-3000}
-SCALE=${SCALE:-0.5}
+SCALE=${SCALE:-0.25}
 RUN=${RUN:-runs/bundled-sichuan}
 RESULTS=benchmarks/results/bundled-sichuan
 if [ -f "$RUN/weights.safetensors" ]; then
