@@ -79,6 +79,10 @@ def test_loading_refuses_an_unknown_dtype_and_mismatched_scales(tmp_path, monkey
     save_file(state, str(tmp_path / "bad.safetensors"), metadata=metadata)
     with pytest.raises(InvalidValueError, match="does not match its int8 scales"):
         W.load_model(tmp_path / "bad.safetensors")
+    del state[key]  # an int8 tensor without its scales
+    save_file(state, str(tmp_path / "bare.safetensors"), metadata=metadata)
+    with pytest.raises(InvalidValueError, match="is int8 without its scales"):
+        W.load_model(tmp_path / "bare.safetensors")
     card = dataclasses.replace(_card(model="sssn"), dtype="int4")
     import json
     save_file(load_file(str(path)), str(tmp_path / "int4.safetensors"),

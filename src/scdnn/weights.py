@@ -70,6 +70,8 @@ def _float_state(state: dict[str, torch.Tensor], path) -> dict[str, torch.Tensor
         if key.endswith(INT8_SCALE_SUFFIX):
             continue
         scale = state.get(key + INT8_SCALE_SUFFIX)
+        if scale is None and value.dtype == torch.int8:
+            raise InvalidValueError(f"weights tensor '{key}' is int8 without its scales", path)
         if scale is not None:
             if value.dtype != torch.int8 or scale.shape != value.shape[:1]:
                 raise InvalidValueError(f"weights tensor '{key}' does not match its int8 "
