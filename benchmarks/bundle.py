@@ -48,8 +48,10 @@ import numpy as np
 import torch
 
 from _common import RESULTS, machine
+from scdnn.benchmark.tables import outline_scores
 from scdnn.datasets import open_dataset, read_image, read_mask
 from scdnn.errors import UserError
+from scdnn.evaluation import evaluate
 from scdnn.inference import landslide_probability
 from scdnn.runs import atomic_path, atomic_write, provenance, read_json, write_json
 from scdnn.weights import load_model, read_card, save_weights
@@ -229,12 +231,12 @@ def mask_agreement(model32, bundled, card, samples) -> dict:
     for s in samples:
         image = read_image(s.image_path)
         p32 = landslide_probability(model32, image, normalization)
-        p16 = landslide_probability(bundled, image, normalization)
-        same = int(((p32 >= 0.5) == (p16 >= 0.5)).sum())
+        pb = landslide_probability(bundled, image, normalization)
+        same = int(((p32 >= 0.5) == (pb >= 0.5)).sum())
         equal, total = equal + same, total + p32.size
         per_image[s.name] = same / p32.size
         worst = min(worst, same / p32.size)
-        max_diff = max(max_diff, float(np.abs(p32 - p16).max()))
+        max_diff = max(max_diff, float(np.abs(p32 - pb).max()))
     return {"agreement": equal / total, "worst_image": worst, "pixels": total,
             "differing_pixels": total - equal, "max_probability_difference": max_diff,
             "per_image": per_image}
@@ -317,6 +319,13 @@ def mapping_unit(card) -> str:
             f"clean with it unless given `--min-area`/`--max-hole`.")
 
 
+def cleaned_under(metrics: dict) -> str | None:
+    """The smallest landslide (and hole) an evaluation's cleaning kept, in words; None for
+    raw masks."""
+    cleaning = metrics.get("cleaning")
+    return None if not cleaning else f"{cleaning['pixels']['min_area']:,.0f} px"
+
+
 def storage(dtype: str) -> str:
     """How the bundled tensors are stored, in words."""
     if dtype == "int8":
@@ -341,9 +350,6 @@ def score_elsewhere(weights: Path, data: str, out: Path) -> dict:
     """Scores of ``weights`` on every sample of ``data`` (``scdnn evaluate --all``, the
     outlines cleaned as ``scdnn evaluate`` cleans them by default), kept in
     ``out/<dataset>/``."""
-    from scdnn.benchmark.tables import outline_scores
-    from scdnn.evaluation import evaluate
-
     name = Path(data).resolve().name
     start = time.perf_counter()
     m = evaluate(data, out / name, weights=str(weights), use_all=True, overwrite=True)
@@ -379,7 +385,7 @@ def write_weights_md(card, metrics: dict, metrics_path: Path, weights: Path, siz
                      agreement: dict, elsewhere: list[dict] | None = None) -> None:
     split = card.split
     log = weights.parent / "log.csv"
-    minutes = ""
+    timing = ""
     if log.is_file():
         import csv
         import statistics
@@ -387,14 +393,13 @@ def write_weights_md(card, metrics: dict, metrics_path: Path, weights: Path, siz
         with open(log, newline="") as handle:
             seconds = [float(r["seconds"]) for r in csv.DictReader(handle) if r.get("seconds")]
         if seconds:  # the median: an epoch that spanned a pause or a resume says nothing
-            minutes = (f" ({len(seconds)} epochs of a median {statistics.median(seconds):.0f} s "
+            timing = (f" ({len(seconds)} epochs of a median {statistics.median(seconds):.0f} s "
                        f"on {card.provenance.get('machine')})")
     m = metrics
     objects = m.get("objects") or {}
-    outlines = "raw thresholded masks"
-    if m.get("cleaning"):
-        outlines = (f"outlines cleaned as by default: landslides and holes under "
-                    f"{m['cleaning']['pixels']['min_area']:,.0f} px")
+    under = cleaned_under(m)
+    outlines = ("raw thresholded masks" if under is None else
+                f"outlines cleaned as by default: landslides and holes under {under}")
     text = f"""# Bundled weights: `scdnn-sichuan.safetensors`
 
 SCDnn (Li et al. 2024, as implemented in this package) trained by this project's own
@@ -402,7 +407,7 @@ SCDnn (Li et al. 2024, as implemented in this package) trained by this project's
 (36 images, 1024 x 1024;
 {DATASET_CITATION}; {LICENCE}).
 
-Trained with{minutes}:
+Trained with{timing}:
 
     {train_command(card)}
 
@@ -449,9 +454,9 @@ def readme_text(card, metrics: dict, metrics_path: Path) -> str:
     m = metrics
     objects = m.get("objects") or {}
     unit = card.mapping_unit
-    cleaned = ("raw masks" if not m.get("cleaning") else
-               f"outlines cleaned with landslides and holes under "
-               f"{m['cleaning']['pixels']['min_area']:,.0f} px")
+    under = cleaned_under(m)
+    cleaned = ("raw masks" if under is None else
+               f"outlines cleaned with landslides and holes under {under}")
     unit_text = ("" if unit is None else
                  f" The card carries a minimum mapping unit of {unit.area_px:,.0f} px, chosen "
                  f"on the validation images, which `map`, `predict`, `evaluate` and `demo` "

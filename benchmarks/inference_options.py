@@ -99,17 +99,24 @@ def validation_mmu(run: Path, data: str, out: Path) -> dict | None:
     done = out / "choice.json"
     if done.is_file():
         return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
     unit = read_card(run / "weights.safetensors").mapping_unit
     if unit is not None:
         choice = {"mmu_px": unit.area_px, "source": "model card", "chosen_on": unit.chosen_on,
                   "tried": unit.scores}
-        out.mkdir(parents=True, exist_ok=True)
+    else:
+        choice = _choose_on_validation_images(run, data, out)
+    if choice is not None:
         done.write_text(json.dumps(choice, indent=1))
-        return choice
+    return choice
+
+
+def _choose_on_validation_images(run: Path, data: str, out: Path) -> dict | None:
+    """:func:`validation_mmu` for a card without a unit: every candidate scored on the
+    run's validation images; None without validation images (a scene split)."""
     split = json.loads((run / "split.json").read_text())
     if not all(isinstance(split.get(k), list) for k in ("train", "val")) or not split["val"]:
         return None
-    out.mkdir(parents=True, exist_ok=True)
     val_split = out / "val-as-test.json"
     val_split.write_text(json.dumps({**split, "test": split["val"], "val": []}))
     tried = {}
@@ -118,10 +125,8 @@ def validation_mmu(run: Path, data: str, out: Path) -> dict | None:
                            split=str(val_split), cleaning=mmu_cleaning(size), overwrite=True)
         tried[size] = {"object_f1": metrics["objects"]["f1"], "miou": metrics["miou"]}
     best = best_unit(tried)
-    choice = {"mmu_px": best, "source": "validation images", "validation_images": split["val"],
-              "tried": tried}
-    done.write_text(json.dumps(choice, indent=1))
-    return choice
+    return {"mmu_px": best, "source": "validation images", "validation_images": split["val"],
+            "tried": tried}
 
 
 def _cell(s: dict, scale: float = 100.0) -> str:
