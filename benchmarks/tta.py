@@ -91,8 +91,8 @@ def main() -> None:
             "scores": scores(evaluator.compute()),
         }
     results["settings"] = {
-        "weights": "src/scdnn/data/scdnn-sichuan.safetensors (bundled; float16 on disk, "
-                   "float32 network)",
+        "weights": "src/scdnn/data/scdnn-sichuan.safetensors (bundled; "
+                   f"{predictors['none'].card.dtype or 'float32'} on disk, float32 network)",
         "upsampling_kernel": predictors["none"].card.model_kwargs.get("upsampling_kernel"),
         "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
         "images": [s.name for s in samples],
